@@ -1,0 +1,1 @@
+"""compliance: see issues; not built yet."""

@@ -1,0 +1,1 @@
+"""datasette_plugins: see issues; not built yet."""

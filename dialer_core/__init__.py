@@ -1,0 +1,1 @@
+"""dialer_core: see issues; not built yet."""

@@ -1,0 +1,1 @@
+"""The `kansa` command and the demo that ties the packages together."""

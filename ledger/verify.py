@@ -1,0 +1,537 @@
+"""Checking a ledger file without trusting whoever wrote it.
+
+`verify_ledger` re-derives everything from the leaves: each leaf's hash and
+canonical form, the chain link to the previous leaf, the event against the
+vocabulary, the signature against the key valid at that index, every browsing
+column, every stored tree node, and every stored checkpoint's signature and
+root. It stops at the first bad index and says why.
+
+Signature checks dominate the cost, so entries are checked in aligned chunks of
+2**CHUNK_LEVEL by one worker process per core; the parent folds the chunks'
+subtree roots into the tree in order and checks what spans chunks.
+
+`verify_since` starts from a checkpoint the caller trusts (its signature is
+checked): the stored tree must reproduce that checkpoint's root, and only the
+entries after it are checked one by one, plus a consistency proof to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from . import merkle
+from .canonical import CanonicalError
+from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from .leaf import KEY_EVENT_TYPES, case_of, event_bytes, parse_leaf
+from .note import NoteError, Verifier, b64decode, b64encode
+from .schema import FORMAT
+from .store import KeyRecord, ZERO_HASH, parse_key_event
+from .vocabulary import EventError, Vocabulary, load_vocabulary
+
+CHUNK_LEVEL = 13
+CHUNK = 1 << CHUNK_LEVEL
+_COLUMNS = ("id", "type", "at", "actor", "case_ref", "received", "key")
+
+Progress = Callable[[int, int], None]
+
+
+class Bad(Exception):
+    """The first thing found wrong, at `index` (None when no entry can be named)."""
+
+    def __init__(self, index: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+
+
+@dataclass
+class Report:
+    ok: bool
+    size: int
+    root: bytes | None = None
+    checkpoints: int = 0
+    entries_checked: int = 0
+    bad_index: int | None = None
+    reason: str = ""
+    trusted: Checkpoint | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.ok:
+            where = f"index {self.bad_index}" if self.bad_index is not None else "the ledger"
+            return f"FAILED at {where}: {self.reason}"
+        root = b64encode(self.root) if self.root is not None else "-"
+        start = f" since checkpoint of size {self.trusted.size}" if self.trusted else ""
+        return (
+            f"OK: {self.size} entries{start} ({self.entries_checked} checked): chain, signatures,"
+            f" columns, tree and {self.checkpoints} checkpoint(s) hold; root {root}"
+        )
+
+
+@dataclass(frozen=True)
+class _Context:
+    path: str
+    vocabulary: str
+    ledger_key: str
+    ledger_public: bytes
+    keys: tuple[KeyRecord, ...]
+
+
+# -- the per-chunk work (runs in worker processes) ----------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(ctx: _Context) -> None:
+    _worker["ctx"] = ctx
+    _worker["conn"] = sqlite3.connect(f"file:{ctx.path}?mode=ro", uri=True)
+    _worker["vocabulary"] = load_vocabulary(ctx.vocabulary)
+    verifiers: dict[str, tuple[Verifier, KeyRecord | None]] = {
+        ctx.ledger_key: (Verifier(ctx.ledger_key.split("+")[0], 0, ctx.ledger_public), None)
+    }
+    for record in ctx.keys:
+        verifiers[record.key] = (Verifier(record.holder, 0, record.public_key), record)
+    _worker["verifiers"] = verifiers
+
+
+def _check_chunk(lo: int, hi: int) -> tuple[bytes, tuple[int, str] | None]:
+    """Checks entries [lo, hi); returns their leaf hashes and the first problem, if any."""
+    try:
+        return _check_entries(lo, hi), None
+    except Bad as bad:
+        return b"", (bad.index if bad.index is not None else lo, bad.reason)
+
+
+def _check_entries(lo: int, hi: int) -> bytes:
+    conn: sqlite3.Connection = _worker["conn"]
+    vocabulary: Vocabulary = _worker["vocabulary"]
+    verifiers = _worker["verifiers"]
+    ledger_key = _worker["ctx"].ledger_key
+    prev = ZERO_HASH
+    if lo > 0:
+        row = conn.execute("SELECT leaf FROM entries WHERE idx = ?", (lo - 1,)).fetchone()
+        if row is None:
+            raise Bad(lo - 1, f"entry {lo - 1} is missing")
+        prev = merkle.leaf_hash(row[0].encode("utf-8"))
+    hashes = []
+    expected = lo
+    cursor = conn.execute(
+        f"SELECT idx, {', '.join(_COLUMNS)}, leaf, leaf_hash FROM entries"
+        " WHERE idx >= ? AND idx < ? ORDER BY idx",
+        (lo, hi),
+    )
+    for row in cursor:
+        index = row[0]
+        if index != expected:
+            raise Bad(expected, f"entry {expected} is missing (rows deleted or renumbered)")
+        expected += 1
+        if type(row[8]) is not str:
+            raise Bad(index, "the leaf column is not text")
+        leaf = row[8].encode("utf-8")
+        digest = merkle.leaf_hash(leaf)
+        if row[9] != digest:
+            raise Bad(index, "leaf_hash column does not match the hash of the leaf")
+        try:
+            value = parse_leaf(leaf)
+        except (ValueError, CanonicalError) as exc:
+            raise Bad(index, f"malformed leaf: {exc}") from exc
+        if value["index"] != index:
+            raise Bad(index, f"the leaf says index {value['index']} (rows reordered?)")
+        if value["prev"] != b64encode(prev):
+            raise Bad(index, "chain broken: prev is not the hash of the previous leaf")
+        event = value["event"]
+        try:
+            vocabulary.validate(event)
+        except EventError as exc:
+            raise Bad(index, f"event does not fit the vocabulary: {exc}") from exc
+        key = value["sig"]["key"]
+        known = verifiers.get(key)
+        if known is None:
+            raise Bad(index, f"signed by unknown key {key!r}")
+        verifier, record = known
+        if record is not None and not record.valid_at(index):
+            raise Bad(index, f"signed by key {key!r}, which is not valid at this index")
+        if event["type"] in KEY_EVENT_TYPES and key != ledger_key:
+            raise Bad(index, "a key event not signed by the ledger's own key")
+        try:
+            signature = b64decode(value["sig"]["ed25519"])
+        except NoteError as exc:
+            raise Bad(index, f"bad signature encoding: {exc}") from exc
+        if not verifier.verify(event_bytes(leaf), signature):
+            raise Bad(index, f"signature by {key!r} does not verify")
+        columns = (event["id"], event["type"], event["at"], event["actor"], case_of(event),
+                   value["received"], key)
+        for name, stored, actual in zip(_COLUMNS, row[1:8], columns, strict=True):
+            if stored != actual:
+                raise Bad(index, f"column {name} says {stored!r} but the signed leaf says {actual!r}")
+        hashes.append(digest)
+        prev = digest
+    if expected != hi:
+        raise Bad(expected, f"entry {expected} is missing")
+    _check_nodes_within(conn, lo, hashes)
+    return b"".join(hashes)
+
+
+def _check_nodes_within(conn: sqlite3.Connection, lo: int, hashes: list[bytes]) -> None:
+    """Compares the stored interior nodes that lie wholly inside [lo, lo + len(hashes))."""
+    hi = lo + len(hashes)
+    level_hashes, first = hashes, lo  # nodes of the current level, and the index of the first
+    level = 0
+    while True:
+        # Nodes of level+1 inside the range: children must both be present in this level.
+        start = -(-first // 2) * 2  # first even index at this level
+        offset = start - first
+        parents = [
+            merkle.node_hash(level_hashes[i], level_hashes[i + 1])
+            for i in range(offset, len(level_hashes) - 1, 2)
+        ]
+        level += 1
+        if not parents:
+            return
+        first = start // 2
+        stored = conn.execute(
+            "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level, first, first + len(parents)),
+        ).fetchall()
+        for k, computed in enumerate(parents):
+            idx = first + k
+            if k >= len(stored) or stored[k][0] != idx:
+                raise Bad(min((idx + 1) << level, hi) - 1, f"tree node ({level}, {idx}) is missing")
+            if stored[k][1] != computed:
+                raise Bad(min((idx + 1) << level, hi) - 1,
+                          f"stored tree node ({level}, {idx}) does not match the leaves")
+        level_hashes = parents
+
+
+# -- the parent's side ---------------------------------------------------------
+
+
+@dataclass
+class _Ledger:
+    path: Path
+    conn: sqlite3.Connection
+    origin: str
+    verifier: Verifier
+    vocabulary: str
+    size: int
+
+
+def _open(path: Path, vkey: str | None) -> _Ledger:
+    if not path.exists():
+        raise Bad(None, f"no ledger at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise Bad(None, f"not a ledger: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise Bad(None, f"not a Kansa ledger ({FORMAT})")
+    try:
+        stored = Verifier.parse(meta["vkey"])
+        verifier = Verifier.parse(vkey) if vkey else stored
+    except NoteError as exc:
+        raise Bad(None, f"bad verifier key: {exc}") from exc
+    if verifier != stored:
+        raise Bad(None, "the ledger's stored verifier key is not the one given")
+    if meta["origin"] != verifier.name:
+        raise Bad(None, "the ledger's origin is not its key's name")
+    # A gap below max(idx) is found, and named, by the chunk scan.
+    (top,) = conn.execute("SELECT max(idx) FROM entries").fetchone()
+    size = 0 if top is None else top + 1
+    return _Ledger(path, conn, meta["origin"], verifier, meta["vocabulary"], size)
+
+
+def _key_timeline(ledger: _Ledger, below: int) -> tuple[KeyRecord, ...]:
+    keys: dict[str, KeyRecord] = {}
+    rows = ledger.conn.execute(
+        "SELECT idx, leaf FROM entries WHERE type IN ('key.registered', 'key.revoked')"
+        " AND idx < ? ORDER BY idx",
+        (below,),
+    )
+    for idx, leaf in rows:
+        try:
+            event = json.loads(leaf)["event"]
+            if event["type"] not in KEY_EVENT_TYPES:
+                continue  # a tampered type column; the chunk scan reports it at idx
+            record = parse_key_event(event, idx, keys)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Bad(idx, f"bad key event: {exc}") from exc
+        keys[record.key] = record
+    return tuple(keys.values())
+
+
+def _chunks(start: int, stop: int) -> Iterator[tuple[int, int]]:
+    lo = start
+    while lo < stop:
+        hi = min((lo // CHUNK + 1) * CHUNK, stop)
+        yield lo, hi
+        lo = hi
+
+
+def _scan(
+    ledger: _Ledger,
+    start: int,
+    edge: merkle.CompactRange,
+    keys: tuple[KeyRecord, ...],
+    sizes_wanted: set[int],
+    workers: int | None,
+    progress: Progress | None,
+) -> dict[int, bytes]:
+    """Checks entries [start, size) and extends `edge` to the end; returns roots at `sizes_wanted`."""
+    ctx = _Context(str(ledger.path), ledger.vocabulary, ledger.verifier.key_ref,
+                   ledger.verifier.public_key, keys)
+    chunks = list(_chunks(start, ledger.size))
+    roots: dict[int, bytes] = {}
+    if edge.size in sizes_wanted:
+        roots[edge.size] = edge.root()
+    workers = workers or os.cpu_count() or 1
+    done = 0
+
+    def fold(lo: int, hi: int, hashes: bytes) -> None:
+        nonlocal done
+        aligned_full = hi - lo == CHUNK and lo % CHUNK == 0
+        if aligned_full and not any(lo < s < hi for s in sizes_wanted):
+            root = _chunk_root(hashes)
+            for level, idx, digest in edge.append_node(CHUNK_LEVEL, root):
+                _check_stored_node(ledger.conn, level, idx, digest, hi)
+        else:
+            for i in range(0, len(hashes), 32):
+                for level, idx, digest in edge.append(hashes[i:i + 32]):
+                    # Nodes inside the chunk were checked by the worker; this checks the rest.
+                    if (idx << level) < lo:
+                        _check_stored_node(ledger.conn, level, idx, digest, lo + i // 32)
+                if edge.size in sizes_wanted:
+                    roots[edge.size] = edge.root()
+        if edge.size in sizes_wanted:
+            roots[edge.size] = edge.root()
+        done += hi - lo
+        if progress is not None:
+            progress(done, ledger.size - start)
+
+    if len(chunks) <= 1 or workers == 1:
+        _init_worker(ctx)
+        try:
+            for lo, hi in chunks:
+                hashes, bad = _check_chunk(lo, hi)
+                if bad is not None:
+                    raise Bad(*bad)
+                fold(lo, hi, hashes)
+        finally:
+            _worker.pop("conn").close()
+        return roots
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(ctx,)) as pool:
+        results = pool.map(_check_chunk, [c[0] for c in chunks], [c[1] for c in chunks])
+        try:
+            for (lo, hi), (hashes, bad) in zip(chunks, results, strict=True):
+                if bad is not None:
+                    raise Bad(*bad)
+                fold(lo, hi, hashes)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return roots
+
+
+def _chunk_root(hashes: bytes) -> bytes:
+    level = [hashes[i:i + 32] for i in range(0, len(hashes), 32)]
+    while len(level) > 1:
+        level = [merkle.node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def _check_stored_node(conn: sqlite3.Connection, level: int, idx: int, digest: bytes, at: int) -> None:
+    row = conn.execute("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, idx)).fetchone()
+    if row is None:
+        raise Bad(at - 1 if at else 0, f"tree node ({level}, {idx}) is missing")
+    if row[0] != digest:
+        raise Bad(at - 1 if at else 0, f"stored tree node ({level}, {idx}) does not match the leaves")
+
+
+def _check_node_count(ledger: _Ledger) -> None:
+    # Every perfect subtree of level >= 1 is stored once: size - popcount(size) rows.
+    count, covered = ledger.conn.execute(
+        "SELECT count(*), coalesce(max((idx + 1) << level), 0) FROM tree_nodes").fetchone()
+    if covered > ledger.size:
+        raise Bad(ledger.size, f"truncated: tree nodes cover {covered} entries but entry"
+                               f" {ledger.size} and after are gone")
+    expected = ledger.size - bin(ledger.size).count("1")
+    if count != expected:
+        raise Bad(None, f"tree_nodes has {count} rows where {ledger.size} entries make {expected}")
+
+
+def _check_stored_checkpoints(ledger: _Ledger, roots: dict[int, bytes]) -> int:
+    rows = ledger.conn.execute("SELECT seq, size, root, note FROM checkpoints ORDER BY seq").fetchall()
+    for seq, size, root, note in rows:
+        try:
+            checkpoint = open_checkpoint(note, ledger.verifier)
+        except CheckpointError as exc:
+            raise Bad(None, f"stored checkpoint #{seq}: {exc}") from exc
+        if checkpoint.size != size or checkpoint.root != root:
+            raise Bad(None, f"stored checkpoint #{seq}: its columns disagree with its signed note")
+        _check_against(ledger, checkpoint, roots, f"stored checkpoint #{seq}")
+    return len(rows)
+
+
+def _check_against(ledger: _Ledger, checkpoint: Checkpoint, roots: dict[int, bytes], name: str) -> None:
+    if checkpoint.origin != ledger.origin:
+        raise Bad(None, f"{name} is for origin {checkpoint.origin!r}, not {ledger.origin!r}")
+    if checkpoint.size > ledger.size:
+        raise Bad(ledger.size, f"truncated: {name} covers {checkpoint.size} entries but entry"
+                               f" {ledger.size} and after are gone")
+    if roots[checkpoint.size] != checkpoint.root:
+        at = checkpoint.size - 1 if checkpoint.size else None
+        raise Bad(at, f"history rewritten: the entries up to size {checkpoint.size} do not have"
+                      f" the root signed in {name}")
+
+
+def _read_note(ledger: _Ledger, note: str, what: str) -> Checkpoint:
+    try:
+        return open_checkpoint(note, ledger.verifier)
+    except CheckpointError as exc:
+        raise Bad(None, f"{what}: {exc}") from exc
+
+
+def _stored_sizes(ledger: _Ledger) -> set[int]:
+    return {row[0] for row in ledger.conn.execute("SELECT size FROM checkpoints")}
+
+
+def verify_ledger(
+    path: Path | str,
+    *,
+    checkpoint: str | None = None,
+    vkey: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Full verification; `checkpoint` is a signed note the auditor kept, `vkey` the key they trust."""
+    path = Path(path)
+    size = 0
+    try:
+        ledger = _open(path, vkey)
+        size = ledger.size
+        kept = _read_note(ledger, checkpoint, "the given checkpoint") if checkpoint else None
+        sizes = {s for s in _stored_sizes(ledger) if s <= ledger.size} | {ledger.size}
+        if kept is not None and kept.size <= ledger.size:
+            sizes.add(kept.size)
+        keys = _key_timeline(ledger, ledger.size)
+        roots = _scan(ledger, 0, merkle.CompactRange(), keys, sizes, workers, progress)
+        if kept is not None:
+            _check_against(ledger, kept, roots, "the given checkpoint")
+        count = _check_stored_checkpoints(ledger, roots)
+        _check_node_count(ledger)
+    except Bad as bad:
+        return Report(False, size, bad_index=bad.index, reason=bad.reason)
+    return Report(True, ledger.size, roots[ledger.size], count + (kept is not None), ledger.size)
+
+
+def verify_since(
+    path: Path | str,
+    trusted: str,
+    *,
+    checkpoint: str | None = None,
+    vkey: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Incremental verification from a checkpoint note the caller already trusts."""
+    path = Path(path)
+    size = 0
+    try:
+        ledger = _open(path, vkey)
+        size = ledger.size
+        base = _read_note(ledger, trusted, "the trusted checkpoint")
+        if base.origin != ledger.origin:
+            raise Bad(None, f"the trusted checkpoint is for origin {base.origin!r}")
+        if base.size > ledger.size:
+            raise Bad(ledger.size, f"truncated: the trusted checkpoint covers {base.size} entries")
+        read = _reader(ledger.conn)
+        edge = _trusted_edge(ledger, base, read)
+        keys = _trusted_keys(ledger, base, read)
+        kept = _read_note(ledger, checkpoint, "the given checkpoint") if checkpoint else None
+        later = {s for s in _stored_sizes(ledger) if base.size <= s <= ledger.size} | {ledger.size}
+        if kept is not None and base.size <= kept.size <= ledger.size:
+            later.add(kept.size)
+        roots = _scan(ledger, base.size, edge, keys, later, workers, progress)
+        # Sizes before the trusted one are checked with consistency proofs to it.
+        for s in _stored_sizes(ledger) | ({kept.size} if kept else set()):
+            if 0 < s < base.size:
+                roots[s] = merkle.root_hash(read, s)
+                try:
+                    merkle.verify_consistency(
+                        s, base.size, roots[s], base.root, merkle.consistency_proof(read, s, base.size)
+                    )
+                except merkle.ProofError as exc:
+                    raise Bad(s - 1, f"stored tree at size {s} is not consistent: {exc}") from exc
+            elif s == 0:
+                roots[0] = merkle.EMPTY_ROOT
+        if base.size > 0 and ledger.size > base.size:
+            proof = merkle.consistency_proof(read, base.size, ledger.size)
+            try:
+                merkle.verify_consistency(base.size, ledger.size, base.root, roots[ledger.size], proof)
+            except merkle.ProofError as exc:
+                raise Bad(ledger.size - 1, f"consistency proof from the trusted checkpoint: {exc}") from exc
+        if kept is not None:
+            _check_against(ledger, kept, roots, "the given checkpoint")
+        count = _check_stored_checkpoints(ledger, roots)
+        _check_node_count(ledger)
+    except Bad as bad:
+        return Report(False, size, bad_index=bad.index, reason=bad.reason)
+    except merkle.ProofError as exc:
+        return Report(False, size, reason=f"stored tree: {exc}")
+    return Report(True, ledger.size, roots[ledger.size], count + (kept is not None),
+                  ledger.size - base.size, trusted=base)
+
+
+def _reader(conn: sqlite3.Connection) -> merkle.NodeReader:
+    def read(level: int, index: int) -> bytes:
+        if level == 0:
+            row = conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?", (index,)).fetchone()
+        else:
+            row = conn.execute("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?",
+                               (level, index)).fetchone()
+        if row is None:
+            raise Bad(index << level, f"tree node ({level}, {index}) is missing")
+        return bytes(row[0])
+
+    return read
+
+
+def _trusted_edge(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) -> merkle.CompactRange:
+    hashes = [read(level, i) for level, i in merkle.perfect_subtrees(base.size)]
+    edge = merkle.CompactRange(base.size, hashes)
+    if edge.root() != base.root:
+        raise Bad(base.size - 1 if base.size else None,
+                  "the stored tree does not reproduce the trusted checkpoint's root")
+    return edge
+
+
+def _trusted_keys(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) -> tuple[KeyRecord, ...]:
+    """Key events before the checkpoint, each proved to be in the trusted tree."""
+    for idx, leaf in ledger.conn.execute(
+        "SELECT idx, leaf FROM entries WHERE type IN ('key.registered', 'key.revoked') AND idx < ?",
+        (base.size,),
+    ):
+        try:
+            merkle.verify_inclusion(idx, base.size, merkle.leaf_hash(leaf.encode("utf-8")),
+                                    merkle.inclusion_proof(read, idx, base.size), base.root)
+        except merkle.ProofError as exc:
+            raise Bad(idx, f"key event is not in the trusted tree: {exc}") from exc
+    if base.size:
+        last = ledger.conn.execute("SELECT leaf FROM entries WHERE idx = ?", (base.size - 1,)).fetchone()
+        if last is None:
+            raise Bad(base.size - 1, f"entry {base.size - 1} is missing")
+        try:
+            merkle.verify_inclusion(base.size - 1, base.size, merkle.leaf_hash(last[0].encode("utf-8")),
+                                    merkle.inclusion_proof(read, base.size - 1, base.size), base.root)
+        except merkle.ProofError as exc:
+            raise Bad(base.size - 1, f"the last trusted entry is not in the trusted tree: {exc}") from exc
+    return _key_timeline(ledger, ledger.size)

@@ -1,0 +1,204 @@
+"""Validation of event envelopes against a vocabulary (a JSON data file).
+
+The ledger knows nothing of what the events mean; a vocabulary only says which
+types exist and what fields they carry, so that nothing malformed is ever
+signed into history. Errors name the field, e.g. `data.ring_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any
+
+from .canonical import MAX_SAFE_INTEGER
+
+MAX_ID_LENGTH = 64
+ENVELOPE_FIELDS = ("id", "type", "at", "actor", "data")
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KEYREF = re.compile(r"[^+\s]+\+[0-9a-f]{8}")
+# A reference is opaque. Anything shaped like a Japanese phone number (10 or 11
+# digits once separators are dropped, starting with 0) is refused, so that a
+# careless writer cannot put a resident's number into the ledger as a "ref".
+_PHONE_LIKE = re.compile(r"\+?81\d{9,10}|0\d{9,10}")
+
+
+class EventError(ValueError):
+    """An event that does not fit the vocabulary; `field` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def is_rfc3339(value: str) -> bool:
+    if not _TIME.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_day(value: str) -> bool:
+    if not _DAY.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_month(value: str) -> bool:
+    return bool(_MONTH.fullmatch(value)) and 1 <= int(value[5:]) <= 12
+
+
+def _is_pubkey(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _is_ref(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH and not _PHONE_LIKE.fullmatch(re.sub(r"[-()\s]", "", value))
+
+
+_SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "str": ("a non-empty string", lambda v: type(v) is str and v != ""),
+    "ref": ("an opaque reference (1-64 characters, not a phone number)", lambda v: type(v) is str and _is_ref(v)),
+    "int": ("an integer", lambda v: type(v) is int and abs(v) <= MAX_SAFE_INTEGER),
+    "nonneg": ("an integer >= 0", lambda v: type(v) is int and 0 <= v <= MAX_SAFE_INTEGER),
+    "bool": ("true or false", lambda v: type(v) is bool),
+    "time": ("an RFC 3339 time with an explicit offset", lambda v: type(v) is str and is_rfc3339(v)),
+    "day": ("a day YYYY-MM-DD", lambda v: type(v) is str and _is_day(v)),
+    "month": ("a month YYYY-MM", lambda v: type(v) is str and _is_month(v)),
+    "day_or_month": ("a day YYYY-MM-DD or a month YYYY-MM", lambda v: type(v) is str and (_is_day(v) or _is_month(v))),
+    "sha256": ("64 lowercase hex digits", lambda v: type(v) is str and bool(_SHA256.fullmatch(v))),
+    "pubkey": ("a base64 Ed25519 public key (32 bytes)", lambda v: type(v) is str and _is_pubkey(v)),
+    "keyref": ("a key id <name>+<8 hex digits>", lambda v: type(v) is str and bool(_KEYREF.fullmatch(v))),
+}
+
+
+def _first_non_integer_number(path: str, value: Any) -> str | None:
+    """Floats and huge integers do not survive a JSON round trip exactly, so a leaf
+    holding one could not be re-canonicalized to the same bytes by a verifier."""
+    kind = type(value)
+    if kind is float or (kind is int and abs(value) > MAX_SAFE_INTEGER):
+        return path
+    if kind is dict:
+        for key, item in value.items():
+            found = _first_non_integer_number(f"{path}.{key}", item)
+            if found:
+                return found
+    elif kind is list:
+        for i, item in enumerate(value):
+            found = _first_non_integer_number(f"{path}[{i}]", item)
+            if found:
+                return found
+    return None
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    name: str
+    types: Mapping[str, Mapping[str, str]]
+    objects: Mapping[str, Mapping[str, str]]
+
+    def validate(self, envelope: Any) -> None:
+        """Raises EventError naming the first field that does not fit."""
+        if type(envelope) is not dict:
+            raise EventError("event", "must be a JSON object")
+        for name in ENVELOPE_FIELDS:
+            if name not in envelope:
+                raise EventError(name, "is required")
+        extra = sorted(set(envelope) - set(ENVELOPE_FIELDS))
+        if extra:
+            raise EventError(extra[0], "is not an envelope field (put it in data)")
+        event_id = envelope["id"]
+        if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH:
+            raise EventError("id", f"must be a string of 1 to {MAX_ID_LENGTH} characters")
+        fields = self.types.get(envelope["type"]) if type(envelope["type"]) is str else None
+        if fields is None:
+            raise EventError("type", f"unknown event type {envelope['type']!r}")
+        if type(envelope["at"]) is not str or not is_rfc3339(envelope["at"]):
+            raise EventError("at", _SCALARS["time"][0] + f", got {envelope['at']!r}")
+        if type(envelope["actor"]) is not str or not envelope["actor"]:
+            raise EventError("actor", "must be a non-empty string")
+        self._check_object("data", envelope["data"], fields)
+        bad = _first_non_integer_number("data", envelope["data"])
+        if bad is not None:
+            raise EventError(bad, "numbers in events must be integers within +-(2**53 - 1)"
+                                  " (write other numbers as strings)")
+
+    def _check_object(self, path: str, value: Any, fields: Mapping[str, str]) -> None:
+        if type(value) is not dict:
+            raise EventError(path, "must be a JSON object")
+        for name, spec in fields.items():
+            modifier, _, base = spec.partition(" ") if " " in spec else ("", "", spec)
+            where = f"{path}.{name}"
+            if name not in value:
+                if modifier == "optional":
+                    continue
+                raise EventError(where, "is required")
+            if value[name] is None and modifier == "nullable":
+                continue
+            self._check_value(where, value[name], base)
+
+    def _check_value(self, path: str, value: Any, spec: str) -> None:
+        if spec.startswith("list:"):
+            if type(value) is not list:
+                raise EventError(path, "must be a list")
+            for i, item in enumerate(value):
+                self._check_value(f"{path}[{i}]", item, spec[5:])
+        elif spec.startswith("object:"):
+            self._check_object(path, value, self.objects[spec[7:]])
+        elif spec.startswith("enum:"):
+            allowed = spec[5:].split(",")
+            if value not in allowed or type(value) is not str:
+                raise EventError(path, f"must be one of {', '.join(allowed)}; got {value!r}")
+        else:
+            what, check = _SCALARS[spec]
+            if not check(value):
+                raise EventError(path, f"must be {what}; got {value!r}")
+
+
+def load_vocabulary(name: str = "kansa-events-v1") -> Vocabulary:
+    """A vocabulary shipped with the ledger package, by name."""
+    text = resources.files("ledger").joinpath("vocabularies", f"{name}.json").read_text("utf-8")
+    raw = json.loads(text)
+    vocabulary = Vocabulary(raw["name"], raw["types"], raw["objects"])
+    _check_specs(vocabulary)
+    return vocabulary
+
+
+def _check_specs(vocabulary: Vocabulary) -> None:
+    def check(spec: str) -> None:
+        if spec.startswith("list:"):
+            check(spec[5:])
+        elif spec.startswith("object:"):
+            if spec[7:] not in vocabulary.objects:
+                raise ValueError(f"vocabulary {vocabulary.name}: unknown object {spec[7:]!r}")
+        elif not spec.startswith("enum:") and spec not in _SCALARS:
+            raise ValueError(f"vocabulary {vocabulary.name}: unknown field type {spec!r}")
+
+    for fields in [*vocabulary.types.values(), *vocabulary.objects.values()]:
+        for spec in fields.values():
+            modifier, _, base = spec.partition(" ") if " " in spec else ("", "", spec)
+            if modifier not in ("", "optional", "nullable"):
+                raise ValueError(f"vocabulary {vocabulary.name}: unknown modifier {modifier!r}")
+            check(base)
