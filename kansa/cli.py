@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO
 
 import click
 
@@ -32,7 +32,6 @@ from ledger.commands import (
     init_ledger,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXPECTED = (LedgerError, KeyFileError, NoteError, CheckpointError, ProofError, LineError, OSError)
 
 
@@ -56,7 +55,10 @@ def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Le
 
 
 key_option = click.option(
-    "--key", "key", type=click.Path(dir_okay=False), envvar="KANSA_LEDGER_KEY",
+    "--key",
+    "key",
+    type=click.Path(dir_okay=False),
+    envvar="KANSA_LEDGER_KEY",
     help="The ledger's signing key file (default: DB.key beside the database).",
 )
 
@@ -90,7 +92,7 @@ def ledger_init(db: str, origin: str, contract: str, key: str | None) -> None:
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @key_option
-def ledger_append(db: str, file: click.utils.LazyFile, key: str | None) -> None:
+def ledger_append(db: str, file: TextIO, key: str | None) -> None:
     """Append events from FILE (JSON Lines, or - for stdin); print each entry's index.
 
     A line is an event envelope, signed here with the ledger's key, or
@@ -141,8 +143,9 @@ def ledger_export(db: str, start: int, stop: int | None) -> None:
 @ledger.command("prove")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
 @click.argument("index", type=click.IntRange(min=0))
-@click.option("--size", type=click.IntRange(min=1), default=None,
-              help="Tree size (default: the latest checkpoint's).")
+@click.option(
+    "--size", type=click.IntRange(min=1), default=None, help="Tree size (default: the latest checkpoint's)."
+)
 def ledger_prove(db: str, index: int, size: int | None) -> None:
     """Print the RFC 6962 inclusion proof of entry INDEX in the tree of --size entries."""
     with user_errors():
@@ -167,10 +170,18 @@ def ledger_consistency(db: str, old: int, new: int) -> None:
 
 @ledger.command("verify")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
-@click.option("--checkpoint", "checkpoint", type=click.File("r", encoding="utf-8"),
-              help="A signed checkpoint you kept: catches truncation and rewritten history.")
-@click.option("--since-checkpoint", "since", type=click.File("r", encoding="utf-8"),
-              help="Verify incrementally from this trusted checkpoint.")
+@click.option(
+    "--checkpoint",
+    "checkpoint",
+    type=click.File("r", encoding="utf-8"),
+    help="A signed checkpoint you kept: catches truncation and rewritten history.",
+)
+@click.option(
+    "--since-checkpoint",
+    "since",
+    type=click.File("r", encoding="utf-8"),
+    help="Verify incrementally from this trusted checkpoint.",
+)
 @click.option("--vkey", help="The verifier key you trust (default: the one stored in DB).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: cores).")
 def ledger_verify(db: str, checkpoint: Any, since: Any, vkey: str | None, workers: int | None) -> None:
@@ -178,8 +189,9 @@ def ledger_verify(db: str, checkpoint: Any, since: Any, vkey: str | None, worker
     kept = checkpoint.read() if checkpoint else None
     with _progress("verifying") as progress:
         if since is not None:
-            report = verify_since(db, since.read(), checkpoint=kept, vkey=vkey, workers=workers,
-                                  progress=progress)
+            report = verify_since(
+                db, since.read(), checkpoint=kept, vkey=vkey, workers=workers, progress=progress
+            )
         else:
             report = verify_ledger(db, checkpoint=kept, vkey=vkey, workers=workers, progress=progress)
     click.echo(report.summary())

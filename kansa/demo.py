@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger import Ledger, Signer, Submission, verify_ledger
+from ledger import Signer, Submission, verify_ledger
+from ledger.canonical import canonicalize
 from ledger.commands import inclusion_json, init_ledger
 from ledger.note import b64encode
 from ledger.store import Signature
-from ledger.canonical import canonicalize
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 ORIGIN = "kansa.demo/nagaoka-nhi-2026"
@@ -29,26 +29,72 @@ def sample_day(day: datetime, operator: Signer) -> list[Submission]:
     """One calling day of a tiny campaign: setup, a few calls with their outcomes, the daily report."""
     key_ref = operator.verifier.key_ref
     setup = [
-        _event("staff.designated", day.replace(hour=8), "mgr01", {"person": "mgr01", "role": "manager", "by": "city01"}),
-        _event("staff.designated", day.replace(hour=8), "mgr01", {"person": "op07", "role": "operator", "by": "mgr01"}),
-        _event("key.registered", day.replace(hour=8), "mgr01", {
-            "key": key_ref, "public_key": b64encode(operator.verifier.public_key), "holder": "op07"}),
-        _event("campaign.scheduled", day.replace(hour=8), "mgr01", {
-            "month": day.strftime("%Y-%m"), "days": [day.strftime("%Y-%m-%d")], "excluded": []}),
-        _event("access.login", day.replace(hour=8, minute=55), "op07", {"person": "op07", "terminal": "t1", "success": True}),
+        _event(
+            "staff.designated",
+            day.replace(hour=8),
+            "mgr01",
+            {"person": "mgr01", "role": "manager", "by": "city01"},
+        ),
+        _event(
+            "staff.designated",
+            day.replace(hour=8),
+            "mgr01",
+            {"person": "op07", "role": "operator", "by": "mgr01"},
+        ),
+        _event(
+            "key.registered",
+            day.replace(hour=8),
+            "mgr01",
+            {"key": key_ref, "public_key": b64encode(operator.verifier.public_key), "holder": "op07"},
+        ),
+        _event(
+            "campaign.scheduled",
+            day.replace(hour=8),
+            "mgr01",
+            {"month": day.strftime("%Y-%m"), "days": [day.strftime("%Y-%m-%d")], "excluded": []},
+        ),
+        _event(
+            "access.login",
+            day.replace(hour=8, minute=55),
+            "op07",
+            {"person": "op07", "terminal": "t1", "success": True},
+        ),
     ]
     subs = [Submission(e) for e in setup]
     for n in range(3):
         start = day.replace(hour=9 + n, minute=10)
         call = f"K{n + 1:04d}"
-        dialed = _event("call.dialed", start, "system", {
-            "case": f"C{n + 1:05d}", "number": "1", "call": call, "caller_id": "0258-00-0001",
-            "ended_at": (start + timedelta(minutes=3)).isoformat(), "ring_s": 12, "result": "answered"})
-        outcome = _event("call.outcome", start + timedelta(minutes=3), "op07", {
-            "case": f"C{n + 1:05d}", "call": call, "party": "self", "proxy_consent": False,
-            "script": "completed", "disposition": "completed",
-            "promise": {"date": (day + timedelta(days=14)).strftime("%Y-%m-%d"), "amount": 12000},
-            "callback_at": None, "mobile_asked": False, "requests": []})
+        dialed = _event(
+            "call.dialed",
+            start,
+            "system",
+            {
+                "case": f"C{n + 1:05d}",
+                "number": "1",
+                "call": call,
+                "caller_id": "0258-00-0001",
+                "ended_at": (start + timedelta(minutes=3)).isoformat(),
+                "ring_s": 12,
+                "result": "answered",
+            },
+        )
+        outcome = _event(
+            "call.outcome",
+            start + timedelta(minutes=3),
+            "op07",
+            {
+                "case": f"C{n + 1:05d}",
+                "call": call,
+                "party": "self",
+                "proxy_consent": False,
+                "script": "completed",
+                "disposition": "completed",
+                "promise": {"date": (day + timedelta(days=14)).strftime("%Y-%m-%d"), "amount": 12000},
+                "callback_at": None,
+                "mobile_asked": False,
+                "requests": [],
+            },
+        )
         signature = operator.sign(canonicalize(outcome))
         subs += [Submission(dialed), Submission(outcome, Signature(key_ref, b64encode(signature)))]
     return subs

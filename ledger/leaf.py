@@ -29,14 +29,23 @@ _INDEX_KEY = b',"index":'
 def build_leaf(
     event_bytes: bytes, index: int, prev: bytes, received: str, key: str, signature: bytes
 ) -> bytes:
-    return b"".join((
-        _HEAD, event_bytes,
-        _INDEX_KEY, str(index).encode(),
-        b',"prev":"', base64.b64encode(prev),
-        b'","received":', canonicalize(received),
-        b',"sig":{"ed25519":"', base64.b64encode(signature),
-        b'","key":', canonicalize(key), b"}}",
-    ))
+    return b"".join(
+        (
+            _HEAD,
+            event_bytes,
+            _INDEX_KEY,
+            str(index).encode(),
+            b',"prev":"',
+            base64.b64encode(prev),
+            b'","received":',
+            canonicalize(received),
+            b',"sig":{"ed25519":"',
+            base64.b64encode(signature),
+            b'","key":',
+            canonicalize(key),
+            b"}}",
+        )
+    )
 
 
 def event_bytes(leaf: bytes) -> bytes:
@@ -46,7 +55,7 @@ def event_bytes(leaf: bytes) -> bytes:
     end = leaf.rfind(_INDEX_KEY)
     if end < 0:
         raise ValueError("not a canonical leaf")
-    return leaf[len(_HEAD):end]
+    return leaf[len(_HEAD) : end]
 
 
 def parse_leaf(leaf: bytes) -> dict[str, Any]:

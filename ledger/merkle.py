@@ -147,9 +147,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
         raise ProofError("inclusion proof does not lead to the root")
 
 
-def verify_consistency(
-    old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 §2.1.4.2; raises ProofError unless the tree of `old` is a prefix of `new`."""
     if old > new:
         raise ProofError(f"old size {old} is larger than new size {new}")

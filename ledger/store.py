@@ -197,9 +197,7 @@ class Ledger:
         return cls(path, conn, signer)
 
     @classmethod
-    def open(
-        cls, path: Path | str, *, key_path: Path | str | None = None, readonly: bool = False
-    ) -> Ledger:
+    def open(cls, path: Path | str, *, key_path: Path | str | None = None, readonly: bool = False) -> Ledger:
         path = Path(path)
         if not path.exists():
             raise LedgerError(f"no ledger at {path}")
@@ -337,9 +335,7 @@ class Ledger:
                     " leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                self._conn.executemany(
-                    "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
-                )
+                self._conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -368,7 +364,9 @@ class Ledger:
                 index, stored = existing
                 if stored != event_bytes:
                     raise AppendError(
-                        position, "conflict", "id",
+                        position,
+                        "conflict",
+                        "id",
                         f"id {event['id']!r} is already entry {index} with different content",
                     )
                 results.append(Appended(index, self._leaf_hash_of(index, rows), False))
@@ -385,8 +383,18 @@ class Ledger:
             digest = merkle.leaf_hash(leaf)
             nodes.extend(state.edge.append(digest))
             rows.append(
-                (index, event["id"], event["type"], event["at"], event["actor"], case_of(event),
-                 received, key_ref, leaf.decode("utf-8"), digest)
+                (
+                    index,
+                    event["id"],
+                    event["type"],
+                    event["at"],
+                    event["actor"],
+                    case_of(event),
+                    received,
+                    key_ref,
+                    leaf.decode("utf-8"),
+                    digest,
+                )
             )
             state.ids[event["id"]] = (index, event_bytes)
             state.prev = digest
@@ -395,15 +403,22 @@ class Ledger:
         return results, rows, nodes
 
     def _signature(
-        self, position: int, item: Submission, event: dict[str, Any], event_bytes: bytes,
-        state: _State, index: int,
+        self,
+        position: int,
+        item: Submission,
+        event: dict[str, Any],
+        event_bytes: bytes,
+        state: _State,
+        index: int,
     ) -> tuple[str, bytes]:
         if item.sig is None:
             return self.key_ref, self._require_signer().sign(event_bytes)
         key_ref = item.sig.key
         if event["type"] in KEY_EVENT_TYPES and key_ref != self.key_ref:
             raise AppendError(
-                position, "signature", "sig.key",
+                position,
+                "signature",
+                "sig.key",
                 "key events must be signed by the ledger's own key (appended by its host)",
             )
         if key_ref == self.key_ref:
@@ -447,9 +462,7 @@ class Ledger:
         state = self._state
         if size == state.size and (size == 0 or state.edge.size == size):
             return
-        edge = merkle.CompactRange(
-            size, [self.node(level, i) for level, i in merkle.perfect_subtrees(size)]
-        )
+        edge = merkle.CompactRange(size, [self.node(level, i) for level, i in merkle.perfect_subtrees(size)])
         keys = dict(state.keys) if size >= state.size else {}
         start = state.size if size >= state.size else 0
         rows = self._conn.execute(
@@ -485,6 +498,15 @@ def decode_hash(text: str) -> bytes:
 
 
 __all__ = [
-    "AppendError", "Appended", "KeyRecord", "Ledger", "LedgerError", "Signature",
-    "StoredCheckpoint", "Submission", "b64encode", "connect", "format_time",
+    "AppendError",
+    "Appended",
+    "KeyRecord",
+    "Ledger",
+    "LedgerError",
+    "Signature",
+    "StoredCheckpoint",
+    "Submission",
+    "b64encode",
+    "connect",
+    "format_time",
 ]

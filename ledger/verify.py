@@ -33,7 +33,7 @@ from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from .leaf import KEY_EVENT_TYPES, case_of, event_bytes, parse_leaf
 from .note import NoteError, Verifier, b64decode, b64encode
 from .schema import FORMAT
-from .store import KeyRecord, ZERO_HASH, parse_key_event
+from .store import ZERO_HASH, KeyRecord, parse_key_event
 from .vocabulary import EventError, Vocabulary, load_vocabulary
 
 CHUNK_LEVEL = 13
@@ -167,8 +167,15 @@ def _check_entries(lo: int, hi: int) -> bytes:
             raise Bad(index, f"bad signature encoding: {exc}") from exc
         if not verifier.verify(event_bytes(leaf), signature):
             raise Bad(index, f"signature by {key!r} does not verify")
-        columns = (event["id"], event["type"], event["at"], event["actor"], case_of(event),
-                   value["received"], key)
+        columns = (
+            event["id"],
+            event["type"],
+            event["at"],
+            event["actor"],
+            case_of(event),
+            value["received"],
+            key,
+        )
         for name, stored, actual in zip(_COLUMNS, row[1:8], columns, strict=True):
             if stored != actual:
                 raise Bad(index, f"column {name} says {stored!r} but the signed leaf says {actual!r}")
@@ -206,8 +213,10 @@ def _check_nodes_within(conn: sqlite3.Connection, lo: int, hashes: list[bytes]) 
             if k >= len(stored) or stored[k][0] != idx:
                 raise Bad(min((idx + 1) << level, hi) - 1, f"tree node ({level}, {idx}) is missing")
             if stored[k][1] != computed:
-                raise Bad(min((idx + 1) << level, hi) - 1,
-                          f"stored tree node ({level}, {idx}) does not match the leaves")
+                raise Bad(
+                    min((idx + 1) << level, hi) - 1,
+                    f"stored tree node ({level}, {idx}) does not match the leaves",
+                )
         level_hashes = parents
 
 
@@ -286,8 +295,9 @@ def _scan(
     progress: Progress | None,
 ) -> dict[int, bytes]:
     """Checks entries [start, size) and extends `edge` to the end; returns roots at `sizes_wanted`."""
-    ctx = _Context(str(ledger.path), ledger.vocabulary, ledger.verifier.key_ref,
-                   ledger.verifier.public_key, keys)
+    ctx = _Context(
+        str(ledger.path), ledger.vocabulary, ledger.verifier.key_ref, ledger.verifier.public_key, keys
+    )
     chunks = list(_chunks(start, ledger.size))
     roots: dict[int, bytes] = {}
     if edge.size in sizes_wanted:
@@ -304,7 +314,7 @@ def _scan(
                 _check_stored_node(ledger.conn, level, idx, digest, hi)
         else:
             for i in range(0, len(hashes), 32):
-                for level, idx, digest in edge.append(hashes[i:i + 32]):
+                for level, idx, digest in edge.append(hashes[i : i + 32]):
                     # Nodes inside the chunk were checked by the worker; this checks the rest.
                     if (idx << level) < lo:
                         _check_stored_node(ledger.conn, level, idx, digest, lo + i // 32)
@@ -327,8 +337,9 @@ def _scan(
         finally:
             _worker.pop("conn").close()
         return roots
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(ctx,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(ctx,)
+    ) as pool:
         results = pool.map(_check_chunk, [c[0] for c in chunks], [c[1] for c in chunks])
         try:
             for (lo, hi), (hashes, bad) in zip(chunks, results, strict=True):
@@ -342,7 +353,7 @@ def _scan(
 
 
 def _chunk_root(hashes: bytes) -> bytes:
-    level = [hashes[i:i + 32] for i in range(0, len(hashes), 32)]
+    level = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
     while len(level) > 1:
         level = [merkle.node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
     return level[0]
@@ -359,10 +370,13 @@ def _check_stored_node(conn: sqlite3.Connection, level: int, idx: int, digest: b
 def _check_node_count(ledger: _Ledger) -> None:
     # Every perfect subtree of level >= 1 is stored once: size - popcount(size) rows.
     count, covered = ledger.conn.execute(
-        "SELECT count(*), coalesce(max((idx + 1) << level), 0) FROM tree_nodes").fetchone()
+        "SELECT count(*), coalesce(max((idx + 1) << level), 0) FROM tree_nodes"
+    ).fetchone()
     if covered > ledger.size:
-        raise Bad(ledger.size, f"truncated: tree nodes cover {covered} entries but entry"
-                               f" {ledger.size} and after are gone")
+        raise Bad(
+            ledger.size,
+            f"truncated: tree nodes cover {covered} entries but entry {ledger.size} and after are gone",
+        )
     expected = ledger.size - bin(ledger.size).count("1")
     if count != expected:
         raise Bad(None, f"tree_nodes has {count} rows where {ledger.size} entries make {expected}")
@@ -385,12 +399,17 @@ def _check_against(ledger: _Ledger, checkpoint: Checkpoint, roots: dict[int, byt
     if checkpoint.origin != ledger.origin:
         raise Bad(None, f"{name} is for origin {checkpoint.origin!r}, not {ledger.origin!r}")
     if checkpoint.size > ledger.size:
-        raise Bad(ledger.size, f"truncated: {name} covers {checkpoint.size} entries but entry"
-                               f" {ledger.size} and after are gone")
+        raise Bad(
+            ledger.size,
+            f"truncated: {name} covers {checkpoint.size} entries but entry {ledger.size} and after are gone",
+        )
     if roots[checkpoint.size] != checkpoint.root:
         at = checkpoint.size - 1 if checkpoint.size else None
-        raise Bad(at, f"history rewritten: the entries up to size {checkpoint.size} do not have"
-                      f" the root signed in {name}")
+        raise Bad(
+            at,
+            f"history rewritten: the entries up to size {checkpoint.size} do not have"
+            f" the root signed in {name}",
+        )
 
 
 def _read_note(ledger: _Ledger, note: str, what: str) -> Checkpoint:
@@ -487,8 +506,14 @@ def verify_since(
         return Report(False, size, bad_index=bad.index, reason=bad.reason)
     except merkle.ProofError as exc:
         return Report(False, size, reason=f"stored tree: {exc}")
-    return Report(True, ledger.size, roots[ledger.size], count + (kept is not None),
-                  ledger.size - base.size, trusted=base)
+    return Report(
+        True,
+        ledger.size,
+        roots[ledger.size],
+        count + (kept is not None),
+        ledger.size - base.size,
+        trusted=base,
+    )
 
 
 def _reader(conn: sqlite3.Connection) -> merkle.NodeReader:
@@ -496,8 +521,9 @@ def _reader(conn: sqlite3.Connection) -> merkle.NodeReader:
         if level == 0:
             row = conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?", (index,)).fetchone()
         else:
-            row = conn.execute("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?",
-                               (level, index)).fetchone()
+            row = conn.execute(
+                "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
         if row is None:
             raise Bad(index << level, f"tree node ({level}, {index}) is missing")
         return bytes(row[0])
@@ -509,8 +535,10 @@ def _trusted_edge(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) ->
     hashes = [read(level, i) for level, i in merkle.perfect_subtrees(base.size)]
     edge = merkle.CompactRange(base.size, hashes)
     if edge.root() != base.root:
-        raise Bad(base.size - 1 if base.size else None,
-                  "the stored tree does not reproduce the trusted checkpoint's root")
+        raise Bad(
+            base.size - 1 if base.size else None,
+            "the stored tree does not reproduce the trusted checkpoint's root",
+        )
     return edge
 
 
@@ -521,8 +549,13 @@ def _trusted_keys(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) ->
         (base.size,),
     ):
         try:
-            merkle.verify_inclusion(idx, base.size, merkle.leaf_hash(leaf.encode("utf-8")),
-                                    merkle.inclusion_proof(read, idx, base.size), base.root)
+            merkle.verify_inclusion(
+                idx,
+                base.size,
+                merkle.leaf_hash(leaf.encode("utf-8")),
+                merkle.inclusion_proof(read, idx, base.size),
+                base.root,
+            )
         except merkle.ProofError as exc:
             raise Bad(idx, f"key event is not in the trusted tree: {exc}") from exc
     if base.size:
@@ -530,8 +563,13 @@ def _trusted_keys(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) ->
         if last is None:
             raise Bad(base.size - 1, f"entry {base.size - 1} is missing")
         try:
-            merkle.verify_inclusion(base.size - 1, base.size, merkle.leaf_hash(last[0].encode("utf-8")),
-                                    merkle.inclusion_proof(read, base.size - 1, base.size), base.root)
+            merkle.verify_inclusion(
+                base.size - 1,
+                base.size,
+                merkle.leaf_hash(last[0].encode("utf-8")),
+                merkle.inclusion_proof(read, base.size - 1, base.size),
+                base.root,
+            )
         except merkle.ProofError as exc:
             raise Bad(base.size - 1, f"the last trusted entry is not in the trusted tree: {exc}") from exc
     return _key_timeline(ledger, ledger.size)

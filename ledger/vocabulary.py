@@ -80,14 +80,20 @@ def _is_ref(value: str) -> bool:
 
 _SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "str": ("a non-empty string", lambda v: type(v) is str and v != ""),
-    "ref": ("an opaque reference (1-64 characters, not a phone number)", lambda v: type(v) is str and _is_ref(v)),
+    "ref": (
+        "an opaque reference (1-64 characters, not a phone number)",
+        lambda v: type(v) is str and _is_ref(v),
+    ),
     "int": ("an integer", lambda v: type(v) is int and abs(v) <= MAX_SAFE_INTEGER),
     "nonneg": ("an integer >= 0", lambda v: type(v) is int and 0 <= v <= MAX_SAFE_INTEGER),
     "bool": ("true or false", lambda v: type(v) is bool),
     "time": ("an RFC 3339 time with an explicit offset", lambda v: type(v) is str and is_rfc3339(v)),
     "day": ("a day YYYY-MM-DD", lambda v: type(v) is str and _is_day(v)),
     "month": ("a month YYYY-MM", lambda v: type(v) is str and _is_month(v)),
-    "day_or_month": ("a day YYYY-MM-DD or a month YYYY-MM", lambda v: type(v) is str and (_is_day(v) or _is_month(v))),
+    "day_or_month": (
+        "a day YYYY-MM-DD or a month YYYY-MM",
+        lambda v: type(v) is str and (_is_day(v) or _is_month(v)),
+    ),
     "sha256": ("64 lowercase hex digits", lambda v: type(v) is str and bool(_SHA256.fullmatch(v))),
     "pubkey": ("a base64 Ed25519 public key (32 bytes)", lambda v: type(v) is str and _is_pubkey(v)),
     "keyref": ("a key id <name>+<8 hex digits>", lambda v: type(v) is str and bool(_KEYREF.fullmatch(v))),
@@ -142,8 +148,10 @@ class Vocabulary:
         self._check_object("data", envelope["data"], fields)
         bad = _first_non_integer_number("data", envelope["data"])
         if bad is not None:
-            raise EventError(bad, "numbers in events must be integers within +-(2**53 - 1)"
-                                  " (write other numbers as strings)")
+            raise EventError(
+                bad,
+                "numbers in events must be integers within +-(2**53 - 1) (write other numbers as strings)",
+            )
 
     def _check_object(self, path: str, value: Any, fields: Mapping[str, str]) -> None:
         if type(value) is not dict:

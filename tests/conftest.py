@@ -19,13 +19,26 @@ ORIGIN = "test.example/ledger"
 VECTORS = Path(__file__).parent / "vectors"
 
 
-def event(kind: str = "access.login", *, at: str = "2026-09-24T09:00:00+09:00", actor: str = "op07",
-          event_id: str | None = None, **data: Any) -> dict[str, Any]:
+def event(
+    kind: str = "access.login",
+    *,
+    at: str = "2026-09-24T09:00:00+09:00",
+    actor: str = "op07",
+    event_id: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
     defaults: dict[str, dict[str, Any]] = {
         "access.login": {"person": "op07", "terminal": "t1", "success": True},
         "case.stop": {"case": "C1", "by": "city01", "reason": "paid"},
-        "call.dialed": {"case": "C1", "number": "1", "call": "K1", "caller_id": "0258-00-0001",
-                        "ended_at": "2026-09-24T09:01:00+09:00", "ring_s": 35, "result": "no_answer"},
+        "call.dialed": {
+            "case": "C1",
+            "number": "1",
+            "call": "K1",
+            "caller_id": "0258-00-0001",
+            "ended_at": "2026-09-24T09:01:00+09:00",
+            "ring_s": 35,
+            "result": "no_answer",
+        },
     }
     body = {**defaults.get(kind, {}), **data}
     return {"id": event_id or str(uuid.uuid4()), "type": kind, "at": at, "actor": actor, "data": body}
@@ -38,8 +51,11 @@ def signed(ev: dict[str, Any], signer: Signer) -> Submission:
 
 def register(signer: Signer) -> Submission:
     v = signer.verifier
-    return Submission(event("key.registered", actor="mgr01", key=v.key_ref,
-                            public_key=b64encode(v.public_key), holder=v.name))
+    return Submission(
+        event(
+            "key.registered", actor="mgr01", key=v.key_ref, public_key=b64encode(v.public_key), holder=v.name
+        )
+    )
 
 
 @pytest.fixture
@@ -54,6 +70,7 @@ def make_ledger(tmp_path: Path, ledger_signer: Signer) -> Callable[..., Ledger]:
         if n:
             led.append([Submission(event()) for _ in range(n)], now=NOW)
         return led
+
     return make
 
 

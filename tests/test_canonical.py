@@ -13,7 +13,10 @@ from ledger.canonical import CanonicalError, canonicalize
 from ledger.leaf import build_leaf, event_bytes, parse_leaf
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.text(), st.integers(-(2**53) + 1, 2**53 - 1),
+    st.none(),
+    st.booleans(),
+    st.text(),
+    st.integers(-(2**53) + 1, 2**53 - 1),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 values = st.recursive(
@@ -58,9 +61,13 @@ integer_values = st.recursive(
 
 # Events hold no floats (the vocabulary refuses them), so leaves are built from integer values.
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(max_size=8), integer_values, max_size=5), st.integers(0, 2**40),
-       st.binary(min_size=32, max_size=32), st.binary(min_size=64, max_size=64),
-       st.text(min_size=1, max_size=20).filter(lambda s: "+" not in s))
+@given(
+    st.dictionaries(st.text(max_size=8), integer_values, max_size=5),
+    st.integers(0, 2**40),
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=64, max_size=64),
+    st.text(min_size=1, max_size=20).filter(lambda s: "+" not in s),
+)
 def test_assembled_leaf_is_canonical_and_event_bytes_cut_back_out(data, index, prev, sig, key) -> None:
     try:
         ev = canonicalize({"id": "x", "data": data})

@@ -17,6 +17,7 @@ def test_entries_are_numbered_from_zero_and_chained(make_ledger) -> None:
     assert [i for i, _, _ in leaves] == [0, 1, 2]
     assert parse_leaf(leaves[0][1])["prev"] == "A" * 43 + "="
     import base64
+
     assert base64.b64decode(parse_leaf(leaves[2][1])["prev"]) == leaves[1][2]
     assert parse_leaf(leaves[1][1])["received"] == "2026-09-24T01:00:00.000Z"
 
@@ -47,16 +48,19 @@ def test_duplicate_id_within_one_batch(make_ledger) -> None:
     assert [r.index for r in results] == [0, 0] and led.size == 1
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"type": "call.teleported"}, "type"),
-    ({"at": "2026-09-24T09:00:00"}, "at"),                  # no offset
-    ({"at": "2026-09-24 09:00:00+09:00"}, "at"),
-    ({"at": "2026-02-30T09:00:00+09:00"}, "at"),
-    ({"id": "x" * 65}, "id"),
-    ({"id": ""}, "id"),
-    ({"actor": ""}, "actor"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"type": "call.teleported"}, "type"),
+        ({"at": "2026-09-24T09:00:00"}, "at"),  # no offset
+        ({"at": "2026-09-24 09:00:00+09:00"}, "at"),
+        ({"at": "2026-02-30T09:00:00+09:00"}, "at"),
+        ({"id": "x" * 65}, "id"),
+        ({"id": ""}, "id"),
+        ({"actor": ""}, "actor"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_envelope_errors_name_the_field(make_ledger, change, field) -> None:
     led = make_ledger()
     with pytest.raises(AppendError) as err:
@@ -64,17 +68,20 @@ def test_envelope_errors_name_the_field(make_ledger, change, field) -> None:
     assert err.value.kind == "invalid" and err.value.field == field
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"ring_s": "35"}, "data.ring_s"),
-    ({"ring_s": -1}, "data.ring_s"),
-    ({"result": "hung_up"}, "data.result"),
-    ({"ended_at": "yesterday"}, "data.ended_at"),
-    ({"number": "090-1234-5678"}, "data.number"),       # a phone number is not a reference
-    ({"case": None}, "data.case"),
-    ({"message_left": "yes"}, "data.message_left"),
-    ({"ring_s": 35.0}, "data.ring_s"),
-    ({"note": {"x": 1.5}}, "data.note.x"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"ring_s": "35"}, "data.ring_s"),
+        ({"ring_s": -1}, "data.ring_s"),
+        ({"result": "hung_up"}, "data.result"),
+        ({"ended_at": "yesterday"}, "data.ended_at"),
+        ({"number": "090-1234-5678"}, "data.number"),  # a phone number is not a reference
+        ({"case": None}, "data.case"),
+        ({"message_left": "yes"}, "data.message_left"),
+        ({"ring_s": 35.0}, "data.ring_s"),
+        ({"note": {"x": 1.5}}, "data.note.x"),
+    ],
+)
 def test_data_errors_name_the_field(make_ledger, data, field) -> None:
     led = make_ledger()
     with pytest.raises(AppendError) as err:
@@ -89,8 +96,10 @@ def test_missing_required_field_and_optional_and_nullable(make_ledger) -> None:
     with pytest.raises(AppendError, match="data.caller_id: is required"):
         led.append([Submission(ev)], now=NOW)
     ok = event("call.dialed", result="voicemail", message_left=True, writer_note="kept")
-    led.append([Submission(ok), Submission(event("callback.received", case=None, queued_s=3,
-                                                 handled="operator"))], now=NOW)
+    led.append(
+        [Submission(ok), Submission(event("callback.received", case=None, queued_s=3, handled="operator"))],
+        now=NOW,
+    )
     assert led.size == 2
 
 
@@ -160,13 +169,16 @@ def test_keys_registered_by_another_process_are_seen(make_ledger, ledger_signer,
     assert led.size == 2 and verify_ledger(led.path).ok
 
 
-@pytest.mark.parametrize("table, sql", [
-    ("entries", "UPDATE entries SET actor = 'x' WHERE idx = 0"),
-    ("entries", "DELETE FROM entries WHERE idx = 0"),
-    ("tree_nodes", "DELETE FROM tree_nodes"),
-    ("checkpoints", "UPDATE checkpoints SET size = 0"),
-    ("meta", "UPDATE meta SET value = 'x' WHERE key = 'origin'"),
-])
+@pytest.mark.parametrize(
+    "table, sql",
+    [
+        ("entries", "UPDATE entries SET actor = 'x' WHERE idx = 0"),
+        ("entries", "DELETE FROM entries WHERE idx = 0"),
+        ("tree_nodes", "DELETE FROM tree_nodes"),
+        ("checkpoints", "UPDATE checkpoints SET size = 0"),
+        ("meta", "UPDATE meta SET value = 'x' WHERE key = 'origin'"),
+    ],
+)
 def test_triggers_refuse_update_and_delete(make_ledger, table, sql) -> None:
     led = make_ledger(4)
     led.sign_checkpoint(now=NOW)
@@ -187,6 +199,7 @@ def test_checkpoints_are_kept_and_signing_twice_at_one_size_is_idempotent(make_l
 def test_open_refuses_other_keys_and_files(make_ledger, tmp_path) -> None:
     led = make_ledger(1)
     from ledger.keyfile import write_key
+
     wrong = tmp_path / "wrong.key"
     write_key(wrong, Signer.generate("test.example/ledger"))
     with pytest.raises(LedgerError, match="does not hold this ledger's key"):

@@ -7,8 +7,7 @@ import sqlite3
 import pytest
 from conftest import NOW, ORIGIN, event, register, signed, tamper
 
-from ledger import Ledger, Signer, Submission, verify
-from ledger import verify_ledger, verify_since
+from ledger import Ledger, Signer, Submission, verify, verify_ledger, verify_since
 
 COLUMNS = ["idx", "id", "type", "at", "actor", "case_ref", "received", "key", "leaf", "leaf_hash"]
 N = 12
@@ -43,8 +42,11 @@ def _altered(column: str, value: object) -> object:
 @pytest.mark.parametrize("row", range(N))
 def test_tampering_any_column_of_any_row_is_caught_at_that_index(ledger12, column, row) -> None:
     assert verify_ledger(ledger12.path).ok
-    (value,) = sqlite3.connect(ledger12.path).execute(
-        f"SELECT {column} FROM entries WHERE idx = ?", (row,)).fetchone()
+    (value,) = (
+        sqlite3.connect(ledger12.path)
+        .execute(f"SELECT {column} FROM entries WHERE idx = ?", (row,))
+        .fetchone()
+    )
     tamper(ledger12.path, f"UPDATE entries SET {column} = ? WHERE idx = ?", (_altered(column, value), row))
     report = verify_ledger(ledger12.path)
     assert not report.ok
@@ -53,9 +55,13 @@ def test_tampering_any_column_of_any_row_is_caught_at_that_index(ledger12, colum
 
 def test_a_rewritten_leaf_with_recomputed_hash_breaks_the_chain_after_it(ledger12) -> None:
     from ledger.merkle import leaf_hash
+
     leaf = ledger12.leaf(4).replace(b'"received":"2026', b'"received":"2025')
-    tamper(ledger12.path, "UPDATE entries SET leaf = ?, leaf_hash = ?, received = ? WHERE idx = 4",
-           (leaf.decode(), leaf_hash(leaf), "2025-09-24T01:00:00.000Z"))
+    tamper(
+        ledger12.path,
+        "UPDATE entries SET leaf = ?, leaf_hash = ?, received = ? WHERE idx = 4",
+        (leaf.decode(), leaf_hash(leaf), "2025-09-24T01:00:00.000Z"),
+    )
     report = verify_ledger(ledger12.path)
     assert (report.ok, report.bad_index) == (False, 5) and "chain broken" in report.reason
 
@@ -68,12 +74,17 @@ def test_a_deleted_row_is_named(ledger12) -> None:
 
 def test_reordered_rows_are_caught_at_the_first(ledger12) -> None:
     conn = sqlite3.connect(ledger12.path)
-    rows = {r[0]: r[1:] for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM entries WHERE idx IN (3, 8)")}
+    rows = {
+        r[0]: r[1:] for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM entries WHERE idx IN (3, 8)")
+    }
     conn.close()
     tamper(ledger12.path, "DELETE FROM entries WHERE idx IN (3, 8)")
     for idx, other in ((3, 8), (8, 3)):
-        tamper(ledger12.path, f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (idx, *rows[other]))
+        tamper(
+            ledger12.path,
+            f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (idx, *rows[other]),
+        )
     report = verify_ledger(ledger12.path)
     assert (report.ok, report.bad_index) == (False, 3), report.reason
 
@@ -95,7 +106,8 @@ def test_truncation_with_checkpoints_removed_is_caught_by_a_kept_checkpoint(ledg
 
 
 def test_history_rewritten_with_the_ledger_key_is_caught_by_a_kept_checkpoint(
-        ledger12, ledger_signer, tmp_path) -> None:
+    ledger12, ledger_signer, tmp_path
+) -> None:
     kept = ledger12.latest_checkpoint().note
     # Whoever holds the ledger's key rebuilds a ledger of the same size with other content.
     forged = Ledger.create(tmp_path / "forged.db", origin=ORIGIN, signer=ledger_signer, now=NOW)
@@ -109,6 +121,7 @@ def test_history_rewritten_with_the_ledger_key_is_caught_by_a_kept_checkpoint(
 def test_a_checkpoint_from_another_key_is_refused(ledger12) -> None:
     other = Signer.generate(ORIGIN)
     from ledger.checkpoint import Checkpoint
+
     note = Checkpoint(ORIGIN, N, ledger12.root(N)).sign(other)
     report = verify_ledger(ledger12.path, checkpoint=note)
     assert not report.ok and "no signature by a known key" in report.reason
@@ -119,21 +132,28 @@ def test_a_given_vkey_that_is_not_the_ledgers_is_refused(ledger12) -> None:
     assert not report.ok and "verifier key" in report.reason
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 2",
-    "DELETE FROM tree_nodes WHERE level = 2 AND idx = 0",
-    "INSERT INTO tree_nodes VALUES (9, 9, zeroblob(32))",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 2",
+        "DELETE FROM tree_nodes WHERE level = 2 AND idx = 0",
+        "INSERT INTO tree_nodes VALUES (9, 9, zeroblob(32))",
+    ],
+)
 def test_tree_node_tampering_is_caught(ledger12, sql) -> None:
     tamper(ledger12.path, sql)
     assert not verify_ledger(ledger12.path).ok
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE checkpoints SET root = zeroblob(32)",
-    "UPDATE checkpoints SET note = replace(note, char(10) || '12' || char(10), char(10) || '11' || char(10))",
-    "UPDATE checkpoints SET size = 11",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE checkpoints SET root = zeroblob(32)",
+        "UPDATE checkpoints SET note = replace(note, char(10) || '12' || char(10),"
+        " char(10) || '11' || char(10))",
+        "UPDATE checkpoints SET size = 11",
+    ],
+)
 def test_stored_checkpoint_tampering_is_caught(ledger12, sql) -> None:
     tamper(ledger12.path, sql)
     report = verify_ledger(ledger12.path)
@@ -144,9 +164,9 @@ def test_verification_in_worker_processes_matches_and_names_the_index(make_ledge
     monkeypatch.setattr(verify, "CHUNK_LEVEL", 4)
     monkeypatch.setattr(verify, "CHUNK", 16)
     led = make_ledger(150)
-    led.sign_checkpoint(now=NOW)       # size 150: inside a chunk
+    led.sign_checkpoint(now=NOW)  # size 150: inside a chunk
     led.append([Submission(event()) for _ in range(10)], now=NOW)
-    led.sign_checkpoint(now=NOW)       # size 160: on a chunk boundary
+    led.sign_checkpoint(now=NOW)  # size 160: on a chunk boundary
     one = verify_ledger(led.path, workers=1)
     two = verify_ledger(led.path, workers=2)
     assert one.ok and two.ok and one.root == two.root == led.root()
@@ -176,8 +196,7 @@ def test_incremental_verify_from_a_trusted_checkpoint(make_ledger) -> None:
     assert report.trusted is not None and report.trusted.size == 30
 
 
-def test_incremental_verify_catches_tampering_after_and_before_the_checkpoint(
-        make_ledger, tmp_path) -> None:
+def test_incremental_verify_catches_tampering_after_and_before_the_checkpoint(make_ledger, tmp_path) -> None:
     led = make_ledger(30)
     trusted = led.sign_checkpoint(now=NOW).note
     led.append([Submission(event()) for _ in range(20)], now=NOW)

@@ -44,8 +44,9 @@ def test_inclusion_vectors(case: dict) -> None:
     read, roots = tree(LEAVES)
     proof = merkle.inclusion_proof(read, case["index"], case["size"])
     assert [p.hex() for p in proof] == case["proof"]
-    merkle.verify_inclusion(case["index"], case["size"], merkle.leaf_hash(LEAVES[case["index"]]),
-                            proof, roots[case["size"]])
+    merkle.verify_inclusion(
+        case["index"], case["size"], merkle.leaf_hash(LEAVES[case["index"]]), proof, roots[case["size"]]
+    )
 
 
 @pytest.mark.parametrize("case", RFC["consistency"], ids=lambda c: f"{c['old']}to{c['new']}")
@@ -69,10 +70,12 @@ def test_transparency_dev_probes(path) -> None:
     proof = [_b64(p) for p in probe.get("proof") or []]
     if "leafIdx" in probe:
         check = lambda: merkle.verify_inclusion(  # noqa: E731
-            probe["leafIdx"], probe["treeSize"], _b64(probe["leafHash"]), proof, _b64(probe["root"]))
+            probe["leafIdx"], probe["treeSize"], _b64(probe["leafHash"]), proof, _b64(probe["root"])
+        )
     else:
         check = lambda: merkle.verify_consistency(  # noqa: E731
-            probe["size1"], probe["size2"], _b64(probe["root1"]), _b64(probe["root2"]), proof)
+            probe["size1"], probe["size2"], _b64(probe["root1"]), _b64(probe["root2"]), proof
+        )
     if probe["wantErr"]:
         with pytest.raises(merkle.ProofError):
             check()
@@ -96,8 +99,10 @@ def flip(h: bytes, bit: int) -> bytes:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, len(BIG)).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))),
-       st.integers(0, 10**6))
+@given(
+    st.integers(1, len(BIG)).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))),
+    st.integers(0, 10**6),
+)
 def test_every_inclusion_proof_verifies_and_any_alteration_fails(size_index, noise) -> None:
     size, index = size_index
     proof = merkle.inclusion_proof(BIG_READ, index, size)
@@ -109,7 +114,7 @@ def test_every_inclusion_proof_verifies_and_any_alteration_fails(size_index, noi
         merkle.verify_inclusion(index, size, leaf, proof, flip(root, noise))
     if proof:
         k = noise % len(proof)
-        altered = proof[:k] + [flip(proof[k], noise)] + proof[k + 1:]
+        altered = proof[:k] + [flip(proof[k], noise)] + proof[k + 1 :]
         with pytest.raises(merkle.ProofError):
             merkle.verify_inclusion(index, size, leaf, altered, root)
     other_index = (index + 1 + noise % size) % size
@@ -126,8 +131,10 @@ def test_every_inclusion_proof_verifies_and_any_alteration_fails(size_index, noi
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, len(BIG)).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n))),
-       st.integers(0, 10**6))
+@given(
+    st.integers(1, len(BIG)).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n))),
+    st.integers(0, 10**6),
+)
 def test_every_consistency_proof_verifies_and_any_alteration_fails(sizes, noise) -> None:
     old, new = sizes
     proof = merkle.consistency_proof(BIG_READ, old, new)
@@ -139,7 +146,7 @@ def test_every_consistency_proof_verifies_and_any_alteration_fails(sizes, noise)
         merkle.verify_consistency(old, new, r1, flip(r2, noise), proof)
     if proof:
         k = noise % len(proof)
-        altered = proof[:k] + [flip(proof[k], noise)] + proof[k + 1:]
+        altered = proof[:k] + [flip(proof[k], noise)] + proof[k + 1 :]
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(old, new, r1, r2, altered)
     if old < new:
@@ -156,7 +163,7 @@ def test_compact_range_append_node_equals_leaf_by_leaf() -> None:
         by_leaf.append(h)
     for k in range(0, 64, 16):
         sub = merkle.CompactRange()
-        for h in hashes[k:k + 16]:
+        for h in hashes[k : k + 16]:
             sub.append(h)
         by_node.append_node(4, sub.root())
     assert by_node.size == by_leaf.size == 64 and by_node.root() == by_leaf.root()

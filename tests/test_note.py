@@ -64,7 +64,7 @@ def test_every_substring_and_byte_increment_of_a_key_is_rejected(key: str) -> No
                 with pytest.raises(NoteError):
                     parse(key[i:j])
     for i in range(len(key)):
-        bumped = key[:i] + chr(ord(key[i]) + 1) + key[i + 1:]
+        bumped = key[:i] + chr(ord(key[i]) + 1) + key[i + 1 :]
         with pytest.raises(NoteError):
             parse(bumped)
 
@@ -82,19 +82,21 @@ def test_tessera_log_checkpoints_are_reproduced_byte_for_byte() -> None:
         n = cp["size"]
         assert roots[n].hex() == cp["root_hex"]
         note = Checkpoint(signer.name, n, roots[n]).sign(signer)
-        expected = (f"{signer.name}\n{n}\n{cp['root_b64']}\n\n"
-                    f"\u2014 {signer.name} {cp['signature_b64']}\n")
+        expected = f"{signer.name}\n{n}\n{cp['root_b64']}\n\n\u2014 {signer.name} {cp['signature_b64']}\n"
         assert note == expected
         assert open_checkpoint(note, Verifier.parse(TESSERA["vkey"])).size == n
 
 
-@pytest.mark.parametrize("body", [
-    "origin\n01\nAAAA\n",                 # leading zero
-    "origin\n1\n" + "A" * 44 + "\n",     # not 32 bytes
-    "\n1\nAAAA\n",                        # empty origin
-    "origin\n1\n",                        # missing root
-    "origin\n-1\n" + "A" * 43 + "=\n",  # negative size
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "origin\n01\nAAAA\n",  # leading zero
+        "origin\n1\n" + "A" * 44 + "\n",  # not 32 bytes
+        "\n1\nAAAA\n",  # empty origin
+        "origin\n1\n",  # missing root
+        "origin\n-1\n" + "A" * 43 + "=\n",  # negative size
+    ],
+)
 def test_malformed_checkpoint_bodies_are_rejected(body: str) -> None:
     with pytest.raises(CheckpointError):
         parse_body(body)
