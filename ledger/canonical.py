@@ -53,3 +53,53 @@ def canonicalize(value: Any) -> bytes:
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise CanonicalError(str(exc)) from exc
+
+
+def canonicalize_validated(value: Any) -> bytes:
+    """canonicalize() for a value already known to hold no floats and no unsafe integers
+    (an event the vocabulary accepted). If the encoding is pure ASCII every key is
+    ASCII, so the standard encoder's bytes are canonical without walking the value."""
+    try:
+        text = _encoder.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise CanonicalError(str(exc)) from exc
+    if text.isascii():
+        return text.encode("ascii")
+    return canonicalize(value)
+
+
+def _refuse_float(text: str) -> Any:
+    raise CanonicalError(f"a non-integer number {text} (leaves hold integers only)")
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise CanonicalError(f"integer {text} is outside +-(2**53 - 1)")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_float=_refuse_float, parse_int=_safe_int)
+
+
+def loads_canonical(data: bytes) -> Any:
+    """Parses `data` and checks that it is exactly RFC 8785 JSON; raises CanonicalError if not.
+
+    Floats and unsafe integers are refused while parsing, so when the bytes are
+    plain ASCII (hence every key is ASCII) the standard encoder's output is the
+    canonical form and one comparison decides, without walking the value.
+    """
+    try:
+        value = _decoder.decode(data.decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, or our CanonicalError (a ValueError)
+        raise CanonicalError(str(exc)) from exc
+    if data.isascii():
+        try:
+            canonical = _encoder.encode(value).encode("utf-8")
+        except UnicodeEncodeError as exc:  # an escaped lone surrogate
+            raise CanonicalError(f"not valid Unicode: {exc.reason}") from exc
+    else:
+        canonical = canonicalize(value)
+    if canonical != data:
+        raise CanonicalError("not in RFC 8785 canonical form")
+    return value

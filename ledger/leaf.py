@@ -13,10 +13,9 @@ canonical leaf without re-encoding it.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
-from .canonical import canonicalize
+from .canonical import CanonicalError, canonicalize, loads_canonical
 
 LEAF_KEYS = frozenset({"event", "index", "prev", "received", "sig"})
 KEY_EVENT_TYPES = frozenset({"key.registered", "key.revoked"})
@@ -60,11 +59,12 @@ def event_bytes(leaf: bytes) -> bytes:
 
 def parse_leaf(leaf: bytes) -> dict[str, Any]:
     """The leaf as JSON, checked to be exactly its own RFC 8785 form with the five leaf keys."""
-    value = json.loads(leaf)
-    if type(value) is not dict or set(value) != LEAF_KEYS:
+    try:
+        value = loads_canonical(leaf)
+    except CanonicalError as exc:
+        raise ValueError(f"the leaf is not RFC 8785 JSON: {exc}") from exc
+    if type(value) is not dict or value.keys() != LEAF_KEYS:
         raise ValueError("a leaf has exactly the keys event, index, prev, received, sig")
-    if canonicalize(value) != leaf:
-        raise ValueError("the leaf is not in RFC 8785 canonical form")
     sig = value["sig"]
     if type(sig) is not dict or set(sig) != {"ed25519", "key"}:
         raise ValueError("a leaf's sig has exactly the keys ed25519 and key")

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import nacl.exceptions
 import nacl.signing
@@ -137,8 +138,9 @@ class Signer:
     def verifier(self) -> Verifier:
         return Verifier(self.name, self.key_id, bytes(self._signing_key.verify_key))
 
-    @property
+    @cached_property
     def _signing_key(self) -> nacl.signing.SigningKey:
+        # Deriving the key pair from the seed costs as much as a signature: do it once.
         return nacl.signing.SigningKey(self.seed)
 
     def sign(self, message: bytes) -> bytes:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nacl.exceptions
+import nacl.signing
+
 from . import merkle
-from .canonical import CanonicalError, canonicalize
+from .canonical import CanonicalError, canonicalize_validated
 from .checkpoint import Checkpoint
 from .keyfile import read_key
 from .leaf import KEY_EVENT_TYPES, build_leaf, case_of, event_bytes
@@ -139,6 +143,84 @@ def parse_key_event(leaf_event: dict[str, Any], index: int, keys: dict[str, KeyR
     if record.revoked_at is not None:
         raise ValueError(f"key {data['key']} is already revoked")
     return KeyRecord(record.key, record.public_key, record.holder, record.registered_at, index)
+
+
+_THREADED_BATCH = 64
+_JOB_CHUNK = 256
+
+
+def _run_jobs(signer: Signer | None, jobs: list[tuple[Any, ...]]) -> list[bytes | None]:
+    """Signs or checks a run of events; None where a writer's signature does not verify."""
+    out: list[bytes | None] = []
+    for job in jobs:
+        if job[0] == "sign":
+            assert signer is not None
+            out.append(signer.sign(job[2]))
+        else:
+            _, _, message, public_key, signature, _ = job
+            try:
+                nacl.signing.VerifyKey(public_key).verify(message, signature)
+            except (nacl.exceptions.BadSignatureError, ValueError):
+                out.append(None)
+            else:
+                out.append(signature)
+    return out
+
+
+class _Crypto:
+    """Ed25519 work of one batch, done in order, in a worker thread for large batches."""
+
+    def __init__(self, signer: Signer | None, *, threaded: bool) -> None:
+        self._signer = signer
+        self._pending: list[tuple[Any, ...]] = []
+        self._jobs: list[tuple[Any, ...]] = []
+        self._futures: list[Future[list[bytes | None]]] = []
+        self._pool = ThreadPoolExecutor(1) if threaded else None
+
+    def sign(self, position: int, message: bytes) -> None:
+        self._add(("sign", position, message))
+
+    def verify(self, position: int, message: bytes, public_key: bytes, signature: bytes, key: str) -> None:
+        self._add(("verify", position, message, public_key, signature, key))
+
+    def _add(self, job: tuple[Any, ...]) -> None:
+        self._jobs.append(job)
+        self._pending.append(job)
+        if self._pool is not None and len(self._pending) >= _JOB_CHUNK:
+            self._futures.append(self._pool.submit(_run_jobs, self._signer, self._pending))
+            self._pending = []
+
+    def results(self) -> list[bytes]:
+        done: list[bytes | None] = []
+        for future in self._futures:
+            done.extend(future.result())
+        done.extend(_run_jobs(self._signer, self._pending))
+        self._futures, self._pending = [], []
+        for job, result in zip(self._jobs, done, strict=True):
+            if result is None:
+                raise AppendError(
+                    job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
+                )
+        return [r for r in done if r is not None]
+
+    def raise_first_failure(self, *, before: int) -> None:
+        """When pass 1 fails at `before`, a bad signature earlier in the batch is reported instead."""
+        earlier = [job for job in self._jobs if job[1] < before]
+        if any(job[0] == "verify" for job in earlier):
+            done: list[bytes | None] = []
+            for future in self._futures:
+                done.extend(future.result())
+            self._futures = []
+            done.extend(_run_jobs(self._signer, self._pending[: len(earlier) - len(done)]))
+            for job, result in zip(earlier, done, strict=False):
+                if result is None:
+                    raise AppendError(
+                        job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
+                    )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Ledger:
@@ -347,39 +429,32 @@ class Ledger:
     def _stage(
         self, items: Sequence[Submission], state: _State, received: str
     ) -> tuple[list[Appended], list[tuple[Any, ...]], list[tuple[int, int, bytes]]]:
-        results: list[Appended] = []
+        """Checks and chains a batch in memory, in two passes.
+
+        Pass 1 validates, assigns indexes and tracks keys; the Ed25519 work
+        (signing with the ledger's key, or checking a writer's signature) goes to
+        a thread as it is found, since libsodium releases the GIL. Pass 2 takes
+        the signatures in order and builds the leaves, chain and tree.
+        """
+        stored_ids = self._find_ids([item.event.get("id") for item in items if isinstance(item.event, dict)])
+        staged: list[tuple[int, int, dict[str, Any], bytes, str]] = []  # position, index, event, bytes, key
+        duplicates: dict[int, int] = {}  # position -> index of the entry it repeats
+        crypto = _Crypto(self._signer, threaded=len(items) >= _THREADED_BATCH)
+        try:
+            for position, item in enumerate(items):
+                try:
+                    self._stage_one(position, item, state, stored_ids, staged, duplicates, crypto)
+                except AppendError as exc:
+                    crypto.raise_first_failure(before=position)
+                    raise exc
+            signatures = crypto.results()
+        finally:
+            crypto.close()
         rows: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        for position, item in enumerate(items):
-            event = item.event
-            try:
-                self.vocabulary.validate(event)
-                event_bytes = canonicalize(event)
-            except EventError as exc:
-                raise AppendError(position, "invalid", exc.field, exc.message) from exc
-            except CanonicalError as exc:
-                raise AppendError(position, "invalid", "event", str(exc)) from exc
-            existing = state.ids.get(event["id"]) or self._find_id(event["id"])
-            if existing is not None:
-                index, stored = existing
-                if stored != event_bytes:
-                    raise AppendError(
-                        position,
-                        "conflict",
-                        "id",
-                        f"id {event['id']!r} is already entry {index} with different content",
-                    )
-                results.append(Appended(index, self._leaf_hash_of(index, rows), False))
-                continue
-            index = state.size
-            key_ref, signature = self._signature(position, item, event, event_bytes, state, index)
-            if event["type"] in KEY_EVENT_TYPES:
-                try:
-                    record = parse_key_event(event, index, state.keys)
-                except ValueError as exc:
-                    raise AppendError(position, "invalid", "data.key", str(exc)) from exc
-                state.keys[record.key] = record
-            leaf = build_leaf(event_bytes, index, state.prev, received, key_ref, signature)
+        by_position: dict[int, Appended] = {}
+        for (position, index, event, message, key_ref), signature in zip(staged, signatures, strict=True):
+            leaf = build_leaf(message, index, state.prev, received, key_ref, signature)
             digest = merkle.leaf_hash(leaf)
             nodes.extend(state.edge.append(digest))
             rows.append(
@@ -396,13 +471,57 @@ class Ledger:
                     digest,
                 )
             )
-            state.ids[event["id"]] = (index, event_bytes)
             state.prev = digest
-            state.size += 1
-            results.append(Appended(index, digest, True))
-        return results, rows, nodes
+            by_position[position] = Appended(index, digest, True)
+        staged_hash = {a.index: a.leaf_hash for a in by_position.values()}
+        for position, index in duplicates.items():
+            digest = staged_hash[index] if index in staged_hash else self.node(0, index)
+            by_position[position] = Appended(index, digest, False)
+        return [by_position[p] for p in range(len(items))], rows, nodes
 
-    def _signature(
+    def _stage_one(
+        self,
+        position: int,
+        item: Submission,
+        state: _State,
+        stored_ids: dict[str, tuple[int, bytes]],
+        staged: list[tuple[int, int, dict[str, Any], bytes, str]],
+        duplicates: dict[int, int],
+        crypto: _Crypto,
+    ) -> None:
+        event = item.event
+        try:
+            self.vocabulary.validate(event)
+            event_bytes = canonicalize_validated(event)
+        except EventError as exc:
+            raise AppendError(position, "invalid", exc.field, exc.message) from exc
+        except CanonicalError as exc:
+            raise AppendError(position, "invalid", "event", str(exc)) from exc
+        existing = state.ids.get(event["id"]) or stored_ids.get(event["id"])
+        if existing is not None:
+            index, stored = existing
+            if stored != event_bytes:
+                raise AppendError(
+                    position,
+                    "conflict",
+                    "id",
+                    f"id {event['id']!r} is already entry {index} with different content",
+                )
+            duplicates[position] = index
+            return
+        index = state.size
+        key_ref = self._queue_signature(position, item, event, event_bytes, state, index, crypto)
+        if event["type"] in KEY_EVENT_TYPES:
+            try:
+                record = parse_key_event(event, index, state.keys)
+            except ValueError as exc:
+                raise AppendError(position, "invalid", "data.key", str(exc)) from exc
+            state.keys[record.key] = record
+        staged.append((position, index, event, event_bytes, key_ref))
+        state.ids[event["id"]] = (index, event_bytes)
+        state.size += 1
+
+    def _queue_signature(
         self,
         position: int,
         item: Submission,
@@ -410,9 +529,12 @@ class Ledger:
         event_bytes: bytes,
         state: _State,
         index: int,
-    ) -> tuple[str, bytes]:
+        crypto: _Crypto,
+    ) -> str:
         if item.sig is None:
-            return self.key_ref, self._require_signer().sign(event_bytes)
+            self._require_signer()
+            crypto.sign(position, event_bytes)
+            return self.key_ref
         key_ref = item.sig.key
         if event["type"] in KEY_EVENT_TYPES and key_ref != self.key_ref:
             raise AppendError(
@@ -422,29 +544,33 @@ class Ledger:
                 "key events must be signed by the ledger's own key (appended by its host)",
             )
         if key_ref == self.key_ref:
-            verifier = self.verifier
+            public_key = self.verifier.public_key
         else:
             record = state.keys.get(key_ref)
             if record is None:
                 raise AppendError(position, "signature", "sig.key", f"unknown key {key_ref!r}")
             if not record.valid_at(index):
                 raise AppendError(position, "signature", "sig.key", f"key {key_ref!r} is revoked")
-            verifier = Verifier.from_public_key(record.holder, record.public_key)
+            public_key = record.public_key
         try:
             signature = b64decode(item.sig.ed25519)
         except NoteError as exc:
             raise AppendError(position, "signature", "sig.ed25519", str(exc)) from exc
-        if not verifier.verify(event_bytes, signature):
-            raise AppendError(
-                position, "signature", "sig.ed25519", f"signature does not verify with key {key_ref!r}"
-            )
-        return key_ref, signature
+        crypto.verify(position, event_bytes, public_key, signature, key_ref)
+        return key_ref
 
-    def _find_id(self, event_id: str) -> tuple[int, bytes] | None:
-        row = self._conn.execute("SELECT idx, leaf FROM entries WHERE id = ?", (event_id,)).fetchone()
-        if row is None:
-            return None
-        return int(row[0]), event_bytes(row[1].encode("utf-8"))
+    def _find_ids(self, ids: list[Any]) -> dict[str, tuple[int, bytes]]:
+        """The entries already holding any of these ids: id -> (index, event bytes)."""
+        wanted = [i for i in set(ids) if isinstance(i, str)]
+        found: dict[str, tuple[int, bytes]] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows = self._conn.execute(
+                f"SELECT id, idx, leaf FROM entries WHERE id IN ({', '.join('?' * len(part))})", part
+            )
+            for event_id, idx, leaf in rows:
+                found[event_id] = (int(idx), event_bytes(leaf.encode("utf-8")))
+        return found
 
     def _leaf_hash_of(self, index: int, staged: list[tuple[Any, ...]]) -> bytes:
         if index >= self._state.size:

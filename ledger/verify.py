@@ -22,6 +22,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -326,29 +327,38 @@ def _scan(
         if progress is not None:
             progress(done, ledger.size - start)
 
-    if len(chunks) <= 1 or workers == 1:
+    def in_process(todo: list[tuple[int, int]]) -> None:
         _init_worker(ctx)
         try:
-            for lo, hi in chunks:
+            for lo, hi in todo:
                 hashes, bad = _check_chunk(lo, hi)
                 if bad is not None:
                     raise Bad(*bad)
                 fold(lo, hi, hashes)
         finally:
             _worker.pop("conn").close()
+
+    if len(chunks) <= 1 or workers == 1:
+        in_process(chunks)
         return roots
-    with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(ctx,)
-    ) as pool:
-        results = pool.map(_check_chunk, [c[0] for c in chunks], [c[1] for c in chunks])
-        try:
-            for (lo, hi), (hashes, bad) in zip(chunks, results, strict=True):
-                if bad is not None:
-                    raise Bad(*bad)
-                fold(lo, hi, hashes)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    folded = 0
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(ctx,)
+        ) as pool:
+            results = pool.map(_check_chunk, [c[0] for c in chunks], [c[1] for c in chunks])
+            try:
+                for (lo, hi), (hashes, bad) in zip(chunks, results, strict=True):
+                    if bad is not None:
+                        raise Bad(*bad)
+                    fold(lo, hi, hashes)
+                    folded += 1
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    except BrokenProcessPool:
+        # Workers could not start (e.g. a __main__ that cannot be re-imported): go on here.
+        in_process(chunks[folded:])
     return roots
 
 

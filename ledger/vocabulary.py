@@ -7,10 +7,12 @@ signed into history. Errors name the field, e.g. `data.ring_s`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from typing import Any
@@ -65,9 +67,6 @@ def _is_month(value: str) -> bool:
 
 
 def _is_pubkey(value: str) -> bool:
-    import base64
-    import binascii
-
     try:
         return len(base64.b64decode(value, validate=True)) == 32
     except (binascii.Error, ValueError):
@@ -119,94 +118,138 @@ def _first_non_integer_number(path: str, value: Any) -> str | None:
     return None
 
 
+Check = Callable[[Any, str], None]
+
+
+def _scalar(spec: str) -> Check:
+    what, predicate = _SCALARS[spec]
+
+    def check(value: Any, path: str) -> None:
+        if not predicate(value):
+            raise EventError(path, f"must be {what}; got {value!r}")
+
+    return check
+
+
+def _enum(allowed: tuple[str, ...]) -> Check:
+    members = frozenset(allowed)
+
+    def check(value: Any, path: str) -> None:
+        if type(value) is not str or value not in members:
+            raise EventError(path, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+    return check
+
+
+def _list(item: Check) -> Check:
+    def check(value: Any, path: str) -> None:
+        if type(value) is not list:
+            raise EventError(path, "must be a list")
+        for i, element in enumerate(value):
+            item(element, f"{path}[{i}]")
+
+    return check
+
+
+def _object(fields: list[tuple[str, str, Check]]) -> Check:
+    known = frozenset(name for name, _, _ in fields)
+
+    def check(value: Any, path: str) -> None:
+        if type(value) is not dict:
+            raise EventError(path, "must be a JSON object")
+        for name, modifier, field_check in fields:
+            if name not in value:
+                if modifier == "optional":
+                    continue
+                raise EventError(f"{path}.{name}", "is required")
+            item = value[name]
+            if item is None and modifier == "nullable":
+                continue
+            field_check(item, f"{path}.{name}")
+        if len(value) > len(fields) or not known.issuperset(value):
+            # Writers may add fields of their own; they are held to JSON's exact subset.
+            for name in value.keys() - known:
+                bad = _first_non_integer_number(f"{path}.{name}", value[name])
+                if bad is not None:
+                    raise EventError(
+                        bad,
+                        "numbers in events must be integers within +-(2**53 - 1)"
+                        " (write other numbers as strings)",
+                    )
+
+    return check
+
+
+def _split(spec: str) -> tuple[str, str]:
+    modifier, _, base = spec.partition(" ") if " " in spec else ("", "", spec)
+    if modifier not in ("", "optional", "nullable"):
+        raise ValueError(f"unknown modifier {modifier!r}")
+    return modifier, base
+
+
+def _compile(spec: str, objects: Mapping[str, Mapping[str, str]]) -> Check:
+    if spec.startswith("list:"):
+        return _list(_compile(spec[5:], objects))
+    if spec.startswith("object:"):
+        if spec[7:] not in objects:
+            raise ValueError(f"unknown object {spec[7:]!r}")
+        return _compile_fields(objects[spec[7:]], objects)
+    if spec.startswith("enum:"):
+        return _enum(tuple(spec[5:].split(",")))
+    if spec not in _SCALARS:
+        raise ValueError(f"unknown field type {spec!r}")
+    return _scalar(spec)
+
+
+def _compile_fields(fields: Mapping[str, str], objects: Mapping[str, Mapping[str, str]]) -> Check:
+    compiled = []
+    for name, spec in fields.items():
+        modifier, base = _split(spec)
+        compiled.append((name, modifier, _compile(base, objects)))
+    return _object(compiled)
+
+
 @dataclass(frozen=True)
 class Vocabulary:
+    """Event types and their fields, compiled once into checking functions."""
+
     name: str
     types: Mapping[str, Mapping[str, str]]
     objects: Mapping[str, Mapping[str, str]]
+    checks: Mapping[str, Check] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            checks = {kind: _compile_fields(fields, self.objects) for kind, fields in self.types.items()}
+        except ValueError as exc:
+            raise ValueError(f"vocabulary {self.name}: {exc}") from exc
+        object.__setattr__(self, "checks", checks)
 
     def validate(self, envelope: Any) -> None:
         """Raises EventError naming the first field that does not fit."""
         if type(envelope) is not dict:
             raise EventError("event", "must be a JSON object")
-        for name in ENVELOPE_FIELDS:
-            if name not in envelope:
-                raise EventError(name, "is required")
-        extra = sorted(set(envelope) - set(ENVELOPE_FIELDS))
-        if extra:
+        if len(envelope) != len(ENVELOPE_FIELDS) or not all(f in envelope for f in ENVELOPE_FIELDS):
+            for name in ENVELOPE_FIELDS:
+                if name not in envelope:
+                    raise EventError(name, "is required")
+            extra = sorted(set(envelope) - set(ENVELOPE_FIELDS))
             raise EventError(extra[0], "is not an envelope field (put it in data)")
         event_id = envelope["id"]
         if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH:
             raise EventError("id", f"must be a string of 1 to {MAX_ID_LENGTH} characters")
-        fields = self.types.get(envelope["type"]) if type(envelope["type"]) is str else None
-        if fields is None:
+        check = self.checks.get(envelope["type"]) if type(envelope["type"]) is str else None
+        if check is None:
             raise EventError("type", f"unknown event type {envelope['type']!r}")
         if type(envelope["at"]) is not str or not is_rfc3339(envelope["at"]):
             raise EventError("at", _SCALARS["time"][0] + f", got {envelope['at']!r}")
         if type(envelope["actor"]) is not str or not envelope["actor"]:
             raise EventError("actor", "must be a non-empty string")
-        self._check_object("data", envelope["data"], fields)
-        bad = _first_non_integer_number("data", envelope["data"])
-        if bad is not None:
-            raise EventError(
-                bad,
-                "numbers in events must be integers within +-(2**53 - 1) (write other numbers as strings)",
-            )
-
-    def _check_object(self, path: str, value: Any, fields: Mapping[str, str]) -> None:
-        if type(value) is not dict:
-            raise EventError(path, "must be a JSON object")
-        for name, spec in fields.items():
-            modifier, _, base = spec.partition(" ") if " " in spec else ("", "", spec)
-            where = f"{path}.{name}"
-            if name not in value:
-                if modifier == "optional":
-                    continue
-                raise EventError(where, "is required")
-            if value[name] is None and modifier == "nullable":
-                continue
-            self._check_value(where, value[name], base)
-
-    def _check_value(self, path: str, value: Any, spec: str) -> None:
-        if spec.startswith("list:"):
-            if type(value) is not list:
-                raise EventError(path, "must be a list")
-            for i, item in enumerate(value):
-                self._check_value(f"{path}[{i}]", item, spec[5:])
-        elif spec.startswith("object:"):
-            self._check_object(path, value, self.objects[spec[7:]])
-        elif spec.startswith("enum:"):
-            allowed = spec[5:].split(",")
-            if value not in allowed or type(value) is not str:
-                raise EventError(path, f"must be one of {', '.join(allowed)}; got {value!r}")
-        else:
-            what, check = _SCALARS[spec]
-            if not check(value):
-                raise EventError(path, f"must be {what}; got {value!r}")
+        check(envelope["data"], "data")
 
 
 def load_vocabulary(name: str = "kansa-events-v1") -> Vocabulary:
     """A vocabulary shipped with the ledger package, by name."""
     text = resources.files("ledger").joinpath("vocabularies", f"{name}.json").read_text("utf-8")
     raw = json.loads(text)
-    vocabulary = Vocabulary(raw["name"], raw["types"], raw["objects"])
-    _check_specs(vocabulary)
-    return vocabulary
-
-
-def _check_specs(vocabulary: Vocabulary) -> None:
-    def check(spec: str) -> None:
-        if spec.startswith("list:"):
-            check(spec[5:])
-        elif spec.startswith("object:"):
-            if spec[7:] not in vocabulary.objects:
-                raise ValueError(f"vocabulary {vocabulary.name}: unknown object {spec[7:]!r}")
-        elif not spec.startswith("enum:") and spec not in _SCALARS:
-            raise ValueError(f"vocabulary {vocabulary.name}: unknown field type {spec!r}")
-
-    for fields in [*vocabulary.types.values(), *vocabulary.objects.values()]:
-        for spec in fields.values():
-            modifier, _, base = spec.partition(" ") if " " in spec else ("", "", spec)
-            if modifier not in ("", "optional", "nullable"):
-                raise ValueError(f"vocabulary {vocabulary.name}: unknown modifier {modifier!r}")
-            check(base)
+    return Vocabulary(raw["name"], raw["types"], raw["objects"])

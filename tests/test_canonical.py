@@ -84,3 +84,30 @@ def test_a_non_canonical_leaf_is_refused() -> None:
     spaced = leaf.replace(b'"index":0', b'"index": 0')
     with pytest.raises(ValueError, match="canonical"):
         parse_leaf(spaced)
+
+
+@settings(max_examples=300, deadline=None)
+@given(integer_values)
+def test_validated_fast_path_and_strict_parse_agree_with_rfc8785(value) -> None:
+    from ledger.canonical import canonicalize_validated, loads_canonical
+
+    try:
+        reference = rfc8785.dumps(value)
+    except Exception:
+        return
+    assert canonicalize_validated(value) == reference
+    assert loads_canonical(reference) == value
+    other = json.dumps(value, ensure_ascii=True, indent=None).encode()
+    if other != reference:
+        with pytest.raises(CanonicalError):
+            loads_canonical(other)
+
+
+@pytest.mark.parametrize(
+    "text", [b'{"a":1.0}', b'{"a":9007199254740993}', b'{"a":"\\ud800"}', b'{"b":1,"a":2}']
+)
+def test_strict_parse_refuses_what_is_not_canonical(text: bytes) -> None:
+    from ledger.canonical import loads_canonical
+
+    with pytest.raises(CanonicalError):
+        loads_canonical(text)

@@ -216,3 +216,48 @@ def test_appending_without_the_key_needs_a_signature(make_ledger) -> None:
     readonly = Ledger.open(led.path)
     with pytest.raises(LedgerError, match="signing key"):
         readonly.append([Submission(event())], now=NOW)
+
+
+def _large_batch(op: Signer, n: int = 300) -> list[Submission]:
+    return [signed(event(), op) if i % 2 else Submission(event()) for i in range(n)]
+
+
+def test_a_bad_signature_deep_in_a_large_batch_is_named(make_ledger) -> None:
+    led = make_ledger()
+    op = Signer.generate("op07")
+    led.append([register(op)], now=NOW)
+    batch = _large_batch(op)
+    good = batch[201]
+    batch[201] = Submission({**good.event, "actor": "op08"}, good.sig)
+    with pytest.raises(AppendError) as err:
+        led.append(batch, now=NOW)
+    assert (err.value.position, err.value.kind) == (201, "signature")
+    assert led.size == 1
+
+
+def test_the_earliest_problem_of_a_large_batch_is_reported(make_ledger) -> None:
+    led = make_ledger()
+    op = Signer.generate("op07")
+    led.append([register(op)], now=NOW)
+    batch = _large_batch(op)
+    good = batch[101]
+    batch[101] = Submission({**good.event, "actor": "op08"}, good.sig)  # bad signature
+    batch[250] = Submission(event("call.dialed", ring_s="x"))  # invalid, later
+    with pytest.raises(AppendError) as err:
+        led.append(batch, now=NOW)
+    assert (err.value.position, err.value.kind) == (101, "signature")
+    batch[101] = good
+    with pytest.raises(AppendError) as err:
+        led.append(batch, now=NOW)
+    assert (err.value.position, err.value.kind) == (250, "invalid")
+
+
+def test_a_large_mixed_batch_appends_and_verifies(make_ledger) -> None:
+    led = make_ledger()
+    op = Signer.generate("op07")
+    batch = [register(op), *_large_batch(op, 500)]
+    batch.append(batch[10])  # a retry inside the batch
+    results = led.append(batch, now=NOW)
+    assert led.size == 501 and results[-1].index == results[10].index and not results[-1].created
+    assert results[-1].leaf_hash == results[10].leaf_hash
+    assert verify_ledger(led.path).ok
