@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from .canonical import CanonicalError, canonicalize, loads_canonical
+from .canonical import CanonicalError, canonicalize_validated, loads_canonical
 
 LEAF_KEYS = frozenset({"event", "index", "prev", "received", "sig"})
 KEY_EVENT_TYPES = frozenset({"key.registered", "key.revoked"})
@@ -37,11 +37,11 @@ def build_leaf(
             b',"prev":"',
             base64.b64encode(prev),
             b'","received":',
-            canonicalize(received),
+            canonicalize_validated(received),
             b',"sig":{"ed25519":"',
             base64.b64encode(signature),
             b'","key":',
-            canonicalize(key),
+            canonicalize_validated(key),
             b"}}",
         )
     )

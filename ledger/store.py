@@ -9,9 +9,10 @@ the batch is acceptable.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,6 @@ def parse_key_event(leaf_event: dict[str, Any], index: int, keys: dict[str, KeyR
 
 
 _THREADED_BATCH = 64
-_JOB_CHUNK = 256
 
 
 def _run_jobs(signer: Signer | None, jobs: list[tuple[Any, ...]]) -> list[bytes | None]:
@@ -168,34 +168,38 @@ def _run_jobs(signer: Signer | None, jobs: list[tuple[Any, ...]]) -> list[bytes 
 
 
 class _Crypto:
-    """Ed25519 work of one batch, done in order, in a worker thread for large batches."""
+    """The Ed25519 work of one batch, collected in pass 1 and done at once in pass 2.
+
+    A large batch is split over one thread per core while the caller waits:
+    libsodium runs without the GIL, and nothing else needs it meanwhile. (A
+    thread running beside pass 1 would gain nothing: it would wait for the GIL
+    after every signature.)
+    """
 
     def __init__(self, signer: Signer | None, *, threaded: bool) -> None:
         self._signer = signer
-        self._pending: list[tuple[Any, ...]] = []
         self._jobs: list[tuple[Any, ...]] = []
-        self._futures: list[Future[list[bytes | None]]] = []
-        self._pool = ThreadPoolExecutor(1) if threaded else None
+        self._threaded = threaded
 
     def sign(self, position: int, message: bytes) -> None:
-        self._add(("sign", position, message))
+        self._jobs.append(("sign", position, message))
 
     def verify(self, position: int, message: bytes, public_key: bytes, signature: bytes, key: str) -> None:
-        self._add(("verify", position, message, public_key, signature, key))
+        self._jobs.append(("verify", position, message, public_key, signature, key))
 
-    def _add(self, job: tuple[Any, ...]) -> None:
-        self._jobs.append(job)
-        self._pending.append(job)
-        if self._pool is not None and len(self._pending) >= _JOB_CHUNK:
-            self._futures.append(self._pool.submit(_run_jobs, self._signer, self._pending))
-            self._pending = []
+    def _run(self, jobs: list[tuple[Any, ...]]) -> list[bytes | None]:
+        workers = os.cpu_count() or 1
+        if not self._threaded or workers == 1 or len(jobs) < _THREADED_BATCH:
+            return _run_jobs(self._signer, jobs)
+        size = -(-len(jobs) // workers)
+        parts = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = pool.map(_run_jobs, [self._signer] * len(parts), parts)
+            return [result for part in done for result in part]
 
     def results(self) -> list[bytes]:
-        done: list[bytes | None] = []
-        for future in self._futures:
-            done.extend(future.result())
-        done.extend(_run_jobs(self._signer, self._pending))
-        self._futures, self._pending = [], []
+        """The signatures in order; AppendError at the first writer's signature that does not verify."""
+        done = self._run(self._jobs)
         for job, result in zip(self._jobs, done, strict=True):
             if result is None:
                 raise AppendError(
@@ -205,22 +209,12 @@ class _Crypto:
 
     def raise_first_failure(self, *, before: int) -> None:
         """When pass 1 fails at `before`, a bad signature earlier in the batch is reported instead."""
-        earlier = [job for job in self._jobs if job[1] < before]
-        if any(job[0] == "verify" for job in earlier):
-            done: list[bytes | None] = []
-            for future in self._futures:
-                done.extend(future.result())
-            self._futures = []
-            done.extend(_run_jobs(self._signer, self._pending[: len(earlier) - len(done)]))
-            for job, result in zip(earlier, done, strict=False):
-                if result is None:
-                    raise AppendError(
-                        job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
-                    )
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        earlier = [job for job in self._jobs if job[1] < before and job[0] == "verify"]
+        for job, result in zip(earlier, self._run(earlier), strict=True):
+            if result is None:
+                raise AppendError(
+                    job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
+                )
 
 
 class Ledger:
@@ -431,25 +425,22 @@ class Ledger:
     ) -> tuple[list[Appended], list[tuple[Any, ...]], list[tuple[int, int, bytes]]]:
         """Checks and chains a batch in memory, in two passes.
 
-        Pass 1 validates, assigns indexes and tracks keys; the Ed25519 work
-        (signing with the ledger's key, or checking a writer's signature) goes to
-        a thread as it is found, since libsodium releases the GIL. Pass 2 takes
-        the signatures in order and builds the leaves, chain and tree.
+        Pass 1 validates, assigns indexes and tracks keys, and collects the
+        Ed25519 work (signing with the ledger's key, or checking a writer's
+        signature); that work is then done on all cores; pass 2 takes the
+        signatures in order and builds the leaves, chain and tree.
         """
         stored_ids = self._find_ids([item.event.get("id") for item in items if isinstance(item.event, dict)])
         staged: list[tuple[int, int, dict[str, Any], bytes, str]] = []  # position, index, event, bytes, key
         duplicates: dict[int, int] = {}  # position -> index of the entry it repeats
         crypto = _Crypto(self._signer, threaded=len(items) >= _THREADED_BATCH)
-        try:
-            for position, item in enumerate(items):
-                try:
-                    self._stage_one(position, item, state, stored_ids, staged, duplicates, crypto)
-                except AppendError as exc:
-                    crypto.raise_first_failure(before=position)
-                    raise exc
-            signatures = crypto.results()
-        finally:
-            crypto.close()
+        for position, item in enumerate(items):
+            try:
+                self._stage_one(position, item, state, stored_ids, staged, duplicates, crypto)
+            except AppendError as exc:
+                crypto.raise_first_failure(before=position)
+                raise exc
+        signatures = crypto.results()
         rows: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []
         by_position: dict[int, Appended] = {}

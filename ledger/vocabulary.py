@@ -73,8 +73,14 @@ def _is_pubkey(value: str) -> bool:
         return False
 
 
+_SEPARATORS = re.compile(r"[-()\s]")
+
+
 def _is_ref(value: str) -> bool:
-    return 0 < len(value) <= MAX_ID_LENGTH and not _PHONE_LIKE.fullmatch(re.sub(r"[-()\s]", "", value))
+    if not 0 < len(value) <= MAX_ID_LENGTH:
+        return False
+    # A phone number has at least 10 digits, so a shorter reference needs no look.
+    return len(value) < 10 or not _PHONE_LIKE.fullmatch(_SEPARATORS.sub("", value))
 
 
 _SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
