@@ -20,7 +20,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger kansa
+	$(BIN)/mypy ledger kansa dialer_core
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -184,16 +185,27 @@ def ledger_consistency(db: str, old: int, new: int) -> None:
 )
 @click.option("--vkey", help="The verifier key you trust (default: the one stored in DB).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: cores).")
-def ledger_verify(db: str, checkpoint: Any, since: Any, vkey: str | None, workers: int | None) -> None:
+@click.option("--events", "check_events", is_flag=True, help="Also check every event against the vocabulary.")
+def ledger_verify(
+    db: str, checkpoint: Any, since: Any, vkey: str | None, workers: int | None, check_events: bool
+) -> None:
     """Check the chain, every signature, column, tree node and checkpoint; exit 1 at the first bad index."""
     kept = checkpoint.read() if checkpoint else None
     with _progress("verifying") as progress:
         if since is not None:
             report = verify_since(
-                db, since.read(), checkpoint=kept, vkey=vkey, workers=workers, progress=progress
+                db,
+                since.read(),
+                checkpoint=kept,
+                vkey=vkey,
+                workers=workers,
+                progress=progress,
+                check_events=check_events,
             )
         else:
-            report = verify_ledger(db, checkpoint=kept, vkey=vkey, workers=workers, progress=progress)
+            report = verify_ledger(
+                db, checkpoint=kept, vkey=vkey, workers=workers, progress=progress, check_events=check_events
+            )
     click.echo(report.summary())
     sys.exit(0 if report.ok else 1)
 
@@ -218,6 +230,129 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+@ledger.command("serve")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback by default; put TLS and client certificates in a reverse proxy.",
+)
+@click.option("--port", default=8730, show_default=True, type=int)
+@click.option(
+    "--checkpoint-seconds",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Sign a checkpoint at least this often while entries arrive.",
+)
+@click.option(
+    "--checkpoint-entries",
+    default=1000,
+    show_default=True,
+    type=int,
+    help="... and at least every this many entries.",
+)
+@key_option
+def ledger_serve(
+    db: str, host: str, port: int, checkpoint_seconds: float, checkpoint_entries: int, key: str | None
+) -> None:
+    """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints)."""
+    import uvicorn
+
+    from ledger.service import ServiceConfig, create_app
+
+    with user_errors():
+        target = open_ledger(db, key, signing=True)
+        app = create_app(target, clock=now, config=ServiceConfig(checkpoint_seconds, checkpoint_entries))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.group()
+def keys() -> None:
+    """Operators' signing keys."""
+
+
+@keys.command("new")
+@click.option("--holder", required=True, help="Who holds the key: a staff id such as op07.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The key file to write (default: HOLDER.key).",
+)
+@click.option("--by", default="system", show_default=True, help="The actor of the key.registered event.")
+def keys_new(holder: str, out: str | None, by: str) -> None:
+    """Write a new key file (0600) and print its key.registered event for the manager to append."""
+    from dialer_core.client import key_registration, new_key
+
+    with user_errors():
+        path = Path(out or f"{holder}.key")
+        signer = new_key(holder, path)
+        click.echo(json.dumps(key_registration(signer, by=by, now=now()), ensure_ascii=False))
+        click.echo(f"key file: {path.resolve()} (mode 0600)", err=True)
+
+
+@main.group()
+def client() -> None:
+    """The operators' client for scripts: record events to the outbox, deliver them."""
+
+
+client_options = [
+    click.option("--url", default="http://127.0.0.1:8730", show_default=True, help="The ledger service."),
+    click.option(
+        "--key",
+        "key_file",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="The operator's key file.",
+    ),
+    click.option("--outbox", default="outbox.db", show_default=True, type=click.Path(dir_okay=False)),
+]
+
+
+def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(client_options):
+        fn = option(fn)
+    return fn
+
+
+@client.command("send")
+@_client_options
+@click.argument("kind")
+@click.argument("data")
+@click.option("--at", default=None, help="When it happened (RFC 3339; default now).")
+def client_send(url: str, key_file: str, outbox: str, kind: str, data: str, at: str | None) -> None:
+    """Sign and store an event of type KIND with DATA (a JSON object), then deliver the outbox."""
+    from dialer_core.client import EventError, OperatorClient
+
+    with user_errors(), OperatorClient(url, key_file, outbox) as operator:
+        try:
+            event_id = operator.record(kind, json.loads(data), at=datetime.fromisoformat(at) if at else None)
+        except (ValueError, EventError) as exc:
+            raise click.ClickException(f"not recorded: {exc}") from exc
+        report = operator.deliver(deadline=time.monotonic() + 10)
+        click.echo(
+            json.dumps({"id": event_id, "entry": operator.entry_of(event_id), "pending": report.pending})
+        )
+
+
+@client.command("deliver")
+@_client_options
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to keep retrying.")
+def client_deliver(url: str, key_file: str, outbox: str, wait: float) -> None:
+    """Deliver everything pending in the outbox; exit 1 if anything is left or was refused."""
+    from dialer_core.client import OperatorClient
+
+    with user_errors(), OperatorClient(url, key_file, outbox) as operator:
+        report = operator.deliver(deadline=time.monotonic() + wait)
+        for event_id, error in operator.rejected():
+            click.echo(f"refused {event_id}: {error}", err=True)
+        click.echo(json.dumps(report.__dict__))
+        if report.pending or report.rejected:
+            sys.exit(1)
 
 
 @main.command("demo")

@@ -114,10 +114,14 @@ def format_time(moment: datetime) -> str:
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    # A Ledger is used by one thread at a time, but not always the one that opened it
+    # (the service's writer thread), hence check_same_thread=False.
     if readonly:
-        conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None)
+        conn = sqlite3.connect(
+            f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
     else:
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
@@ -149,72 +153,104 @@ def parse_key_event(leaf_event: dict[str, Any], index: int, keys: dict[str, KeyR
 _THREADED_BATCH = 64
 
 
-def _run_jobs(signer: Signer | None, jobs: list[tuple[Any, ...]]) -> list[bytes | None]:
+@dataclass(frozen=True)
+class _Job:
+    """One Ed25519 operation of a batch: sign with the ledger's key, or check a writer's signature."""
+
+    group: int
+    position: int
+    message: bytes
+    public_key: bytes | None = None  # None: sign with the ledger's key
+    signature: bytes = b""
+    key: str = ""
+
+    @property
+    def cache_key(self) -> tuple[bytes, bytes | None, bytes]:
+        return (self.message, self.public_key, self.signature)
+
+
+def _run_jobs(signer: Signer | None, jobs: list[_Job]) -> list[bytes | None]:
     """Signs or checks a run of events; None where a writer's signature does not verify."""
     out: list[bytes | None] = []
     for job in jobs:
-        if job[0] == "sign":
+        if job.public_key is None:
             assert signer is not None
-            out.append(signer.sign(job[2]))
+            out.append(signer.sign(job.message))
+            continue
+        try:
+            nacl.signing.VerifyKey(job.public_key).verify(job.message, job.signature)
+        except (nacl.exceptions.BadSignatureError, ValueError):
+            out.append(None)
         else:
-            _, _, message, public_key, signature, _ = job
-            try:
-                nacl.signing.VerifyKey(public_key).verify(message, signature)
-            except (nacl.exceptions.BadSignatureError, ValueError):
-                out.append(None)
-            else:
-                out.append(signature)
+            out.append(job.signature)
     return out
 
 
 class _Crypto:
-    """The Ed25519 work of one batch, collected in pass 1 and done at once in pass 2.
+    """The Ed25519 work of a batch, collected in pass 1 and done at once before pass 2.
 
     A large batch is split over one thread per core while the caller waits:
     libsodium runs without the GIL, and nothing else needs it meanwhile. (A
     thread running beside pass 1 would gain nothing: it would wait for the GIL
-    after every signature.)
+    after every signature.) Results are cached, so restaging a batch after one
+    group failed does not redo the work of the others.
     """
 
-    def __init__(self, signer: Signer | None, *, threaded: bool) -> None:
+    def __init__(self, signer: Signer | None, cache: dict[tuple[bytes, bytes | None, bytes], bytes | None]):
         self._signer = signer
-        self._jobs: list[tuple[Any, ...]] = []
-        self._threaded = threaded
+        self._cache = cache
+        self.jobs: list[_Job] = []
+        self.group = 0
 
     def sign(self, position: int, message: bytes) -> None:
-        self._jobs.append(("sign", position, message))
+        self.jobs.append(_Job(self.group, position, message))
 
     def verify(self, position: int, message: bytes, public_key: bytes, signature: bytes, key: str) -> None:
-        self._jobs.append(("verify", position, message, public_key, signature, key))
+        self.jobs.append(_Job(self.group, position, message, public_key, signature, key))
 
-    def _run(self, jobs: list[tuple[Any, ...]]) -> list[bytes | None]:
+    def mark(self) -> int:
+        return len(self.jobs)
+
+    def drop_from(self, mark: int) -> None:
+        del self.jobs[mark:]
+
+    def run(self, jobs: list[_Job]) -> list[bytes | None]:
+        todo = [job for job in jobs if job.cache_key not in self._cache]
         workers = os.cpu_count() or 1
-        if not self._threaded or workers == 1 or len(jobs) < _THREADED_BATCH:
-            return _run_jobs(self._signer, jobs)
-        size = -(-len(jobs) // workers)
-        parts = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        with ThreadPoolExecutor(len(parts)) as pool:
-            done = pool.map(_run_jobs, [self._signer] * len(parts), parts)
-            return [result for part in done for result in part]
+        if workers == 1 or len(todo) < _THREADED_BATCH:
+            done = _run_jobs(self._signer, todo)
+        else:
+            size = -(-len(todo) // workers)
+            parts = [todo[i : i + size] for i in range(0, len(todo), size)]
+            with ThreadPoolExecutor(len(parts)) as pool:
+                done = [r for part in pool.map(_run_jobs, [self._signer] * len(parts), parts) for r in part]
+        for job, result in zip(todo, done, strict=True):
+            self._cache[job.cache_key] = result
+        return [self._cache[job.cache_key] for job in jobs]
 
-    def results(self) -> list[bytes]:
-        """The signatures in order; AppendError at the first writer's signature that does not verify."""
-        done = self._run(self._jobs)
-        for job, result in zip(self._jobs, done, strict=True):
-            if result is None:
-                raise AppendError(
-                    job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
-                )
-        return [r for r in done if r is not None]
+    def first_failures(self) -> dict[int, AppendError]:
+        """Per group, the first writer's signature that does not verify."""
+        failures: dict[int, AppendError] = {}
+        for job, result in zip(self.jobs, self.run(self.jobs), strict=True):
+            if result is None and job.group not in failures:
+                failures[job.group] = _bad_signature(job)
+        return failures
 
-    def raise_first_failure(self, *, before: int) -> None:
-        """When pass 1 fails at `before`, a bad signature earlier in the batch is reported instead."""
-        earlier = [job for job in self._jobs if job[1] < before and job[0] == "verify"]
-        for job, result in zip(earlier, self._run(earlier), strict=True):
+    def signatures(self) -> list[bytes]:
+        return [r for r in self.run(self.jobs) if r is not None]
+
+    def raise_first_failure(self, *, since: int, before: int) -> None:
+        """When pass 1 fails at `before`, a bad signature earlier in the group is reported instead."""
+        earlier = [job for job in self.jobs[since:] if job.position < before and job.public_key is not None]
+        for job, result in zip(earlier, self.run(earlier), strict=True):
             if result is None:
-                raise AppendError(
-                    job[1], "signature", "sig.ed25519", f"signature does not verify with key {job[5]!r}"
-                )
+                raise _bad_signature(job)
+
+
+def _bad_signature(job: _Job) -> AppendError:
+    return AppendError(
+        job.position, "signature", "sig.ed25519", f"signature does not verify with key {job.key!r}"
+    )
 
 
 class Ledger:
@@ -396,15 +432,24 @@ class Ledger:
 
     def append(self, submissions: Iterable[Submission], *, now: datetime) -> list[Appended]:
         """Appends a batch, all or nothing; raises AppendError naming the first bad event."""
-        items = list(submissions)
+        (outcome,) = self.append_groups([list(submissions)], now=now)
+        if isinstance(outcome, AppendError):
+            raise outcome
+        return outcome
+
+    def append_groups(
+        self, groups: Sequence[Sequence[Submission]], *, now: datetime
+    ) -> list[list[Appended] | AppendError]:
+        """Appends several batches in one transaction (one fsync): each all or nothing on its own.
+
+        This is group commit for the service: one request's bad event fails that
+        request alone, and the others are written.
+        """
         received = format_time(now)
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._refresh()
-            state = _State(
-                self._state.size, self._state.prev, self._state.edge.copy(), dict(self._state.keys)
-            )
-            results, rows, nodes = self._stage(items, state, received)
+            outcomes, state, rows, nodes = self._stage_groups(groups, received)
             if rows:
                 self._conn.executemany(
                     "INSERT INTO entries (idx, id, type, at, actor, case_ref, received, key, leaf,"
@@ -418,33 +463,68 @@ class Ledger:
             raise
         state.ids = {}
         self._state = state
-        return results
+        return outcomes
 
-    def _stage(
-        self, items: Sequence[Submission], state: _State, received: str
-    ) -> tuple[list[Appended], list[tuple[Any, ...]], list[tuple[int, int, bytes]]]:
-        """Checks and chains a batch in memory, in two passes.
+    def _copy_state(self, state: _State) -> _State:
+        return _State(state.size, state.prev, state.edge.copy(), dict(state.keys), dict(state.ids))
+
+    def _stage_groups(
+        self, groups: Sequence[Sequence[Submission]], received: str
+    ) -> tuple[
+        list[list[Appended] | AppendError], _State, list[tuple[Any, ...]], list[tuple[int, int, bytes]]
+    ]:
+        """Checks and chains the groups in memory, in two passes.
 
         Pass 1 validates, assigns indexes and tracks keys, and collects the
         Ed25519 work (signing with the ledger's key, or checking a writer's
-        signature); that work is then done on all cores; pass 2 takes the
-        signatures in order and builds the leaves, chain and tree.
+        signature); that work is then done on all cores; a group with a bad
+        signature is dropped and pass 1 runs again without it (indexes shift);
+        pass 2 takes the signatures in order and builds the leaves, chain and tree.
         """
-        stored_ids = self._find_ids([item.event.get("id") for item in items if isinstance(item.event, dict)])
-        staged: list[tuple[int, int, dict[str, Any], bytes, str]] = []  # position, index, event, bytes, key
-        duplicates: dict[int, int] = {}  # position -> index of the entry it repeats
-        crypto = _Crypto(self._signer, threaded=len(items) >= _THREADED_BATCH)
-        for position, item in enumerate(items):
-            try:
-                self._stage_one(position, item, state, stored_ids, staged, duplicates, crypto)
-            except AppendError as exc:
-                crypto.raise_first_failure(before=position)
-                raise exc
-        signatures = crypto.results()
+        ids = [item.event.get("id") for items in groups for item in items if isinstance(item.event, dict)]
+        stored_ids = self._find_ids(ids)
+        failed: dict[int, AppendError] = {}
+        cache: dict[tuple[bytes, bytes | None, bytes], bytes | None] = {}
+        while True:
+            state = self._copy_state(self._state)
+            crypto = _Crypto(self._signer, cache)
+            staged: list[tuple[int, int, int, dict[str, Any], bytes, str]] = []
+            duplicates: list[tuple[int, int, int]] = []  # group, position, index it repeats
+            for group, items in enumerate(groups):
+                if group in failed:
+                    continue
+                saved, mark, staged_mark, dup_mark = (
+                    self._copy_state(state),
+                    crypto.mark(),
+                    len(staged),
+                    len(duplicates),
+                )
+                crypto.group = group
+                try:
+                    for position, item in enumerate(items):
+                        try:
+                            self._stage_one(
+                                group, position, item, state, stored_ids, staged, duplicates, crypto
+                            )
+                        except AppendError:
+                            crypto.raise_first_failure(since=mark, before=position)
+                            raise
+                except AppendError as exc:
+                    failed[group] = exc
+                    state = saved
+                    crypto.drop_from(mark)
+                    del staged[staged_mark:]
+                    del duplicates[dup_mark:]
+            bad = crypto.first_failures()
+            if not bad:
+                break
+            failed.update(bad)
         rows: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        by_position: dict[int, Appended] = {}
-        for (position, index, event, message, key_ref), signature in zip(staged, signatures, strict=True):
+        results: dict[tuple[int, int], Appended] = {}
+        for (group, position, index, event, message, key_ref), signature in zip(
+            staged, crypto.signatures(), strict=True
+        ):
             leaf = build_leaf(message, index, state.prev, received, key_ref, signature)
             digest = merkle.leaf_hash(leaf)
             nodes.extend(state.edge.append(digest))
@@ -463,21 +543,26 @@ class Ledger:
                 )
             )
             state.prev = digest
-            by_position[position] = Appended(index, digest, True)
-        staged_hash = {a.index: a.leaf_hash for a in by_position.values()}
-        for position, index in duplicates.items():
+            results[(group, position)] = Appended(index, digest, True)
+        staged_hash = {a.index: a.leaf_hash for a in results.values()}
+        for group, position, index in duplicates:
             digest = staged_hash[index] if index in staged_hash else self.node(0, index)
-            by_position[position] = Appended(index, digest, False)
-        return [by_position[p] for p in range(len(items))], rows, nodes
+            results[(group, position)] = Appended(index, digest, False)
+        outcomes: list[list[Appended] | AppendError] = [
+            failed[g] if g in failed else [results[(g, p)] for p in range(len(items))]
+            for g, items in enumerate(groups)
+        ]
+        return outcomes, state, rows, nodes
 
     def _stage_one(
         self,
+        group: int,
         position: int,
         item: Submission,
         state: _State,
         stored_ids: dict[str, tuple[int, bytes]],
-        staged: list[tuple[int, int, dict[str, Any], bytes, str]],
-        duplicates: dict[int, int],
+        staged: list[tuple[int, int, int, dict[str, Any], bytes, str]],
+        duplicates: list[tuple[int, int, int]],
         crypto: _Crypto,
     ) -> None:
         event = item.event
@@ -498,7 +583,7 @@ class Ledger:
                     "id",
                     f"id {event['id']!r} is already entry {index} with different content",
                 )
-            duplicates[position] = index
+            duplicates.append((group, position, index))
             return
         index = state.size
         key_ref = self._queue_signature(position, item, event, event_bytes, state, index, crypto)
@@ -508,7 +593,7 @@ class Ledger:
             except ValueError as exc:
                 raise AppendError(position, "invalid", "data.key", str(exc)) from exc
             state.keys[record.key] = record
-        staged.append((position, index, event, event_bytes, key_ref))
+        staged.append((group, position, index, event, event_bytes, key_ref))
         state.ids[event["id"]] = (index, event_bytes)
         state.size += 1
 

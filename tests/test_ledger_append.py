@@ -261,3 +261,30 @@ def test_a_large_mixed_batch_appends_and_verifies(make_ledger) -> None:
     assert led.size == 501 and results[-1].index == results[10].index and not results[-1].created
     assert results[-1].leaf_hash == results[10].leaf_hash
     assert verify_ledger(led.path).ok
+
+
+def test_groups_share_a_transaction_but_fail_alone(make_ledger) -> None:
+    led = make_ledger()
+    op = Signer.generate("op07")
+    led.append([register(op)], now=NOW)
+    good_a = [signed(event(), op), signed(event(), op)]
+    bad_sig = signed(event(), op)
+    bad_sig = Submission({**bad_sig.event, "actor": "op08"}, bad_sig.sig)
+    bad_group = [signed(event(), op), bad_sig]
+    invalid_group = [Submission(event("call.dialed", ring_s=-1))]
+    good_b = [Submission(event())]
+    outcomes = led.append_groups([good_a, bad_group, invalid_group, good_b], now=NOW)
+    assert [r.index for r in outcomes[0]] == [1, 2]
+    assert isinstance(outcomes[1], AppendError) and outcomes[1].position == 1
+    assert isinstance(outcomes[2], AppendError) and outcomes[2].kind == "invalid"
+    assert [r.index for r in outcomes[3]] == [3]
+    assert led.size == 4 and verify_ledger(led.path).ok
+
+
+def test_a_group_repeating_another_groups_event_gets_its_index(make_ledger) -> None:
+    led = make_ledger()
+    ev = event()
+    outcomes = led.append_groups([[Submission(ev)], [Submission(dict(ev))]], now=NOW)
+    assert outcomes[0][0].index == outcomes[1][0].index == 0
+    assert outcomes[0][0].created and not outcomes[1][0].created
+    assert led.size == 1

@@ -1,0 +1,309 @@
+"""The ledger over HTTP, for writers that are not on the ledger's host (operators' clients).
+
+One writer thread owns the ledger. Requests queue up while it commits, and it
+takes everything queued as one transaction with one fsync (group commit), so
+throughput grows with the number of clients instead of being capped by fsyncs.
+A request is answered only after its transaction committed: a 2xx is durable.
+Each request stays all-or-nothing on its own; a bad one fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .commands import export_lines
+from .merkle import ProofError
+from .note import b64encode
+from .store import Appended, AppendError, Ledger, Signature, Submission
+from .vocabulary import is_rfc3339
+
+log = logging.getLogger(__name__)
+
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_BATCH = 1000
+MAX_ENTRIES_PAGE = 10_000
+
+Outcome = list[Appended] | AppendError
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class ServiceConfig:
+    checkpoint_seconds: float = 60.0
+    checkpoint_entries: int = 1000
+
+
+@dataclass
+class _Request:
+    submissions: list[Submission]
+    future: Future[Outcome] = field(default_factory=Future)
+
+
+class GroupCommitter:
+    """The one thread that writes: drains the queue, appends it as one transaction, answers."""
+
+    def __init__(self, ledger: Ledger, clock: Clock, config: ServiceConfig) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._config = config
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._last_checkpoint = time.monotonic()
+        self._checkpointed_size = ledger.size
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self.commits = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def submit(self, submissions: list[Submission]) -> Future[Outcome]:
+        request = _Request(submissions)
+        self._queue.put(request)
+        return request.future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if not self._step():
+                    return
+            except Exception:  # never let the only writer die silently: log, and go on
+                log.exception("ledger writer: unexpected error")
+                time.sleep(0.1)
+
+    def _step(self) -> bool:
+        """One round: commit what is queued; False once asked to stop."""
+        while True:
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._maybe_checkpoint()
+                continue
+            if first is None:
+                return False
+            batch = [first]
+            stop = False
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            self._maybe_checkpoint()
+            return not stop
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            outcomes = self._ledger.append_groups([r.submissions for r in batch], now=self._clock())
+        except BaseException as exc:  # the transaction was rolled back; nothing was written
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        self.commits += 1
+        for request, outcome in zip(batch, outcomes, strict=True):
+            request.future.set_result(outcome)
+
+    def _maybe_checkpoint(self) -> None:
+        size = self._ledger.size
+        due = size - self._checkpointed_size >= self._config.checkpoint_entries or (
+            size > self._checkpointed_size
+            and time.monotonic() - self._last_checkpoint >= self._config.checkpoint_seconds
+        )
+        if due:
+            self._ledger.sign_checkpoint(now=self._clock())
+            self._checkpointed_size = size
+            self._last_checkpoint = time.monotonic()
+
+
+def _error(status: int, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse(body, status_code=status)
+
+
+_STATUS = {"invalid": 422, "conflict": 409, "signature": 401}
+
+
+def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
+    """A posted {"event", "sig"}; raises AppendError-like ValueError with the field named."""
+    if not isinstance(value, dict) or set(value) != {"event", "sig"}:
+        raise _BadRequest(f'{where}a body of exactly {{"event": ..., "sig": ...}}', f"{where}body")
+    sig = value["sig"]
+    if (
+        not isinstance(sig, dict)
+        or not isinstance(sig.get("key"), str)
+        or not isinstance(sig.get("ed25519"), str)
+    ):
+        raise _BadRequest('"sig" needs "key" and "ed25519" strings', f"{where}sig")
+    event = value["event"]
+    if isinstance(event, dict) and isinstance(event.get("at"), str) and is_rfc3339(event["at"]):
+        at = datetime.fromisoformat(event["at"])
+        if at - clock() > MAX_FUTURE_SKEW:
+            raise _BadRequest(
+                f"at is more than {int(MAX_FUTURE_SKEW.total_seconds() // 60)} minutes ahead of the"
+                " ledger's clock",
+                f"{where}event.at",
+            )
+    return Submission(event, Signature(sig["key"], sig["ed25519"]))
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None) -> Starlette:
+    """The ASGI app. `ledger` must have been opened with its key (it signs checkpoints)."""
+    committer = GroupCommitter(ledger, clock, config or ServiceConfig())
+    # Reads use their own connection so they never wait behind the writer's transaction.
+    reader = Ledger.open(ledger.path, readonly=True)
+    read_lock = threading.Lock()
+
+    async def read_json(request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except ValueError as exc:
+            raise _BadRequest(f"the body is not JSON: {exc}", "body") from exc
+
+    async def post_event(request: Request) -> Response:
+        try:
+            item = _parse_item(await read_json(request), clock)
+        except _BadRequest as bad:
+            return _error(422, bad.message, bad.field)
+        outcome = await asyncio.wrap_future(committer.submit([item]))
+        if isinstance(outcome, AppendError):
+            return _error(_STATUS[outcome.kind], outcome.message, _field(outcome.field))
+        (appended,) = outcome
+        body = {"index": appended.index, "leaf_hash": b64encode(appended.leaf_hash)}
+        return JSONResponse(body, status_code=201 if appended.created else 200)
+
+    async def post_batch(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+                raise _BadRequest('a body of {"events": [{"event", "sig"}, ...]}', "events")
+            if not 0 < len(body["events"]) <= MAX_BATCH:
+                raise _BadRequest(f"between 1 and {MAX_BATCH} events", "events")
+            items = [_parse_item(v, clock, f"events[{i}].") for i, v in enumerate(body["events"])]
+        except _BadRequest as bad:
+            return _error(422, bad.message, bad.field)
+        outcome = await asyncio.wrap_future(committer.submit(items))
+        if isinstance(outcome, AppendError):
+            return _error(
+                _STATUS[outcome.kind],
+                outcome.message,
+                f"events[{outcome.position}].{_field(outcome.field)}",
+                position=outcome.position,
+            )
+        created = any(a.created for a in outcome)
+        entries = [{"index": a.index, "leaf_hash": b64encode(a.leaf_hash)} for a in outcome]
+        return JSONResponse({"entries": entries}, status_code=201 if created else 200)
+
+    def _int_params(request: Request, *names: str) -> list[int]:
+        values = []
+        for name in names:
+            raw = request.query_params.get(name)
+            if raw is None or not raw.isdigit():
+                raise _BadRequest(f"query parameter {name} must be a whole number", name)
+            values.append(int(raw))
+        return values
+
+    async def get_checkpoint(request: Request) -> Response:
+        with read_lock:
+            latest = reader.latest_checkpoint()
+        if latest is None:
+            return _error(404, "no checkpoint has been signed yet")
+        return PlainTextResponse(latest.note)
+
+    async def get_inclusion(request: Request) -> Response:
+        try:
+            index, size = _int_params(request, "index", "size")
+            with read_lock:
+                proof = reader.inclusion_proof(index, size)
+        except _BadRequest as bad:
+            return _error(422, bad.message, bad.field)
+        except ProofError as exc:
+            return _error(422, str(exc))
+        return JSONResponse({"index": index, "size": size, "hashes": [b64encode(h) for h in proof]})
+
+    async def get_consistency(request: Request) -> Response:
+        try:
+            old, new = _int_params(request, "old", "new")
+            with read_lock:
+                proof = reader.consistency_proof(old, new)
+        except _BadRequest as bad:
+            return _error(422, bad.message, bad.field)
+        except ProofError as exc:
+            return _error(422, str(exc))
+        return JSONResponse({"old": old, "new": new, "hashes": [b64encode(h) for h in proof]})
+
+    async def get_entries(request: Request) -> Response:
+        try:
+            start, stop = _int_params(request, "from", "to")
+        except _BadRequest as bad:
+            return _error(422, bad.message, bad.field)
+        if stop < start or stop - start > MAX_ENTRIES_PAGE:
+            return _error(422, f"0 <= to - from <= {MAX_ENTRIES_PAGE}", "to")
+        with read_lock:
+            lines = list(export_lines(reader, start, stop))
+        return Response("".join(line + "\n" for line in lines), media_type="application/x-ndjson")
+
+    async def healthz(request: Request) -> Response:
+        with read_lock:
+            size = reader.size
+        return JSONResponse({"ok": True, "size": size, "origin": ledger.origin})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        committer.start()
+        try:
+            yield
+        finally:
+            committer.stop()
+            reader.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/events", post_event, methods=["POST"]),
+            Route("/v1/events:batch", post_batch, methods=["POST"]),
+            Route("/v1/checkpoint", get_checkpoint),
+            Route("/v1/proof/inclusion", get_inclusion),
+            Route("/v1/proof/consistency", get_consistency),
+            Route("/v1/entries", get_entries),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.committer = committer
+    return app
+
+
+def _field(name: str) -> str:
+    """Error fields name the place in the posted body: the event's fields are under `event.`."""
+    return name if name.startswith("sig") else f"event.{name}" if name != "event" else "event"
