@@ -277,7 +277,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
     async def healthz(request: Request) -> Response:
         with read_lock:
             size = reader.size
-        return JSONResponse({"ok": True, "size": size, "origin": ledger.origin})
+        return JSONResponse({"ok": True, "size": size, "origin": ledger.origin, "commits": committer.commits})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

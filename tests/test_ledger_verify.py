@@ -223,3 +223,16 @@ def test_an_empty_ledger_verifies(make_ledger) -> None:
     led.sign_checkpoint(now=NOW)
     report = verify_ledger(led.path)
     assert report.ok and report.size == 0
+
+
+def test_events_option_checks_form_beyond_integrity(make_ledger, monkeypatch) -> None:
+    led = make_ledger(3)
+    # Whoever holds the ledger's key could sign an event the vocabulary refuses.
+    from ledger.vocabulary import Vocabulary
+
+    monkeypatch.setattr(Vocabulary, "validate", lambda self, event: None)
+    led.append([Submission(event("call.dialed", ring_s=-5))], now=NOW)
+    monkeypatch.undo()
+    assert verify_ledger(led.path).ok
+    report = verify_ledger(led.path, check_events=True)
+    assert (report.ok, report.bad_index) == (False, 3) and "data.ring_s" in report.reason
