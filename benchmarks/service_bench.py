@@ -42,11 +42,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def one_fsync_per_event(path: Path, n: int) -> float:
+def _baseline_db(path: Path) -> sqlite3.Connection:
+    """The same durability as the ledger's file: WAL, fsync at every commit."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, leaf TEXT, h BLOB)")
+    return conn
+
+
+def one_fsync_per_event(path: Path, n: int) -> float:
+    conn = _baseline_db(path)
     start = time.perf_counter()
     for _ in range(n):
         conn.execute("BEGIN")
@@ -56,10 +62,7 @@ def one_fsync_per_event(path: Path, n: int) -> float:
 
 
 def batched(path: Path, n: int) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, leaf TEXT, h BLOB)")
+    conn = _baseline_db(path)
     start = time.perf_counter()
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO t (leaf, h) VALUES (?, ?)", ((ROW, os.urandom(32)) for _ in range(n)))
