@@ -1,0 +1,108 @@
+"""KPIs as shared/design.md writes them down: per case, per period, the denominator always stated.
+
+Called = cases with at least one call.dialed in the period. Reached = called
+cases with a call.outcome whose party is self, or household with
+proxy_consent. Promise = reached cases with a promise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .contract_calendar import month_of
+
+if TYPE_CHECKING:
+    from .engine import Context
+
+
+def _ratio(numerator: int, denominator: int, target: float | None) -> dict[str, Any]:
+    value = round(numerator / denominator, 4) if denominator else None
+    met = None if target is None or value is None else value >= target
+    return {"numerator": numerator, "denominator": denominator, "value": value, "target": target, "met": met}
+
+
+def _reached(outcome_data: dict[str, Any]) -> bool:
+    return outcome_data["party"] == "self" or (
+        outcome_data["party"] == "household" and outcome_data["proxy_consent"]
+    )
+
+
+def _cases(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[str]]:
+    called = {c.case for c in ctx.state.calls if month_of(c.at.date()) in months}
+    reached, promised = set(), set()
+    for outcome in ctx.state.of("call.outcome"):
+        case = outcome.data["case"]
+        if case in called and month_of(outcome.at.date()) in months and _reached(outcome.data):
+            reached.add(case)
+            if outcome.data["promise"] is not None:
+                promised.add(case)
+    return called, reached, promised
+
+
+def compute_kpis(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    month = {ctx.month}
+    called, reached, promised = _cases(ctx, month)
+    if p.contact_scope == "contract":
+        scope = {m for m in p.calling_months if m <= ctx.month} | month
+        c_called, c_reached, _ = _cases(ctx, scope)
+        contact = _ratio(len(c_reached), len(c_called), p.contact_target)
+        contact["scope"] = f"contract to {ctx.month}"
+        contact["month"] = _ratio(len(reached), len(called), None)
+    else:
+        contact = _ratio(len(reached), len(called), p.contact_target)
+        contact["scope"] = "month"
+    denominator = reached if p.promise_denominator == "reached" else called
+    promise = _ratio(len(promised), len(denominator), p.promise_target or None)
+    promise["denominator_is"] = p.promise_denominator
+    promise["of_reached"] = _ratio(len(promised), len(reached), None)["value"]
+    promise["of_called"] = _ratio(len(promised), len(called), None)["value"]
+
+    calls = [c for c in ctx.state.calls if ctx.in_month(c.at)]
+    attempts: dict[str, int] = {}
+    for call in calls:
+        key = f"{call.case}/{call.number}"
+        attempts[key] = attempts.get(key, 0) + 1
+    sent = [e for e in ctx.state.of("sms.sent") if ctx.in_month(e.at)]
+    blocked = [e for e in ctx.state.of("sms.blocked") if ctx.in_month(e.at)]
+    volume = {
+        "numerator": len(called),
+        "denominator": None,
+        "value": len(called),
+        "target": None,
+        "met": None,
+        "cases_called": len(called),
+        "attempts": len(calls),
+        "attempts_per_number": round(len(calls) / len(attempts), 2) if attempts else None,
+        "sms_sent": len(sent),
+        "sms_blocked": len(blocked),
+        "calls_expected": p.calls_expected.get(ctx.month, p.calls_expected.get("total")),
+        "sms_expected": p.sms_expected.get(ctx.month, p.sms_expected.get("total")),
+        "expected_is": "month" if ctx.month in p.calls_expected else "contract total",
+    }
+    callbacks = [e for e in ctx.state.of("callback.received") if ctx.in_month(e.at)]
+    in_hours = [e for e in callbacks if _service_hours(ctx, e.at)]
+    by_handler: dict[str, int] = {}
+    for entry in callbacks:
+        by_handler[entry.data["handled"]] = by_handler.get(entry.data["handled"], 0) + 1
+    callback_kpi = {
+        "numerator": len(callbacks),
+        "denominator": None,
+        "value": len(callbacks),
+        "target": None,
+        "met": None,
+        "in_hours": len(in_hours),
+        "out_of_hours": len(callbacks) - len(in_hours),
+        "handled": by_handler,
+    }
+    return {
+        "KPI-CONTACT": contact,
+        "KPI-PROMISE": promise,
+        "KPI-VOLUME": volume,
+        "KPI-CALLBACKS": callback_kpi,
+    }
+
+
+def _service_hours(ctx: Context, moment: Any) -> bool:
+    days, excluded = ctx.state.campaign_days(moment.strftime("%Y-%m"))
+    return moment.date() in days and moment.date() not in excluded and ctx.in_hours(moment)

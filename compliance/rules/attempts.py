@@ -1,0 +1,355 @@
+"""Attempts and completion: how often, when and why each number is called, and what ends a case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..contract_calendar import add_business_days, end_of_day, is_weekday
+from ..model import Finding
+from ..state import NON_CONTACT, Call, Case
+from .registry import rule
+
+if TYPE_CHECKING:
+    from ..engine import Context
+
+ESCALATING_REQUESTS = ("installment", "refusal", "tax_dispute")
+
+
+def _month_cases(ctx: Context) -> Iterator[Case]:
+    """Cases of this month: opened for it, or else first called in it."""
+    for case in ctx.state.cases.values():
+        if case.month == ctx.month or (case.month is None and any(ctx.in_month(c.at) for c in case.calls)):
+            yield case
+
+
+def _ended_before(case: Case, moment: datetime) -> bool:
+    ending = case.ending()
+    return ending is not None and ending.at <= moment
+
+
+@rule("NUMBERS-MAX")
+def numbers_max(ctx: Context) -> Iterator[Finding]:
+    limit = ctx.profile.numbers_max
+    for case in _month_cases(ctx):
+        if case.opened is not None and len(case.numbers) > limit:
+            yield ctx.finding(
+                "NUMBERS-MAX",
+                case=case.ref,
+                entries=[case.opened.index],
+                ja=f"電話番号が {len(case.numbers)} 件（1案件につき最大{limit}番号）",
+                en=f"{len(case.numbers)} numbers for one case; at most {limit}",
+            )
+
+
+@rule("NUMBERS-ALL")
+def numbers_all(ctx: Context) -> Iterator[Finding]:
+    if not ctx.month_over:
+        return
+    for case in _month_cases(ctx):
+        if case.opened is None or case.ending() is not None or case.stop is not None or case.unsuitable:
+            continue
+        for number in case.numbers:
+            if not case.calls_to(number["ref"]):
+                yield ctx.finding(
+                    "NUMBERS-ALL",
+                    case=case.ref,
+                    entries=[case.opened.index],
+                    ja=f"番号 {number['ref']} に一度も架電していない",
+                    en=f"number {number['ref']} was never dialled",
+                )
+
+
+def _same_result_exempt(ctx: Context, case: Case, number: str, calls: list[Call]) -> bool:
+    """T §10(4)ク: twice this month the same non-contact result as the last call of the previous month."""
+    if not ctx.profile.same_result_exemption or len(calls) != 2:
+        return False
+    earlier = [c for c in case.calls_to(number) if c.at < calls[0].at and not ctx.in_month(c.at)]
+    if not earlier:
+        return False
+    previous = earlier[-1].dialed.data["result"]
+    return previous in NON_CONTACT and all(c.dialed.data["result"] == previous for c in calls)
+
+
+@rule("ATTEMPTS-MIN")
+def attempts_min(ctx: Context) -> Iterator[Finding]:
+    need = ctx.profile.attempts_per_number
+    if not ctx.month_over:
+        return
+    for case in _month_cases(ctx):
+        if case.opened is None or case.ending() is not None or case.stop is not None or case.unsuitable:
+            continue
+        for number in case.numbers:
+            calls = case.calls_to(number["ref"], ctx.month)
+            if len(calls) >= need or case.number_ended(number["ref"]) is not None:
+                continue
+            if _same_result_exempt(ctx, case, number["ref"], calls):
+                continue
+            yield ctx.finding(
+                "ATTEMPTS-MIN",
+                case=case.ref,
+                entries=[case.opened.index, *(c.dialed.index for c in calls)],
+                ja=f"番号 {number['ref']} への架電は {len(calls)} 回（最低{need}回）",
+                en=f"number {number['ref']} was dialled {len(calls)} times; at least {need}",
+            )
+
+
+def _asked_for(ctx: Context, case: Case, call: Call) -> bool:
+    """Whether `call` was made at a time the resident asked for (callback_at)."""
+    window = timedelta(minutes=ctx.profile.callback_window_minutes)
+    for outcome in case.outcomes:
+        asked = outcome.time("callback_at")
+        if asked is not None and outcome.at < call.at and abs(call.at - asked) <= window:
+            return True
+    return False
+
+
+@rule("ATTEMPTS-VARIED")
+def attempts_varied(ctx: Context) -> Iterator[Finding]:
+    for case in _month_cases(ctx):
+        for number in {c.number for c in case.calls}:
+            calls = case.calls_to(number, ctx.month)
+            for before, after in zip(calls, calls[1:], strict=False):
+                if _asked_for(ctx, case, after):
+                    continue
+                same_day = before.at.date() == after.at.date()
+                same_band = ctx.band(before.at) == ctx.band(after.at)
+                if not (same_day or same_band):
+                    continue
+                what = "同じ日" if same_day else "同じ時間帯"
+                yield ctx.finding(
+                    "ATTEMPTS-VARIED",
+                    case=case.ref,
+                    entries=[before.dialed.index, after.dialed.index],
+                    ja=f"番号 {number} への連続した架電が{what}（{before.at:%m-%d %H:%M} と {after.at:%m-%d %H:%M}）",
+                    en=f"consecutive calls to number {number} on the same {'day' if same_day else 'time band'}"
+                    f" ({before.at:%m-%d %H:%M}, {after.at:%m-%d %H:%M})",
+                )
+
+
+@rule("ATTEMPTS-NONWEEKDAY")
+def attempts_nonweekday(ctx: Context) -> Iterator[Finding]:
+    if not ctx.profile.nonweekday_required:
+        return
+    need = ctx.profile.attempts_per_number
+    for case in _month_cases(ctx):
+        for number in {c.number for c in case.calls}:
+            calls = case.calls_to(number, ctx.month)
+            if len(calls) < need:
+                continue
+            third = calls[need - 1]
+            if _ended_before(case, third.at) or case.number_ended(number) is not None:
+                continue
+            if any(not is_weekday(c.at.date()) for c in calls[:need]):
+                continue
+            yield ctx.finding(
+                "ATTEMPTS-NONWEEKDAY",
+                case=case.ref,
+                entries=[c.dialed.index for c in calls[:need]],
+                ja=f"番号 {number} への{need}回の架電がすべて平日（1回以上は平日以外）",
+                en=f"all {need} calls to number {number} were on weekdays; one must not be",
+            )
+
+
+@rule("COMPLETION-BASIS")
+def completion_basis(ctx: Context) -> Iterator[Finding]:
+    for outcome in ctx.state.of("call.outcome"):
+        data = outcome.data
+        if not ctx.in_month(outcome.at) or data["disposition"] != "completed":
+            continue
+        person = data["party"] == "self" or (data["party"] == "household" and data["proxy_consent"])
+        if data["script"] == "completed" and person:
+            continue
+        yield ctx.finding(
+            "COMPLETION-BASIS",
+            case=data["case"],
+            entries=[outcome.index],
+            ja=f"業務完了としたが、トークスクリプト={data['script']}、応答者={data['party']}"
+            f"（伝言了承={data['proxy_consent']}）",
+            en=f"completed with script={data['script']}, party={data['party']},"
+            f" proxy_consent={data['proxy_consent']}",
+        )
+
+
+@rule("STOP-HONOURED")
+def stop_honoured(ctx: Context) -> Iterator[Finding]:
+    for case in ctx.state.cases.values():
+        if case.stop is None:
+            continue
+        stop = case.stop
+        later = [c.dialed for c in case.calls if c.at > stop.at] + [
+            s for s in case.sms_sent if s.at > stop.at
+        ]
+        for entry in later:
+            if ctx.in_month(entry.at):
+                kind = "架電" if entry.type == "call.dialed" else "SMS送信"
+                yield ctx.finding(
+                    "STOP-HONOURED",
+                    case=case.ref,
+                    entries=[stop.index, entry.index],
+                    ja=f"架電停止の指示（{stop.at:%m-%d %H:%M}）の後に{kind}（{entry.at:%m-%d %H:%M}）",
+                    en=f"{entry.type} at {entry.at:%m-%d %H:%M} after the stop order of"
+                    f" {stop.at:%m-%d %H:%M}",
+                )
+
+
+@rule("RING-35")
+def ring_35(ctx: Context) -> Iterator[Finding]:
+    need = ctx.profile.ring_seconds
+    for call in ctx.state.calls:
+        data = call.dialed.data
+        if ctx.in_month(call.at) and data["result"] == "no_answer" and data["ring_s"] < need:
+            yield ctx.finding(
+                "RING-35",
+                case=call.case,
+                entries=[call.dialed.index],
+                ja=f"応答なしの呼び出しが {data['ring_s']} 秒（{need}秒以上）",
+                en=f"no answer after {data['ring_s']} s of ringing; at least {need} s",
+            )
+
+
+@rule("VOICEMAIL-MESSAGE")
+def voicemail_message(ctx: Context) -> Iterator[Finding]:
+    for call in ctx.state.calls:
+        data = call.dialed.data
+        if ctx.in_month(call.at) and data["result"] == "voicemail" and data.get("message_left") is not True:
+            yield ctx.finding(
+                "VOICEMAIL-MESSAGE",
+                case=call.case,
+                entries=[call.dialed.index],
+                ja="留守番電話に所定のメッセージを残していない",
+                en="no scripted message was left on the voicemail",
+            )
+
+
+def _in_calling_period(ctx: Context, moment: datetime) -> bool:
+    days, excluded = ctx.state.campaign_days(moment.strftime("%Y-%m"))
+    return moment.date() in days and moment.date() not in excluded and ctx.in_hours(moment)
+
+
+@rule("CALLBACK-APPOINTMENT")
+def callback_appointment(ctx: Context) -> Iterator[Finding]:
+    window = timedelta(minutes=ctx.profile.callback_window_minutes)
+    for outcome in ctx.state.of("call.outcome"):
+        asked = outcome.time("callback_at")
+        if asked is None or not ctx.in_month(outcome.at):
+            continue
+        case = ctx.state.cases[outcome.data["case"]]
+        if _in_calling_period(ctx, asked):
+            done = next((c for c in case.calls if c.at > outcome.at and abs(c.at - asked) <= window), None)
+            if done is not None:
+                continue
+            ja = f"指定時間 {asked:%m-%d %H:%M} の前後{ctx.profile.callback_window_minutes}分以内に再架電していない"
+            en = f"no call within {ctx.profile.callback_window_minutes} min of the time asked for, {asked:%m-%d %H:%M}"
+            if ctx.as_of < asked + window:
+                yield ctx.finding(
+                    "CALLBACK-APPOINTMENT", case=case.ref, entries=[outcome.index], ja=ja, en=en, pending=True
+                )
+            else:
+                yield ctx.finding(
+                    "CALLBACK-APPOINTMENT", case=case.ref, entries=[outcome.index], ja=ja, en=en
+                )
+        else:
+            due = end_of_day(add_business_days(outcome.at.date(), ctx.profile.escalation_business_days))
+            escalation = next(
+                (
+                    e
+                    for e in case.escalations
+                    if e.at >= outcome.at and e.data["reason"] == "callback_outside_period"
+                ),
+                None,
+            )
+            yield from ctx.deadline(
+                "CALLBACK-APPOINTMENT",
+                due=due,
+                done=escalation,
+                case=case.ref,
+                entries=[outcome.index],
+                ja=f"架電期間外の指定時間 {asked:%m-%d %H:%M} を甲にエスカレーション",
+                en=f"escalate the callback time {asked:%m-%d %H:%M}, outside the calling period, to the city",
+            )
+
+
+@rule("RECORD-EVERY-CALL")
+def record_every_call(ctx: Context) -> Iterator[Finding]:
+    within = timedelta(minutes=ctx.profile.outcome_within_minutes)
+    for call in ctx.state.calls:
+        if not ctx.in_month(call.at) or call.outcome is not None:
+            continue
+        ended = call.dialed.time("ended_at") or call.at
+        ja, en = (
+            f"架電 {call.dialed.data['call']} の結果記録がない",
+            f"call {call.dialed.data['call']} has no outcome",
+        )
+        yield ctx.finding(
+            "RECORD-EVERY-CALL",
+            case=call.case,
+            entries=[call.dialed.index],
+            ja=ja,
+            en=en,
+            pending=ctx.as_of < ended + within,
+        )
+
+
+@rule("MOBILE-ASKED")
+def mobile_asked(ctx: Context) -> Iterator[Finding]:
+    for case in _month_cases(ctx):
+        if not case.numbers or any(n["kind"] != "landline" for n in case.numbers):
+            continue
+        reached = [o for o in case.outcomes if o.data["party"] in ("self", "household")]
+        if reached and not any(o.data["mobile_asked"] for o in reached):
+            yield ctx.finding(
+                "MOBILE-ASKED",
+                case=case.ref,
+                entries=[reached[0].index],
+                ja="固定電話のみの対象者に接触したが携帯電話番号を聞き取っていない",
+                en="reached a landline-only case without asking for a mobile number",
+            )
+
+
+@rule("ESCALATION-REQUIRED")
+def escalation_required(ctx: Context) -> Iterator[Finding]:
+    for outcome in ctx.state.of("call.outcome"):
+        asked = [r for r in outcome.data["requests"] if r in ESCALATING_REQUESTS]
+        if not asked or not ctx.in_month(outcome.at):
+            continue
+        case = ctx.state.cases[outcome.data["case"]]
+        due = end_of_day(add_business_days(outcome.at.date(), ctx.profile.escalation_business_days))
+        escalation = next((e for e in case.escalations if e.at >= outcome.at), None)
+        yield from ctx.deadline(
+            "ESCALATION-REQUIRED",
+            due=due,
+            done=escalation,
+            case=case.ref,
+            entries=[outcome.index],
+            ja=f"{'・'.join(asked)} の申出を翌開庁日中に甲へエスカレーション（期限 {due - timedelta(seconds=1):%m-%d}）",
+            en=f"escalate {', '.join(asked)} to the city by the end of the next business day",
+        )
+
+
+@rule("UNSUITABLE-NOT-CALLED")
+def unsuitable_not_called(ctx: Context) -> Iterator[Finding]:
+    month_calls = [c for c in ctx.state.calls if ctx.in_month(c.at)]
+    first = min((c.at for c in month_calls), default=None)
+    for case in ctx.state.cases.values():
+        mark = case.unsuitable
+        if mark is None or not ctx.in_month(mark.at) and case.month != ctx.month:
+            continue
+        if first is not None and mark.at > first:
+            yield ctx.finding(
+                "UNSUITABLE-NOT-CALLED",
+                case=case.ref,
+                entries=[mark.index],
+                ja="架電不適の報告が当月の初回架電より後",
+                en="the unsuitable case was reported after the month's first call",
+            )
+        for call in case.calls:
+            if call.at > mark.at:
+                yield ctx.finding(
+                    "UNSUITABLE-NOT-CALLED",
+                    case=case.ref,
+                    entries=[mark.index, call.dialed.index],
+                    ja="架電不適とされた案件に架電",
+                    en="a case found unsuitable was called",
+                )

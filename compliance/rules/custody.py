@@ -1,0 +1,238 @@
+"""Data custody and access: CUSTODY-ORDER, CUSTODY-DEADLINE, CUSTODY-PERSON, ACCESS-LOGGED, DESIGNATED-ACTOR."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from ..contract_calendar import add_business_days, end_of_day, month_days, next_month
+from ..model import Entry, Finding
+from .registry import rule
+
+if TYPE_CHECKING:
+    from ..engine import Context
+
+ORDER = (
+    "custody.received",
+    "custody.imported",
+    "custody.media_erased",
+    "custody.returned",
+    "custody.destroyed",
+)
+ROLES_FOR: dict[str, tuple[str, ...]] = {
+    "call.": ("operator", "manager"),
+    "callback.": ("operator", "manager"),
+    "escalation.": ("operator", "manager"),
+    "custody.": ("custodian",),
+    "case.stop": ("city",),
+    "sms.designated": ("city",),
+    "case.": ("manager",),
+    "sms.": ("operator", "manager"),
+    "report.": ("manager",),
+    "campaign.": ("manager",),
+    "callerid.": ("manager",),
+    "key.": ("manager",),
+    "staff.": ("manager", "city"),
+    "access.": ("operator", "manager", "custodian", "city"),
+}
+
+
+def roles_for(kind: str) -> tuple[str, ...]:
+    for prefix in sorted(ROLES_FOR, key=len, reverse=True):
+        if kind.startswith(prefix):
+            return ROLES_FOR[prefix]
+    return ()
+
+
+def roles_at(ctx: Context, person: str, index: int) -> set[str]:
+    """The roles `person` holds just before entry `index` (designations minus revocations)."""
+    roles: set[str] = set()
+    for entry in sorted(
+        ctx.state.of("staff.designated") + ctx.state.of("staff.revoked"), key=lambda e: e.index
+    ):
+        if entry.index >= index:
+            break
+        if entry.data["person"] != person:
+            continue
+        if entry.type == "staff.designated":
+            roles.add(entry.data["role"])
+        else:
+            roles.discard(entry.data["role"])
+    return roles
+
+
+def _batches(ctx: Context) -> dict[str, list[Entry]]:
+    found: dict[str, list[Entry]] = defaultdict(list)
+    for kind in ORDER:
+        for entry in ctx.state.of(kind):
+            found[entry.data["batch"]].append(entry)
+    return {b: sorted(es, key=lambda e: e.index) for b, es in found.items()}
+
+
+def _batch_month(ctx: Context, batch: str) -> str | None:
+    months = [c.month for c in ctx.state.cases.values() if c.batch == batch and c.month]
+    return min(months) if months else None
+
+
+def _this_months_batches(ctx: Context) -> Iterator[tuple[str, list[Entry]]]:
+    for batch, events in sorted(_batches(ctx).items()):
+        month = _batch_month(ctx, batch)
+        if month == ctx.month or (month is None and ctx.in_month(events[0].at)):
+            yield batch, events
+
+
+@rule("CUSTODY-ORDER")
+def custody_order(ctx: Context) -> Iterator[Finding]:
+    needed = [k for k in ORDER if k != "custody.returned" or ctx.profile.return_required]
+    for batch, events in _this_months_batches(ctx):
+        first = {k: next((e for e in events if e.type == k), None) for k in ORDER}
+        seen: list[Entry] = [e for k in needed if (e := first[k]) is not None]
+        if [e.index for e in seen] != sorted(e.index for e in seen):
+            yield ctx.finding(
+                "CUSTODY-ORDER",
+                case=None,
+                entries=[e.index for e in seen],
+                ja=f"バッチ {batch} の受領→取込→媒体消去→（返却）→削除の順序が違う",
+                en=f"batch {batch}: custody events out of order",
+            )
+        imported, destroyed = first["custody.imported"], first["custody.destroyed"]
+        for case in ctx.state.cases.values():
+            if case.batch != batch or case.opened is None:
+                continue
+            if imported is None or case.opened.index < imported.index:
+                yield ctx.finding(
+                    "CUSTODY-ORDER",
+                    case=case.ref,
+                    entries=[case.opened.index],
+                    ja=f"バッチ {batch} の取込前に案件を開始",
+                    en=f"case opened before batch {batch} was imported",
+                )
+            if destroyed is not None:
+                touched = [c.dialed for c in case.calls] + case.sms_sent + case.outcomes
+                for entry in touched:
+                    if entry.index > destroyed.index:
+                        yield ctx.finding(
+                            "CUSTODY-ORDER",
+                            case=case.ref,
+                            entries=[destroyed.index, entry.index],
+                            ja=f"バッチ {batch} の削除後に案件を処理",
+                            en=f"case used after batch {batch} was destroyed",
+                        )
+        erase_days = ctx.profile.erase_within_business_days
+        if erase_days and imported is not None:
+            due = end_of_day(add_business_days(imported.at.date(), erase_days))
+            yield from ctx.deadline(
+                "CUSTODY-ORDER",
+                due=due,
+                done=first["custody.media_erased"],
+                case=None,
+                entries=[imported.index],
+                ja=f"バッチ {batch} の外部記録媒体の消去（取込の翌開庁日まで）",
+                en=f"erase the media of batch {batch} by the next business day after import",
+            )
+        if (
+            ctx.profile.return_required
+            and first["custody.destroyed"] is not None
+            and first["custody.returned"] is None
+        ):
+            yield ctx.finding(
+                "CUSTODY-ORDER",
+                case=None,
+                entries=[first["custody.destroyed"].index],
+                ja=f"バッチ {batch} を返却せずに削除",
+                en=f"batch {batch} destroyed without being returned",
+            )
+
+
+def _destroy_due(ctx: Context, batch_month: str) -> datetime:
+    if ctx.profile.destroy_by == "contract_end":
+        return end_of_day(ctx.profile.contract_end)
+    return end_of_day(month_days(next_month(batch_month))[-1])
+
+
+@rule("CUSTODY-DEADLINE")
+def custody_deadline(ctx: Context) -> Iterator[Finding]:
+    for batch, events in _this_months_batches(ctx):
+        due = _destroy_due(ctx, _batch_month(ctx, batch) or ctx.month)
+        destroyed = next((e for e in events if e.type == "custody.destroyed"), None)
+        yield from ctx.deadline(
+            "CUSTODY-DEADLINE",
+            due=due,
+            done=destroyed,
+            case=None,
+            entries=[events[0].index],
+            ja=f"バッチ {batch} の復元不可能な削除（期限 {due.date() - date.resolution}）",
+            en=f"destroy batch {batch} irrecoverably by {due.date() - date.resolution}",
+        )
+
+
+@rule("CUSTODY-PERSON")
+def custody_person(ctx: Context) -> Iterator[Finding]:
+    for kind in ORDER:
+        for entry in ctx.state.of(kind):
+            if ctx.in_month(entry.at) and "custodian" not in roles_at(ctx, entry.actor, entry.index):
+                yield ctx.finding(
+                    "CUSTODY-PERSON",
+                    case=None,
+                    entries=[entry.index],
+                    ja=f"{entry.actor} は指定された取扱者ではない（{kind}）",
+                    en=f"{entry.actor} was not a designated custodian ({kind})",
+                )
+
+
+@rule("ACCESS-LOGGED")
+def access_logged(ctx: Context) -> Iterator[Finding]:
+    logins: dict[tuple[str, date], list[Entry]] = defaultdict(list)
+    for entry in ctx.state.of("access.login"):
+        if entry.data["success"]:
+            logins[(entry.data["person"], entry.at.date())].append(entry)
+    first_writes: dict[tuple[str, date], Entry] = {}
+    for entry in ctx.state.entries:
+        if entry.actor == "system" or entry.type.startswith("access.") or not ctx.in_month(entry.at):
+            continue
+        roles = roles_at(ctx, entry.actor, entry.index)
+        if not roles & {"operator", "manager", "custodian"}:
+            continue
+        first_writes.setdefault((entry.actor, entry.at.date()), entry)
+    for (person, day), entry in sorted(first_writes.items(), key=lambda kv: kv[1].index):
+        if not any(login.at <= entry.at for login in logins.get((person, day), [])):
+            yield ctx.finding(
+                "ACCESS-LOGGED",
+                case=None,
+                entries=[entry.index],
+                ja=f"{person} は {day} に記録を書いたが、その前のログイン記録がない",
+                en=f"{person} wrote on {day} with no successful login before it",
+            )
+
+
+@rule("DESIGNATED-ACTOR")
+def designated_actor(ctx: Context) -> Iterator[Finding]:
+    holders = {e.data["key"]: e.data["holder"] for e in ctx.state.of("key.registered")}
+    for entry in ctx.state.entries:
+        if not ctx.in_month(entry.at):
+            continue
+        if entry.key in holders and holders[entry.key] != entry.actor:
+            yield ctx.finding(
+                "DESIGNATED-ACTOR",
+                case=entry.data.get("case"),
+                entries=[entry.index],
+                ja=f"{entry.actor} の記録が {holders[entry.key]} の鍵で署名されている",
+                en=f"an event of {entry.actor} signed with the key of {holders[entry.key]}",
+            )
+        if entry.actor == "system":
+            continue
+        allowed = roles_for(entry.type)
+        held = roles_at(ctx, entry.actor, entry.index)
+        if entry.type == "staff.designated" and not ctx.state.of("staff.designated")[0].index < entry.index:
+            continue  # the very first designation bootstraps the staff list
+        if not held & set(allowed):
+            yield ctx.finding(
+                "DESIGNATED-ACTOR",
+                case=entry.data.get("case"),
+                entries=[entry.index],
+                ja=f"{entry.actor} は {entry.type} を記録できる役割（{'/'.join(allowed)}）に指定されていない",
+                en=f"{entry.actor} is not designated in a role that may write {entry.type}"
+                f" ({'/'.join(allowed)})",
+            )
