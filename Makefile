@@ -20,7 +20,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger kansa dialer_core
+	$(BIN)/mypy ledger kansa dialer_core compliance
 
 test: install lint
 	$(BIN)/python -m pytest

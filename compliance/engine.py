@@ -113,7 +113,7 @@ class Context:
 
 def evaluate(
     entries: list[Entry], profile: Profile, month: str, as_of: datetime
-) -> tuple[list[Finding], dict]:
+) -> tuple[list[Finding], dict[str, Any]]:
     """Findings and KPIs of `month`: the pure core, used directly by tests."""
     ctx = Context(profile, derive(entries), month, tokyo(as_of))
     findings: list[Finding] = []

@@ -22,8 +22,9 @@ def _ratio(numerator: int, denominator: int, target: float | None) -> dict[str, 
 
 
 def _reached(outcome_data: dict[str, Any]) -> bool:
-    return outcome_data["party"] == "self" or (
-        outcome_data["party"] == "household" and outcome_data["proxy_consent"]
+    return bool(
+        outcome_data["party"] == "self"
+        or (outcome_data["party"] == "household" and outcome_data["proxy_consent"])
     )
 
 

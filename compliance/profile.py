@@ -76,7 +76,8 @@ class Profile:
 
 class _Reader:
     def __init__(self, raw: dict[str, Any], source: str) -> None:
-        self.raw, self.source, self.used = raw, source, set()
+        self.raw, self.source = raw, source
+        self.used: set[str] = set()
 
     def get(self, path: str, kind: type, check: Any = None, what: str = "") -> Any:
         node: Any = self.raw

@@ -1,0 +1,571 @@
+"""Every rule of rules.md: a history that breaks it, and a near miss that does not.
+
+Each scenario builds a Story and says under which profile and month to judge it.
+`test_every_rule_has_a_scenario` keeps this table complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from story import Story, t
+
+from compliance import RULES, load_profile
+
+Scenario = Callable[[bool], tuple[Story, dict[str, Any]]]
+SCENARIOS: dict[str, Scenario] = {}
+TAX = {"profile": "nagaoka-tax-2023", "month": "2023-10", "as_of": "2024-06-01 00:00"}
+
+
+def scenario(rule: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[rule] = fn
+        return fn
+
+    return register
+
+
+def nhi(days: list[str] | None = None) -> Story:
+    s = Story().team()
+    s.add("access.login", "2026-09-01 07:50", actor="mgr01", person="mgr01", terminal="m1", success=True)
+    s.lines()
+    s.campaign(
+        "2026-09",
+        days
+        or ["2026-09-22", "2026-09-24", "2026-09-25", "2026-09-26", "2026-09-28", "2026-09-29", "2026-09-30"],
+    )
+    return s
+
+
+def tax(days: list[str] | None = None) -> Story:
+    s = Story().team("2023-10-01 08:00").lines(at="2023-10-01 08:00")
+    s.campaign(
+        "2023-10",
+        days or [f"2023-10-{d}" for d in (16, 17, 18, 19, 20, 21, 23, 24, 25, 26)],
+        at="2023-10-01 08:00",
+    )
+    return s
+
+
+# -- calling time and calendar --------------------------------------------------------
+
+
+@scenario("CALL-HOURS")
+def _call_hours(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1").case("C2")
+    # 2026-09-22 is a citizens' holiday (国民の休日): 09:00-17:00.
+    s.dial("C1", "2026-09-22 17:00" if broken else "2026-09-22 16:59")
+    s.dial("C2", "2026-09-24 20:00" if broken else "2026-09-24 19:59")
+    return s, {}
+
+
+@scenario("CALL-DAYS")
+def _call_days(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = Story().team().lines().campaign("2026-09", ["2026-09-24", "2026-09-25"], excluded=["2026-09-28"])
+    s.case("C1")
+    s.dial("C1", "2026-09-28 10:00" if broken else "2026-09-25 10:00")
+    return s, {}
+
+
+@scenario("CAMPAIGN-SHAPE")
+def _campaign_shape(broken: bool) -> tuple[Story, dict[str, Any]]:
+    days = (
+        ["2026-09-01", "2026-09-02", "2026-09-03"]
+        if broken
+        else [
+            "2026-09-18",
+            "2026-09-22",
+            "2026-09-24",
+            "2026-09-25",
+            "2026-09-26",
+            "2026-09-29",
+            "2026-09-30",
+        ]
+    )
+    return nhi(days), {}
+
+
+@scenario("WEEKEND-DAYS")
+def _weekend_days(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1").case("C2")
+    s.dial("C1", "2026-09-26 10:00")  # a Saturday
+    s.dial("C2", "2026-09-24 10:00" if broken else "2026-09-22 10:00")  # a Thursday, or a holiday
+    return s, {}
+
+
+@scenario("FIRST-CALL-WEEKDAY")
+def _first_call_weekday(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = tax().case("C1", month="2023-10", at="2023-10-01 09:00")
+    s.dial("C1", "2023-10-16 17:00" if broken else "2023-10-16 16:59")  # weekday, 09:00-17:00 only
+    s.dial("C1", "2023-10-21 10:00")  # a later Saturday call is fine
+    return s, TAX
+
+
+# -- attempts and completion ------------------------------------------------------------
+
+
+@scenario("NUMBERS-MAX")
+def _numbers_max(broken: bool) -> tuple[Story, dict[str, Any]]:
+    numbers = [("1", "mobile"), ("2", "landline")] + ([("3", "landline")] if broken else [])
+    return nhi().case("C1", numbers), {}
+
+
+def three_calls(s: Story, case: str, number: str = "1") -> None:
+    for at in ("2026-09-22 10:00", "2026-09-24 13:00", "2026-09-25 18:00"):
+        s.dial(case, at, number=number)
+
+
+@scenario("NUMBERS-ALL")
+def _numbers_all(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1", [("1", "mobile"), ("2", "landline")])
+    three_calls(s, "C1", "1")
+    if not broken:
+        call = s.dial("C1", "2026-09-26 10:00", number="1", result="answered", outcome=False)
+        s.outcome("C1", call, "2026-09-26 10:05", party="self", script="completed", disposition="completed")
+    return s, {}
+
+
+@scenario("ATTEMPTS-MIN")
+def _attempts_min(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    three_calls(s, "C1")
+    if broken:
+        s.entries = [e for e in s.entries if not (e.type.startswith("call.") and e.data["call"] == "K3")]
+    return s, {}
+
+
+@scenario("ATTEMPTS-VARIED")
+def _attempts_varied(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00")
+    s.dial("C1", "2026-09-25 11:00" if broken else "2026-09-25 13:00")  # same band 09-12
+    return s, {}
+
+
+@scenario("ATTEMPTS-NONWEEKDAY")
+def _attempts_nonweekday(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    first = "2026-09-28 10:00" if broken else "2026-09-22 10:00"  # 9/22 is a holiday
+    for at in (first, "2026-09-24 13:00", "2026-09-25 18:00"):
+        s.dial("C1", at)
+    return s, {}
+
+
+@scenario("COMPLETION-BASIS")
+def _completion_basis(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    call = s.dial("C1", "2026-09-24 10:00", result="answered", outcome=False)
+    s.outcome(
+        "C1",
+        call,
+        "2026-09-24 10:05",
+        party="household",
+        consent=not broken,
+        script="completed",
+        disposition="completed",
+    )
+    return s, {}
+
+
+@scenario("STOP-HONOURED")
+def _stop_honoured(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00")
+    s.add("case.stop", "2026-09-24 12:00", actor="city01", case="C1", by="city01", reason="paid")
+    s.dial("C1", "2026-09-25 13:00" if broken else "2026-09-24 11:30")
+    return s, {}
+
+
+@scenario("RING-35")
+def _ring_35(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", ring_s=34 if broken else 35)
+    return s, {}
+
+
+@scenario("VOICEMAIL-MESSAGE")
+def _voicemail_message(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=not broken)
+    return s, {}
+
+
+@scenario("CALLBACK-APPOINTMENT")
+def _callback_appointment(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    call = s.dial("C1", "2026-09-24 10:00", result="answered", outcome=False)
+    s.outcome(
+        "C1",
+        call,
+        "2026-09-24 10:03",
+        party="household",
+        disposition="absent_now",
+        callback_at="2026-09-25 14:00",
+    )
+    s.dial("C1", "2026-09-25 14:16" if broken else "2026-09-25 14:14", result="answered")
+    return s, {}
+
+
+@scenario("RECORD-EVERY-CALL")
+def _record_every_call(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", outcome=not broken)
+    return s, {}
+
+
+@scenario("MOBILE-ASKED")
+def _mobile_asked(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1", [("1", "landline")])
+    call = s.dial("C1", "2026-09-24 10:00", result="answered", outcome=False)
+    s.outcome(
+        "C1",
+        call,
+        "2026-09-24 10:05",
+        party="self",
+        script="completed",
+        disposition="completed",
+        mobile_asked=not broken,
+    )
+    return s, {}
+
+
+@scenario("ESCALATION-REQUIRED")
+def _escalation_required(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    call = s.dial("C1", "2026-09-18 10:00", result="answered", outcome=False)  # a Friday
+    s.outcome(
+        "C1",
+        call,
+        "2026-09-18 10:05",
+        party="self",
+        script="completed",
+        disposition="completed",
+        requests=["installment"],
+    )
+    # The next business day after Fri 9/18 is Thu 9/24: 9/19-20 weekend, 9/21-23 holidays.
+    s.add(
+        "escalation.raised",
+        "2026-09-25 09:00" if broken else "2026-09-24 17:00",
+        actor="op07",
+        case="C1",
+        reason="installment",
+        to="city01",
+    )
+    return s, {}
+
+
+@scenario("UNSUITABLE-NOT-CALLED")
+def _unsuitable_not_called(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = (
+        tax()
+        .case("C1", month="2023-10", at="2023-10-01 09:00")
+        .case("C2", month="2023-10", at="2023-10-01 09:00")
+    )
+    s.add("case.unsuitable", "2023-10-13 10:00", actor="mgr01", case="C2", reason="deceased")
+    s.dial("C1", "2023-10-16 10:00")
+    if broken:
+        s.dial("C2", "2023-10-17 10:00")
+    return s, TAX
+
+
+# -- callbacks and lines --------------------------------------------------------------
+
+
+@scenario("AFTER-HOURS-GUIDE")
+def _after_hours_guide(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi()
+    s.add(
+        "callback.received",
+        "2026-09-24 20:30",
+        case=None,
+        queued_s=0,
+        handled="dropped" if broken else "voice_guide",
+    )
+    return s, {}
+
+
+@scenario("CALLBACK-QUEUE")
+def _callback_queue(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi()
+    s.add(
+        "callback.received",
+        "2026-09-24 15:00",
+        case=None,
+        queued_s=40,
+        handled="dropped" if broken else "operator",
+    )
+    return s, {}
+
+
+@scenario("CALLERID-LINES")
+def _callerid_lines(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = Story().team()
+    s.lines(*(["0258-00-0001"] if broken else ["0258-00-0001", "0258-00-0002"]))
+    s.campaign("2026-09", ["2026-09-24"]).case("C1")
+    s.dial("C1", "2026-09-24 10:00", caller_id="0258-00-0001")
+    return s, {}
+
+
+@scenario("CALLERID-LANDLINE")
+def _callerid_landline(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = Story().team()
+    s.add("callerid.registered", "2026-09-01 08:00", actor="mgr01", number="0258-00-0001", kind="landline")
+    s.add(
+        "callerid.registered",
+        "2026-09-01 08:00",
+        actor="mgr01",
+        number="0120-000-000" if broken else "0258-00-0002",
+        kind="tollfree" if broken else "landline",
+    )
+    return s, {}
+
+
+# -- SMS -------------------------------------------------------------------------------
+
+
+def sms_story(
+    *,
+    designated: bool = True,
+    send_at: str = "2026-09-24 10:00",
+    sent: str = "2026-09-24 10:30",
+    lookup: str | None = "2026-09-20 10:00",
+    reassigned: str = "no",
+    sender: str = "0258-99-0000",
+    sends: int = 1,
+    month: str = "2026-09",
+) -> Story:
+    s = nhi().case("C1")
+    if designated:
+        s.add(
+            "sms.designated",
+            "2026-09-10 09:00",
+            actor="city01",
+            batch="B1",
+            cases=["C1"],
+            send_at=t(send_at).isoformat(),
+            sender_id="0258-99-0000",
+        )
+    if lookup:
+        s.add("sms.lookup", lookup, case="C1", number="1", carrier="docomo", reassigned=reassigned)
+    for i in range(sends):
+        s.add(
+            "sms.sent",
+            sent,
+            case="C1",
+            number="1",
+            message=f"M{i}",
+            sender_id=sender,
+            chars=70,
+            segments=1,
+            carrier="docomo",
+        )
+    return s
+
+
+@scenario("SMS-DESIGNATED")
+def _sms_designated(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return sms_story(sent="2026-09-24 11:01" if broken else "2026-09-24 10:59"), {}
+
+
+@scenario("SMS-FREQUENCY")
+def _sms_frequency(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = Story().team("2023-10-01 08:00")
+    s.case("C1", month="2023-10", at="2023-10-01 09:00")
+    s.add(
+        "sms.designated",
+        "2023-10-02 09:00",
+        actor="city01",
+        batch="B1",
+        cases=["C1"],
+        send_at="2023-10-20T10:00:00+09:00",
+        sender_id="0258-99-0000",
+    )
+    s.add("sms.lookup", "2023-10-19 10:00", case="C1", number="1", carrier="au", reassigned="no")
+    for i in range(3 if broken else 2):
+        s.add(
+            "sms.sent",
+            "2023-10-20 10:00",
+            case="C1",
+            number="1",
+            message=f"M{i}",
+            sender_id="0258-99-0000",
+            chars=70,
+            segments=1,
+            carrier="au",
+        )
+    return s, TAX
+
+
+@scenario("SMS-LOOKUP")
+def _sms_lookup(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return sms_story(lookup="2026-09-17 10:29" if broken else "2026-09-17 10:31"), {}
+
+
+@scenario("SMS-REASSIGNED")
+def _sms_reassigned(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return sms_story(reassigned="possibly" if broken else "unknown"), {}
+
+
+@scenario("SMS-SENDER")
+def _sms_sender(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return sms_story(sender="0258-99-9999" if broken else "0258-99-0000"), {}
+
+
+# -- reports ---------------------------------------------------------------------------
+
+
+def report(s: Story, kind: str, covers: str, at: str) -> None:
+    s.add("report.submitted", at, actor="mgr01", kind=kind, covers=covers, sha256="0" * 64, to="city01")
+
+
+@scenario("REPORT-DAILY")
+def _report_daily(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-25 10:00")  # a Friday; NHI counts the next day, whatever it is
+    report(s, "daily", "2026-09-25", "2026-09-26 12:01" if broken else "2026-09-26 11:59")
+    return s, {}
+
+
+@scenario("REPORT-SMS")
+def _report_sms(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = sms_story()
+    # Sent Thu 9/24; three business days: Fri 9/25, Mon 9/28, Tue 9/29.
+    report(s, "sms", "2026-09-24", "2026-09-30 09:00" if broken else "2026-09-29 23:59")
+    return s, {}
+
+
+@scenario("REPORT-MONTHLY")
+def _report_monthly(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-30 10:00")  # the last calling day, a Wednesday; two business days: 10/1, 10/2
+    report(s, "monthly", "2026-09", "2026-10-05 09:00" if broken else "2026-10-02 18:00")
+    return s, {}
+
+
+@scenario("REPORT-SMS-CANDIDATES")
+def _report_sms_candidates(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = tax().case("C1", month="2023-10", at="2023-10-01 09:00")
+    s.dial("C1", "2023-10-20 10:00")  # last calling day, a Friday: due Mon 10/23 12:00
+    report(s, "sms_candidates", "2023-10", "2023-10-23 12:01" if broken else "2023-10-23 11:59")
+    return s, TAX
+
+
+# -- custody and access -------------------------------------------------------------
+
+
+def custody(
+    s: Story, *, opened_first: bool = False, destroyed: str = "2026-10-31 10:00", actor: str = "cus01"
+) -> Story:
+    def event(kind: str, at: str, **data: Any) -> None:
+        s.add(kind, at, actor=actor, batch="B1", **data)
+
+    if opened_first:
+        s.case("C1", at="2026-09-01 09:00")
+    event(
+        "custody.received",
+        "2026-09-01 10:00",
+        media="USB-1",
+        sha256="a" * 64,
+        records=1,
+        **{"from": "city01"},
+        encrypted=True,
+        transport="hand_delivery",
+    )
+    event("custody.imported", "2026-09-01 11:00", records=1, sha256="a" * 64)
+    if not opened_first:
+        s.case("C1", at="2026-09-01 12:00")
+    event("custody.media_erased", "2026-09-01 13:00", media="USB-1", method="overwrite")
+    event("custody.destroyed", destroyed, method="crypto_shred", keys=["k1"])
+    return s
+
+
+@scenario("CUSTODY-ORDER")
+def _custody_order(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return custody(Story().team(), opened_first=broken), {}
+
+
+@scenario("CUSTODY-DEADLINE")
+def _custody_deadline(broken: bool) -> tuple[Story, dict[str, Any]]:
+    # NHI: irrecoverable deletion by the contract's end, 2027-03-31.
+    return custody(Story().team(), destroyed="2027-04-01 09:00" if broken else "2027-03-31 17:00"), {}
+
+
+@scenario("CUSTODY-PERSON")
+def _custody_person(broken: bool) -> tuple[Story, dict[str, Any]]:
+    return custody(Story().team(), actor="op07" if broken else "cus01"), {}
+
+
+@scenario("ACCESS-LOGGED")
+def _access_logged(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.add("access.login", "2026-09-24 09:00", actor="op07", person="op07", terminal="t1", success=not broken)
+    call = s.dial("C1", "2026-09-24 10:00", outcome=False)
+    s.outcome("C1", call, "2026-09-24 10:01")
+    return s, {}
+
+
+@scenario("DESIGNATED-ACTOR")
+def _designated_actor(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    if broken:
+        s.add("staff.revoked", "2026-09-20 09:00", actor="mgr01", person="op07", role="operator", by="mgr01")
+    call = s.dial("C1", "2026-09-24 10:00", outcome=False)
+    s.outcome("C1", call, "2026-09-24 10:01")
+    return s, {}
+
+
+# -- the tests -----------------------------------------------------------------------
+
+
+def test_every_rule_has_a_scenario() -> None:
+    assert set(SCENARIOS) == set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(SCENARIOS))
+def test_the_rule_is_broken(rule: str) -> None:
+    story, kw = SCENARIOS[rule](True)
+    found = story.broken(rule, **kw)
+    assert found, f"{rule}: no finding"
+    profile = load_profile(kw.get("profile", "nagaoka-nhi-2026"))
+    assert all(f.clause == f"{profile.short} {profile.clauses[rule]}" for f in found)
+    assert all(f.message and f.message_en and f.severity in ("violation", "judgement") for f in found)
+    assert all(0 <= i < len(story.entries) for f in found for i in f.entries)
+
+
+@pytest.mark.parametrize("rule", sorted(SCENARIOS))
+def test_the_near_miss_is_not(rule: str) -> None:
+    story, kw = SCENARIOS[rule](False)
+    assert story.broken(rule, **kw) == []
+
+
+ONE_CONTRACT = sorted(
+    r
+    for r in RULES
+    if (r in load_profile("nagaoka-nhi-2026").clauses) != (r in load_profile("nagaoka-tax-2023").clauses)
+)
+
+
+@pytest.mark.parametrize("rule", ONE_CONTRACT)
+def test_a_rule_of_one_contract_is_silent_under_the_other(rule: str) -> None:
+    story, kw = SCENARIOS[rule](True)
+    other = "nagaoka-nhi-2026" if kw.get("profile") == "nagaoka-tax-2023" else "nagaoka-tax-2023"
+    assert [f for f in story.check(**{**kw, "profile": other}) if f.rule == rule] == []
+
+
+def test_one_contract_rules_are_the_ones_rules_md_marks() -> None:
+    assert (
+        sorted(
+            [
+                "ATTEMPTS-NONWEEKDAY",
+                "CALLERID-LANDLINE",
+                "FIRST-CALL-WEEKDAY",
+                "MOBILE-ASKED",
+                "REPORT-SMS-CANDIDATES",
+                "SMS-FREQUENCY",
+                "UNSUITABLE-NOT-CALLED",
+            ]
+        )
+        == ONE_CONTRACT
+    )
