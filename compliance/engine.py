@@ -7,18 +7,22 @@ checkpoint's last entry, and a deadline not yet passed then is pending.
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from ledger import Checkpoint, CheckpointError, Verifier, leaf_hash, open_checkpoint
-from ledger.merkle import CompactRange
+import orjson
 
-from .contract_calendar import TOKYO, end_of_day, is_weekday, month_days, month_of, tokyo
+from ledger import Checkpoint, CheckpointError, Verifier, leaf_hash, open_checkpoint
+from ledger.merkle import root_of
+
+from .contract_calendar import TOKYO, end_of_day, is_weekday, month_days, tokyo
 from .kpis import compute_kpis
 from .model import Entry, Finding
 from .profile import Profile, load_profile
@@ -28,6 +32,10 @@ from .state import LedgerState, derive
 
 class CheckError(Exception):
     """A ledger or checkpoint that cannot be checked (one clear line for the user)."""
+
+
+def _seconds(span: tuple[time, time]) -> tuple[int, int]:
+    return tuple(t.hour * 3600 + t.minute * 60 + t.second for t in span)  # type: ignore[return-value]
 
 
 @dataclass
@@ -43,19 +51,32 @@ class Context:
         return self.profile.weekday_hours if is_weekday(day) else self.profile.weekend_hours
 
     def in_hours(self, moment: datetime) -> bool:
-        start, end = self.hours(moment.date())
-        return start <= moment.timetz().replace(tzinfo=None) < end
+        """Half-open: a call may start at 09:00:00 and up to, not at, the closing time."""
+        start, end = self._seconds_weekday if is_weekday(moment.date()) else self._seconds_weekend
+        return start <= moment.hour * 3600 + moment.minute * 60 + moment.second < end
 
     def band(self, moment: datetime) -> int | None:
-        clock = moment.timetz().replace(tzinfo=None)
-        for i, (start, end) in enumerate(self.profile.time_bands):
+        clock = moment.hour * 3600 + moment.minute * 60 + moment.second
+        for i, (start, end) in enumerate(self._seconds_bands):
             if start <= clock < end:
                 return i
         return None
 
+    def __post_init__(self) -> None:
+        self._year_month = (int(self.month[:4]), int(self.month[5:7]))
+        self._memo: dict[str, Any] = {}
+        self._seconds_weekday = _seconds(self.profile.weekday_hours)
+        self._seconds_weekend = _seconds(self.profile.weekend_hours)
+        self._seconds_bands = [_seconds(band) for band in self.profile.time_bands]
+
     def in_month(self, moment: datetime | date) -> bool:
-        day = moment.date() if isinstance(moment, datetime) else moment
-        return month_of(day) == self.month
+        return (moment.year, moment.month) == self._year_month
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Something derived once per check and shared by the rules that need it."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @property
     def month_end(self) -> datetime:
@@ -145,16 +166,16 @@ def read_checkpointed(db: Path, note: str | None) -> tuple[Checkpoint, str, list
         except CheckpointError as exc:
             raise CheckError(f"checkpoint: {exc}") from exc
         entries: list[Entry] = []
-        edge = CompactRange()
+        hashes: list[bytes] = []
         rows = conn.execute("SELECT idx, leaf FROM entries WHERE idx < ? ORDER BY idx", (checkpoint.size,))
         for idx, leaf_text in rows:
             leaf = leaf_text.encode("utf-8")
-            if idx != edge.size:
-                raise CheckError(f"entry {edge.size} is missing: run `kansa ledger verify`")
-            edge.append(leaf_hash(leaf))
-            value = json.loads(leaf)
+            if idx != len(hashes):
+                raise CheckError(f"entry {len(hashes)} is missing: run `kansa ledger verify`")
+            hashes.append(leaf_hash(leaf))
+            value = orjson.loads(leaf)
             entries.append(Entry.from_event(idx, value["event"], value["received"], value["sig"]["key"]))
-        if edge.size != checkpoint.size or edge.root() != checkpoint.root:
+        if len(hashes) != checkpoint.size or root_of(hashes) != checkpoint.root:
             raise CheckError("the entries do not match the checkpoint's root: run `kansa ledger verify`")
     except sqlite3.DatabaseError as exc:
         raise CheckError(f"{db}: {exc}") from exc
@@ -205,12 +226,31 @@ def check_ledger(
         or not 1 <= int(month[5:]) <= 12
     ):
         raise CheckError(f"--month must be YYYY-MM, got {month!r}")
+    with _gc_paused():
+        return _check(db, month, checkpoint, profile)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The check builds hundreds of thousands of long-lived objects and frees none of
+    them until it ends; the cyclic collector would rescan them all again and again
+    (time grew faster than the ledger). Reference counting still frees what dies."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _check(db: Path, month: str, checkpoint: str | None, profile: str | None) -> CheckResult:
     cp, _note, entries, meta = read_checkpointed(db, checkpoint)
     prof = load_profile(profile or meta.get("contract") or "")
     # "Now" is when the ledger received the checkpoint's last entry: never the wall clock.
-    as_of = entries[-1].received if entries else datetime(1970, 1, 1, tzinfo=TOKYO)
+    as_of = entries[-1].received_at if entries else datetime(1970, 1, 1, tzinfo=TOKYO)
     findings, kpis = evaluate(entries, prof, month, as_of)
-    return CheckResult(prof.id, month, cp, entries[-1].received if entries else None, findings, kpis)
+    return CheckResult(prof.id, month, cp, entries[-1].received_at if entries else None, findings, kpis)
 
 
 def to_json(result: CheckResult) -> str:

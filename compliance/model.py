@@ -18,20 +18,17 @@ class Entry:
     at: datetime
     actor: str
     data: dict[str, Any]
-    received: datetime
+    received: str  # RFC 3339 as the ledger wrote it; parsed only where needed (received_at)
     key: str
 
     @classmethod
     def from_event(cls, index: int, event: dict[str, Any], received: str, key: str) -> Entry:
-        return cls(
-            index,
-            event["type"],
-            tokyo(datetime.fromisoformat(event["at"])),
-            event["actor"],
-            event["data"],
-            tokyo(datetime.fromisoformat(received)),
-            key,
-        )
+        at = tokyo(datetime.fromisoformat(event["at"]))
+        return cls(index, event["type"], at, event["actor"], event["data"], received, key)
+
+    @property
+    def received_at(self) -> datetime:
+        return tokyo(datetime.fromisoformat(self.received))
 
     def time(self, name: str) -> datetime | None:
         value = self.data.get(name)

@@ -10,7 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from .contract_calendar import month_of
 from .model import Entry
 
 # Dispositions that end a whole case (§10(4)/§8(4) ア, イ, ウ, エ, ケ/ク).
@@ -22,18 +21,15 @@ NON_CONTACT = frozenset({"no_answer", "busy", "voicemail", "unavailable"})
 class Call:
     dialed: Entry
     outcome: Entry | None = None
+    # Plain attributes, not properties: rules read them hundreds of thousands of times.
+    case: str = field(init=False)
+    number: str = field(init=False)
+    at: datetime = field(init=False)
 
-    @property
-    def case(self) -> str:
-        return str(self.dialed.data["case"])
-
-    @property
-    def number(self) -> str:
-        return str(self.dialed.data["number"])
-
-    @property
-    def at(self) -> datetime:
-        return self.dialed.at
+    def __post_init__(self) -> None:
+        self.case = str(self.dialed.data["case"])
+        self.number = str(self.dialed.data["number"])
+        self.at = self.dialed.at
 
 
 @dataclass
@@ -48,6 +44,7 @@ class Case:
     sms_sent: list[Entry] = field(default_factory=list)
     sms_lookups: list[Entry] = field(default_factory=list)
     sms_blocked: list[Entry] = field(default_factory=list)
+    _by_number: dict[str, list[Call]] | None = field(default=None, repr=False)
 
     @property
     def month(self) -> str | None:
@@ -62,9 +59,17 @@ class Case:
         return list(self.opened.data.get("numbers", [])) if self.opened else []
 
     def calls_to(self, number: str, month: str | None = None) -> list[Call]:
-        return [
-            c for c in self.calls if c.number == number and (month is None or month_of(c.at.date()) == month)
-        ]
+        """Calls to a number in the order they were made (entries may arrive late: not ledger order)."""
+        if self._by_number is None:
+            by_number: dict[str, list[Call]] = {}
+            for call in sorted(self.calls, key=lambda c: (c.at, c.dialed.index)):
+                by_number.setdefault(call.number, []).append(call)
+            self._by_number = by_number
+        found = self._by_number.get(number, [])
+        if month is None:
+            return found
+        ym = (int(month[:4]), int(month[5:7]))
+        return [c for c in found if (c.at.year, c.at.month) == ym]
 
     def ending(self) -> Entry | None:
         """The first outcome whose disposition ends the case, if any."""

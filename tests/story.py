@@ -27,7 +27,7 @@ class Story:
         self, kind: str, at: str | datetime, /, actor: str = "system", key: str = LEDGER_KEY, **data: Any
     ) -> Entry:
         moment = t(at) if isinstance(at, str) else at
-        entry = Entry(len(self.entries), kind, moment, actor, data, moment, key)
+        entry = Entry(len(self.entries), kind, moment, actor, data, moment.isoformat(), key)
         self.entries.append(entry)
         return entry
 

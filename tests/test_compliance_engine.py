@@ -337,3 +337,13 @@ def test_check_errors_are_one_clear_line(tmp_path: Path, make_ledger) -> None:
     assert bad_month.exit_code == 1 and "YYYY-MM" in bad_month.output
     no_profile = CliRunner().invoke(main, ["check", str(led.path), "--month", "2026-09"])
     assert no_profile.exit_code == 1 and "no contract profile" in no_profile.output
+
+
+def test_attempts_are_ordered_by_when_they_happened_not_by_ledger_order() -> None:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-29 13:35")  # delivered first, made last
+    s.dial("C1", "2026-09-22 15:26")
+    s.dial("C1", "2026-09-25 10:00")
+    assert not s.broken("ATTEMPTS-VARIED")
+    s.dial("C1", "2026-09-30 16:00")  # right after 09-29 13:35 in time: the same band
+    assert s.broken("ATTEMPTS-VARIED")

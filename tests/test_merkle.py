@@ -169,3 +169,8 @@ def test_compact_range_append_node_equals_leaf_by_leaf() -> None:
     assert by_node.size == by_leaf.size == 64 and by_node.root() == by_leaf.root()
     with pytest.raises(ValueError):
         merkle.CompactRange(3, by_leaf.hashes[:2]).append_node(2, hashes[0])
+
+
+def test_root_of_a_whole_list_equals_the_compact_range() -> None:
+    for n in (0, 1, 2, 3, 5, 8, 13, 64, 100, 1000, 2500):
+        assert merkle.root_of([merkle.leaf_hash(b) for b in BIG[:n]]) == BIG_ROOTS[n]

@@ -36,11 +36,11 @@ def call_hours(ctx: Context) -> Iterator[Finding]:
 
 @rule("CALL-DAYS")
 def call_days(ctx: Context) -> Iterator[Finding]:
+    scheduled, excluded = ctx.state.campaign_days(ctx.month)
     for call in ctx.state.calls:
         day = call.at.date()
         if not ctx.in_month(day):
             continue
-        scheduled, excluded = ctx.state.campaign_days(ctx.month)
         if day in excluded:
             ja, en = f"{day} は甲が架電しないよう指示した日", f"{day} is a day the city excluded"
         elif day not in scheduled:

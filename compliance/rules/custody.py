@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..contract_calendar import add_business_days, end_of_day, month_days, next_month
@@ -39,27 +40,43 @@ ROLES_FOR: dict[str, tuple[str, ...]] = {
 }
 
 
+_PREFIXES = sorted(ROLES_FOR, key=len, reverse=True)  # the most specific prefix first
+
+
+@lru_cache(maxsize=256)
 def roles_for(kind: str) -> tuple[str, ...]:
-    for prefix in sorted(ROLES_FOR, key=len, reverse=True):
+    for prefix in _PREFIXES:
         if kind.startswith(prefix):
             return ROLES_FOR[prefix]
     return ()
 
 
-def roles_at(ctx: Context, person: str, index: int) -> set[str]:
-    """The roles `person` holds just before entry `index` (designations minus revocations)."""
-    roles: set[str] = set()
+def _staff_timelines(ctx: Context) -> dict[str, list[Entry]]:
+    timelines: dict[str, list[Entry]] = defaultdict(list)
     for entry in sorted(
         ctx.state.of("staff.designated") + ctx.state.of("staff.revoked"), key=lambda e: e.index
     ):
+        timelines[entry.data["person"]].append(entry)
+    return timelines
+
+
+def roles_at(ctx: Context, person: str, index: int) -> set[str] | frozenset[str]:
+    """The roles `person` holds just before entry `index` (designations minus revocations)."""
+    timeline = ctx.memo("staff-timelines", lambda: _staff_timelines(ctx)).get(person, [])
+    final: dict[str, frozenset[str]] = ctx.memo("staff-final", dict)
+    after_last = not timeline or index > timeline[-1].index
+    if after_last and person in final:
+        return final[person]
+    roles: set[str] = set()
+    for entry in timeline:
         if entry.index >= index:
             break
-        if entry.data["person"] != person:
-            continue
         if entry.type == "staff.designated":
             roles.add(entry.data["role"])
         else:
             roles.discard(entry.data["role"])
+    if after_last:
+        final[person] = frozenset(roles)
     return roles
 
 

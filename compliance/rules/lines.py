@@ -62,10 +62,16 @@ def callback_queue(ctx: Context) -> Iterator[Finding]:
 
 def _lines_at(ctx: Context, moment: datetime) -> dict[str, Entry]:
     """Caller IDs registered and not retired at `moment`."""
-    lines: dict[str, Entry] = {}
-    events = sorted(
-        ctx.state.of("callerid.registered") + ctx.state.of("callerid.retired"), key=lambda e: e.index
+    events = ctx.memo(
+        "callerid-events",
+        lambda: sorted(
+            ctx.state.of("callerid.registered") + ctx.state.of("callerid.retired"), key=lambda e: e.index
+        ),
     )
+    last_change = max((e.at for e in events), default=None)
+    if last_change is not None and moment >= last_change and "callerid-final" in ctx._memo:
+        return ctx._memo["callerid-final"]  # type: ignore[no-any-return]
+    lines: dict[str, Entry] = {}
     for entry in events:
         if entry.at > moment:
             continue
@@ -73,6 +79,8 @@ def _lines_at(ctx: Context, moment: datetime) -> dict[str, Entry]:
             lines[entry.data["number"]] = entry
         else:
             lines.pop(entry.data["number"], None)
+    if last_change is not None and moment >= last_change:
+        ctx._memo["callerid-final"] = dict(lines)
     return lines
 
 
@@ -93,7 +101,7 @@ def callerid_lines(ctx: Context) -> Iterator[Finding]:
                 ja=f"発信者番号 {shown} は登録された専用番号ではない",
                 en=f"caller ID {shown} is not a registered dedicated line",
             )
-        day = f"{call.at:%Y-%m-%d}"
+        day = call.at.date().isoformat()
         if len(lines) < need and day not in short_days:
             short_days.add(day)
             yield ctx.finding(

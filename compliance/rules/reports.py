@@ -34,9 +34,12 @@ def daily_due(ctx: Context, day: date) -> datetime:
 
 @rule("REPORT-DAILY")
 def report_daily(ctx: Context) -> Iterator[Finding]:
+    first_calls: dict[date, int] = {}
+    for call in ctx.state.calls:
+        first_calls.setdefault(call.at.date(), call.dialed.index)
     for day in _calling_days(ctx):
         due = daily_due(ctx, day)
-        entries = [c.dialed.index for c in ctx.state.calls if c.at.date() == day][:1]
+        entries = [first_calls[day]]
         yield from ctx.deadline(
             "REPORT-DAILY",
             due=due,
