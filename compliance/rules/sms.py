@@ -13,12 +13,18 @@ if TYPE_CHECKING:
     from ..engine import Context
 
 
+def _by_case(ctx: Context) -> dict[str, list[Entry]]:
+    index: dict[str, list[Entry]] = {}
+    for entry in ctx.state.of("sms.designated"):
+        for case in entry.data["cases"]:
+            index.setdefault(case, []).append(entry)
+    return index
+
+
 def _designations(ctx: Context, case: str, before: datetime | None = None) -> list[Entry]:
-    return [
-        e
-        for e in ctx.state.of("sms.designated")
-        if case in e.data["cases"] and (before is None or e.at <= before)
-    ]
+    """The city's designations of `case` (made by `before`), from an index built once per check."""
+    found = ctx.memo("sms-designations", lambda: _by_case(ctx)).get(case, [])
+    return [e for e in found if before is None or e.at <= before]
 
 
 def _matching(ctx: Context, sent: Entry) -> Entry | None:
