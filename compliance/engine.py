@@ -167,9 +167,11 @@ def read_checkpointed(db: Path, note: str | None) -> tuple[Checkpoint, str, list
             raise CheckError(f"checkpoint: {exc}") from exc
         entries: list[Entry] = []
         hashes: list[bytes] = []
-        rows = conn.execute("SELECT idx, leaf FROM entries WHERE idx < ? ORDER BY idx", (checkpoint.size,))
-        for idx, leaf_text in rows:
-            leaf = leaf_text.encode("utf-8")
+        # CAST to BLOB hands over the stored UTF-8 bytes as they are: no decode and re-encode.
+        rows = conn.execute(
+            "SELECT idx, CAST(leaf AS BLOB) FROM entries WHERE idx < ? ORDER BY idx", (checkpoint.size,)
+        )
+        for idx, leaf in rows:
             if idx != len(hashes):
                 raise CheckError(f"entry {len(hashes)} is missing: run `kansa ledger verify`")
             hashes.append(leaf_hash(leaf))

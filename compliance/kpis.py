@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .contract_calendar import month_of
-
 if TYPE_CHECKING:
     from .engine import Context
 
@@ -29,11 +27,12 @@ def _reached(outcome_data: dict[str, Any]) -> bool:
 
 
 def _cases(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[str]]:
-    called = {c.case for c in ctx.state.calls if month_of(c.at.date()) in months}
+    wanted = {(int(m[:4]), int(m[5:7])) for m in months}
+    called = {c.case for c in ctx.state.calls if (c.at.year, c.at.month) in wanted}
     reached, promised = set(), set()
     for outcome in ctx.state.of("call.outcome"):
         case = outcome.data["case"]
-        if case in called and month_of(outcome.at.date()) in months and _reached(outcome.data):
+        if case in called and (outcome.at.year, outcome.at.month) in wanted and _reached(outcome.data):
             reached.add(case)
             if outcome.data["promise"] is not None:
                 promised.add(case)

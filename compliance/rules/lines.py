@@ -60,17 +60,8 @@ def callback_queue(ctx: Context) -> Iterator[Finding]:
         )
 
 
-def _lines_at(ctx: Context, moment: datetime) -> dict[str, Entry]:
-    """Caller IDs registered and not retired at `moment`."""
-    events = ctx.memo(
-        "callerid-events",
-        lambda: sorted(
-            ctx.state.of("callerid.registered") + ctx.state.of("callerid.retired"), key=lambda e: e.index
-        ),
-    )
-    last_change = max((e.at for e in events), default=None)
-    if last_change is not None and moment >= last_change and "callerid-final" in ctx._memo:
-        return ctx._memo["callerid-final"]  # type: ignore[no-any-return]
+def _lines_at(events: list[Entry], moment: datetime) -> dict[str, Entry]:
+    """Caller IDs registered and not retired at `moment` (events in ledger order)."""
     lines: dict[str, Entry] = {}
     for entry in events:
         if entry.at > moment:
@@ -79,19 +70,23 @@ def _lines_at(ctx: Context, moment: datetime) -> dict[str, Entry]:
             lines[entry.data["number"]] = entry
         else:
             lines.pop(entry.data["number"], None)
-    if last_change is not None and moment >= last_change:
-        ctx._memo["callerid-final"] = dict(lines)
     return lines
 
 
 @rule("CALLERID-LINES")
 def callerid_lines(ctx: Context) -> Iterator[Finding]:
     need = ctx.profile.callerid_lines_min
+    events = sorted(
+        ctx.state.of("callerid.registered") + ctx.state.of("callerid.retired"), key=lambda e: e.index
+    )
+    last_change = max((e.at for e in events), default=None)
+    final = _lines_at(events, last_change) if last_change is not None else {}
     short_days: set[str] = set()
     for call in ctx.state.calls:
         if not ctx.in_month(call.at):
             continue
-        lines = _lines_at(ctx, call.at)
+        # Most calls come after the last change of lines: their state is the final one.
+        lines = final if last_change is not None and call.at >= last_change else _lines_at(events, call.at)
         shown = call.dialed.data["caller_id"]
         if shown not in lines:
             yield ctx.finding(
@@ -101,16 +96,17 @@ def callerid_lines(ctx: Context) -> Iterator[Finding]:
                 ja=f"発信者番号 {shown} は登録された専用番号ではない",
                 en=f"caller ID {shown} is not a registered dedicated line",
             )
-        day = call.at.date().isoformat()
-        if len(lines) < need and day not in short_days:
-            short_days.add(day)
-            yield ctx.finding(
-                "CALLERID-LINES",
-                case=None,
-                entries=[call.dialed.index],
-                ja=f"{day} の専用発信番号が {len(lines)} 件（{need}電番以上）",
-                en=f"{len(lines)} dedicated lines on {day}; at least {need}",
-            )
+        if len(lines) < need:
+            day = call.at.date().isoformat()
+            if day not in short_days:
+                short_days.add(day)
+                yield ctx.finding(
+                    "CALLERID-LINES",
+                    case=None,
+                    entries=[call.dialed.index],
+                    ja=f"{day} の専用発信番号が {len(lines)} 件（{need}電番以上）",
+                    en=f"{len(lines)} dedicated lines on {day}; at least {need}",
+                )
 
 
 @rule("CALLERID-LANDLINE")
