@@ -70,6 +70,7 @@ class OperatorClient:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         http: httpx.Client | None = None,
         timeout: float = 10.0,
+        transport: Callable[[str], httpx.Response] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.signer = key if isinstance(key, Signer) else read_key(Path(key))
@@ -77,6 +78,7 @@ class OperatorClient:
         self._clock = clock
         self._vocabulary = load_vocabulary()
         self._http = http or httpx.Client(timeout=timeout)
+        self._transport = transport or self._post
         self.outbox = Path(outbox)
         # One thread at a time, not necessarily the one that built the client.
         self._db = sqlite3.connect(str(outbox), isolation_level=None, timeout=30, check_same_thread=False)
@@ -115,6 +117,13 @@ class OperatorClient:
         )
         return str(event["id"])
 
+    def _post(self, body: str) -> httpx.Response:
+        return self._http.post(
+            f"{self.url}/v1/events",
+            content=body.encode("utf-8"),
+            headers={"content-type": "application/json"},
+        )
+
     def pending(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
 
@@ -145,11 +154,7 @@ class OperatorClient:
             seq, event_id, body = row
             self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             try:
-                response = self._http.post(
-                    f"{self.url}/v1/events",
-                    content=body.encode("utf-8"),
-                    headers={"content-type": "application/json"},
-                )
+                response = self._transport(body)
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 response = None
@@ -203,4 +208,30 @@ def key_registration(signer: Signer, *, by: str, now: datetime) -> dict[str, Any
     }
 
 
-__all__ = ["DeliveryReport", "EventError", "OperatorClient", "key_registration", "new_key", "uuid7"]
+def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str], httpx.Response]:
+    """Delivery straight into a Ledger on this host, answering as the service would (for the demo)."""
+    from ledger import AppendError, Signature, Submission
+
+    statuses = {"invalid": 422, "conflict": 409, "signature": 401}
+
+    def send(body: str) -> httpx.Response:
+        posted = json.loads(body)
+        item = Submission(posted["event"], Signature(posted["sig"]["key"], posted["sig"]["ed25519"]))
+        try:
+            (appended,) = ledger.append([item], now=clock())
+        except AppendError as exc:
+            return httpx.Response(statuses[exc.kind], json={"error": exc.message, "field": exc.field})
+        return httpx.Response(201 if appended.created else 200, json={"index": appended.index})
+
+    return send
+
+
+__all__ = [
+    "DeliveryReport",
+    "EventError",
+    "OperatorClient",
+    "key_registration",
+    "local_transport",
+    "new_key",
+    "uuid7",
+]

@@ -20,6 +20,7 @@ from ledger import (
     LedgerError,
     NoteError,
     ProofError,
+    Submission,
     verify_ledger,
     verify_since,
 )
@@ -392,12 +393,75 @@ def check(db: str, month: str, fmt: str, checkpoint: Any, profile: str | None, r
 
 @main.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-def demo(out: str) -> None:
-    """Build a small sample ledger, sign a checkpoint and verify it."""
-    from .demo import run_demo
+@click.option("--months", default="2026-09..2026-11", show_default=True, help="YYYY-MM..YYYY-MM or a list.")
+@click.option("--seed", default=1, show_default=True, type=int, help="The simulator's seed.")
+@click.option("--scale", default=1.0, show_default=True, type=float, help="Share of the contract's volumes.")
+def demo(out: str, months: str, seed: int, scale: float) -> None:
+    """Simulate months of the NHI contract into a ledger, check them, and print a summary."""
+    from .demo import parse_months, run_demo
+
+    with user_errors(), click.progressbar(length=100, label="simulating", file=sys.stderr) as bar:
+        ticks = [0]
+
+        def progress(label: str) -> None:
+            ticks[0] += 1
+            bar.label = label
+            bar.update(1 if ticks[0] < 99 else 0)
+
+        try:
+            run_demo(
+                Path(out),
+                now=now(),
+                echo=lambda line: click.echo(line),
+                months=parse_months(months),
+                seed=seed,
+                scale=scale,
+                progress=progress,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def custody() -> None:
+    """Data custody: the encrypted target data store."""
+
+
+@custody.command("destroy")
+@click.argument("batch")
+@click.option(
+    "--store",
+    "store_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The data store (targets.db).",
+)
+@click.option("--ledger", "db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", required=True, help="The custodian's staff id.")
+@key_option
+def custody_destroy(batch: str, store_path: str, db: str, by: str, key: str | None) -> None:
+    """Crypto-shred BATCH: destroy its key, then append custody.destroyed."""
+    import uuid
+
+    from dialer_core.datastore import DataStore, DataStoreError
 
     with user_errors():
-        run_demo(Path(out), now=now(), echo=click.echo)
+        target = open_ledger(db, key, signing=True)
+        with DataStore(store_path) as store:
+            try:
+                key_id = store.destroy(batch)
+            except DataStoreError as exc:
+                raise click.ClickException(str(exc)) from exc
+        moment = now()
+        event = {
+            "id": str(uuid.uuid4()),
+            "type": "custody.destroyed",
+            "at": moment.isoformat(),
+            "actor": by,
+            "data": {"batch": batch, "method": "crypto_shred", "keys": [key_id]},
+        }
+        (appended,) = target.append([Submission(event)], now=moment)
+        click.echo(f"batch {batch}: key {key_id} destroyed; custody.destroyed is entry {appended.index}")
 
 
 if __name__ == "__main__":  # pragma: no cover

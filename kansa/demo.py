@@ -1,124 +1,131 @@
-"""`kansa demo`: until the dialing core exists, a small sample ledger, signed and verified."""
+"""`kansa demo`: real months of the NHI contract, simulated into a ledger, then checked.
+
+Creates a ledger for nagaoka-nhi-2026, generates and imports each month's
+targets at the contract's volumes (the target files stay in DIR, as the city
+would hand them over), schedules the calling days, simulates calls, SMS,
+callbacks, the manager's reports and the custody events, signs checkpoints,
+runs `kansa check` on every month, and prints a summary.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from ledger import Signer, Submission, verify_ledger
-from ledger.canonical import canonicalize
-from ledger.commands import inclusion_json, init_ledger
-from ledger.note import b64encode
-from ledger.store import Signature
+from compliance import CheckResult, check_ledger, load_profile
+from compliance.contract_calendar import month_days
+from compliance.results import default_results_path, write_results
+from dialer_core.campaign import IsWeekday, national_is_weekday
+from dialer_core.datastore import DataStore
+from dialer_core.simulation import MonthReport, World
+from ledger import Ledger, verify_ledger
+from ledger.commands import init_ledger
 
-TOKYO = ZoneInfo("Asia/Tokyo")
 ORIGIN = "kansa.demo/nagaoka-nhi-2026"
+PROFILE = "nagaoka-nhi-2026"
 
 
-def _event(kind: str, at: datetime, actor: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "type": kind, "at": at.isoformat(), "actor": actor, "data": data}
+@dataclass
+class DemoResult:
+    ledger: Path
+    months: list[MonthReport]
+    checks: list[CheckResult]
 
 
-def sample_day(day: datetime, operator: Signer) -> list[Submission]:
-    """One calling day of a tiny campaign: setup, a few calls with their outcomes, the daily report."""
-    key_ref = operator.verifier.key_ref
-    setup = [
-        _event(
-            "staff.designated",
-            day.replace(hour=8),
-            "mgr01",
-            {"person": "mgr01", "role": "manager", "by": "city01"},
-        ),
-        _event(
-            "staff.designated",
-            day.replace(hour=8),
-            "mgr01",
-            {"person": "op07", "role": "operator", "by": "mgr01"},
-        ),
-        _event(
-            "key.registered",
-            day.replace(hour=8),
-            "mgr01",
-            {"key": key_ref, "public_key": b64encode(operator.verifier.public_key), "holder": "op07"},
-        ),
-        _event(
-            "campaign.scheduled",
-            day.replace(hour=8),
-            "mgr01",
-            {"month": day.strftime("%Y-%m"), "days": [day.strftime("%Y-%m-%d")], "excluded": []},
-        ),
-        _event(
-            "access.login",
-            day.replace(hour=8, minute=55),
-            "op07",
-            {"person": "op07", "terminal": "t1", "success": True},
-        ),
-    ]
-    subs = [Submission(e) for e in setup]
-    for n in range(3):
-        start = day.replace(hour=9 + n, minute=10)
-        call = f"K{n + 1:04d}"
-        dialed = _event(
-            "call.dialed",
-            start,
-            "system",
-            {
-                "case": f"C{n + 1:05d}",
-                "number": "1",
-                "call": call,
-                "caller_id": "0258-00-0001",
-                "ended_at": (start + timedelta(minutes=3)).isoformat(),
-                "ring_s": 12,
-                "result": "answered",
-            },
-        )
-        outcome = _event(
-            "call.outcome",
-            start + timedelta(minutes=3),
-            "op07",
-            {
-                "case": f"C{n + 1:05d}",
-                "call": call,
-                "party": "self",
-                "proxy_consent": False,
-                "script": "completed",
-                "disposition": "completed",
-                "promise": {"date": (day + timedelta(days=14)).strftime("%Y-%m-%d"), "amount": 12000},
-                "callback_at": None,
-                "mobile_asked": False,
-                "requests": [],
-            },
-        )
-        signature = operator.sign(canonicalize(outcome))
-        subs += [Submission(dialed), Submission(outcome, Signature(key_ref, b64encode(signature)))]
-    return subs
+def parse_months(spec: str) -> list[str]:
+    """'2026-09..2026-11' or '2026-09,2026-10' or '2026-09'."""
+    if ".." in spec:
+        first, last = spec.split("..")
+        months, current = [], first
+        while current <= last:
+            months.append(current)
+            year, month = int(current[:4]), int(current[5:])
+            current = f"{year + (month == 12):04d}-{month % 12 + 1:02d}"
+        return months
+    return [m.strip() for m in spec.split(",") if m.strip()]
 
 
-def run_demo(out: Path, *, now: datetime, echo: Callable[[str], None]) -> None:
+def run_demo(
+    out: Path,
+    *,
+    now: datetime,
+    echo: Callable[[str], None],
+    months: list[str] | None = None,
+    seed: int = 1,
+    scale: float = 1.0,
+    clock_offset: timedelta = timedelta(0),
+    is_weekday: IsWeekday = national_is_weekday,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
+    months = months or ["2026-09", "2026-10", "2026-11"]
+    profile = load_profile(PROFILE)
+    unknown = [m for m in months if m not in profile.calling_months]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} is not a calling month of {PROFILE}")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     db = out / "ledger.db"
-    ledger, key_path = init_ledger(db, origin=ORIGIN, contract="nagaoka-nhi-2026", key_path=None, now=now)
-    operator = Signer.generate("op07")
-    day = datetime(2026, 9, 24, tzinfo=TOKYO)
-    results = ledger.append(sample_day(day, operator), now=now)
-    checkpoint = ledger.sign_checkpoint(now=now)
-    (out / "checkpoint.txt").write_text(checkpoint.note)
-    proof = inclusion_json(ledger, results[-1].index, checkpoint.size)
-    (out / "proof.json").write_text(json.dumps(proof, indent=1))
-    report = verify_ledger(db, checkpoint=checkpoint.note)
-    echo(f"台帳 ledger: {db} ({ledger.size} 件 entries), 署名鍵 key: {key_path}")
-    echo(f"検証鍵 verifier key: {ledger.verifier.vkey}")
-    echo("チェックポイント checkpoint:")
-    echo(checkpoint.note.rstrip("\n"))
-    echo(f"検証 verify: {report.summary()}")
-    echo(f"自分で確かめる check it yourself: kansa ledger verify {db} --checkpoint {out / 'checkpoint.txt'}")
-    if not report.ok:
-        raise SystemExit(1)
+    ledger, key_path = init_ledger(db, origin=ORIGIN, contract=PROFILE, key_path=None, now=now)
+    store = DataStore(out / "targets.db")
+    world = World(
+        ledger, store, profile, out, seed=seed, scale=scale, clock_offset=clock_offset, is_weekday=is_weekday
+    )
+    world.set_up(month_days(months[0])[0], out)
+    reports = [world.run_month(month, progress) for month in months]
+    store.close()
+    checks = []
+    for month in months:
+        result = check_ledger(db, month)
+        write_results(default_results_path(db), result)
+        checks.append(result)
+    report = verify_ledger(db)
+    _summary(echo, db, key_path, ledger, reports, checks, report.summary())
+    ledger.close()
+    return DemoResult(db, reports, checks)
+
+
+def _summary(
+    echo: Callable[[str], None],
+    db: Path,
+    key_path: Path,
+    ledger: Ledger,
+    reports: list[MonthReport],
+    checks: list[CheckResult],
+    verified: str,
+) -> None:
+    latest = ledger.latest_checkpoint()
+    echo(f"台帳 ledger: {db}  {ledger.size:,} 件 entries  (署名鍵 key: {key_path})")
+    if latest is not None:
+        echo(f"チェックポイント checkpoint: size {latest.size:,}, root {latest.note.splitlines()[2]}")
+    echo(f"検証 verify: {verified}")
+    echo("")
+    echo(
+        "月 month   対象 cases  架電 calls  SMS送信 sent/停止 blocked  "
+        "接触率 contact (目標 target)  所見 findings"
+    )
+    for month, check in zip(reports, checks, strict=True):
+        contact = check.kpis["KPI-CONTACT"]
+        met = "達成 met" if contact["met"] else "未達 NOT met" if contact["met"] is False else "-"
+        counts: dict[str, int] = {}
+        for f in check.findings:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        findings = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "なし none"
+        echo(
+            f"{month.month}   {month.cases:>10,}  {month.calls:>10,}"
+            f"  {month.sms_sent:>8,}/{month.sms_blocked:<8,}"
+            f"     {contact['value']:.1%} ({contact['target']:.0%}) {met}      {findings}"
+        )
+        if month.refused:
+            echo(
+                f"          架電前に拒否 refused before dialling: {len(month.refused)}"
+                f" (例 e.g. {month.refused[0][1]})"
+            )
+    echo("")
+    echo("次に next:")
+    echo(f"  kansa check {db} --month {checks[0].month} --format table   # 所見とKPI findings and KPIs")
+    echo(f"  kansa ledger verify {db}                                   # 台帳の検証 verify the ledger")
+    echo(f"  kansa ledger export {db} | head                            # 公開形式 the public format")

@@ -347,3 +347,26 @@ def test_attempts_are_ordered_by_when_they_happened_not_by_ledger_order() -> Non
     assert not s.broken("ATTEMPTS-VARIED")
     s.dial("C1", "2026-09-30 16:00")  # right after 09-29 13:35 in time: the same band
     assert s.broken("ATTEMPTS-VARIED")
+
+
+def test_the_monthly_report_counts_from_the_last_scheduled_calling_day() -> None:
+    s = nhi().case("C1")  # scheduled to 09-30
+    s.dial("C1", "2026-09-28 10:00")  # the last outgoing call; the center works on to 09-30
+    report(s, "monthly", "2026-09", "2026-10-02 15:00")  # 2 business days after 09-30
+    assert not s.broken("REPORT-MONTHLY")
+
+
+def test_a_callback_on_a_number_ended_meanwhile_lapses() -> None:
+    s = nhi().case("C1")
+    first = s.dial("C1", "2026-09-24 10:00", result="answered", outcome=False)
+    s.outcome(
+        "C1",
+        first,
+        "2026-09-24 10:02",
+        party="household",
+        disposition="absent_now",
+        callback_at="2026-09-29 14:30",
+    )
+    second = s.dial("C1", "2026-09-25 18:00", result="answered", outcome=False)
+    s.outcome("C1", second, "2026-09-25 18:02", party="other", disposition="number_unusable")
+    assert not s.broken("CALLBACK-APPOINTMENT")

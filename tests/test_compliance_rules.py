@@ -447,8 +447,9 @@ def _report_monthly(broken: bool) -> tuple[Story, dict[str, Any]]:
 @scenario("REPORT-SMS-CANDIDATES")
 def _report_sms_candidates(broken: bool) -> tuple[Story, dict[str, Any]]:
     s = tax().case("C1", month="2023-10", at="2023-10-01 09:00")
-    s.dial("C1", "2023-10-20 10:00")  # last calling day, a Friday: due Mon 10/23 12:00
-    report(s, "sms_candidates", "2023-10", "2023-10-23 12:01" if broken else "2023-10-23 11:59")
+    s.dial("C1", "2023-10-20 10:00")
+    # The month's work ends on its last scheduled day, Thu 10/26: due Fri 10/27 12:00.
+    report(s, "sms_candidates", "2023-10", "2023-10-27 12:01" if broken else "2023-10-27 11:59")
     return s, TAX
 
 

@@ -236,6 +236,14 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
         if asked is None or not ctx.in_month(outcome.at):
             continue
         case = ctx.state.cases[outcome.data["case"]]
+        call = ctx.state.calls_by_id.get(str(outcome.data["call"]))
+        number_end = case.number_ended(call.number) if call is not None else None
+        if (
+            _ended_before(case, asked)
+            or (case.stop is not None and case.stop.at <= asked)
+            or (number_end is not None and number_end.at <= asked)
+        ):
+            continue  # completed, stopped, or the number ended before the time: the appointment lapses
         if _in_calling_period(ctx, asked):
             done = next((c for c in case.calls if c.at > outcome.at and abs(c.at - asked) <= window), None)
             if done is not None:

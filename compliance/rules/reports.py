@@ -25,6 +25,18 @@ def _calling_days(ctx: Context) -> list[date]:
     return sorted({c.at.date() for c in ctx.state.calls if ctx.in_month(c.at)})
 
 
+def _last_calling_day(ctx: Context) -> date | None:
+    """When the month's work ends (業務終了): its last scheduled calling day, on which the center
+    still works and takes callbacks even if no outgoing call was left to make; without a
+    schedule, the last day a call was made."""
+    called = _calling_days(ctx)
+    if not called:
+        return None
+    scheduled, excluded = ctx.state.campaign_days(ctx.month)
+    days = sorted(d for d in scheduled - excluded if ctx.in_month(d))
+    return max(days[-1], called[-1]) if days else called[-1]
+
+
 def daily_due(ctx: Context, day: date) -> datetime:
     nxt = (
         add_business_days(day, 1) if ctx.profile.daily_counts == "business_days" else day + timedelta(days=1)
@@ -70,10 +82,10 @@ def report_sms(ctx: Context) -> Iterator[Finding]:
 
 @rule("REPORT-MONTHLY")
 def report_monthly(ctx: Context) -> Iterator[Finding]:
-    days = _calling_days(ctx)
-    if not days:
+    last = _last_calling_day(ctx)
+    if last is None:
         return
-    due = end_of_day(add_business_days(days[-1], ctx.profile.monthly_business_days))
+    due = end_of_day(add_business_days(last, ctx.profile.monthly_business_days))
     yield from ctx.deadline(
         "REPORT-MONTHLY",
         due=due,
@@ -88,10 +100,10 @@ def report_monthly(ctx: Context) -> Iterator[Finding]:
 
 @rule("REPORT-SMS-CANDIDATES")
 def report_sms_candidates(ctx: Context) -> Iterator[Finding]:
-    days = _calling_days(ctx)
-    if not days:
+    last = _last_calling_day(ctx)
+    if last is None:
         return
-    due = at_time(add_business_days(days[-1], 1), ctx.profile.daily_deadline)
+    due = at_time(add_business_days(last, 1), ctx.profile.daily_deadline)
     yield from ctx.deadline(
         "REPORT-SMS-CANDIDATES",
         due=due,

@@ -1,0 +1,132 @@
+"""Telephony and SMS as interfaces, and a seeded simulator behind both.
+
+A real deployment plugs a PBX / predictive dialer and an SMS aggregator in
+behind the same two protocols. The simulator makes months that look like the
+contract's world: answer rates by time band and day type, voicemail, busy,
+invalid numbers and fax, household members, promises, callback requests,
+refusals and escalation requests; carriers and reassigned numbers for SMS.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class DialResult:
+    result: str  # answered, no_answer, busy, voicemail, unavailable, invalid
+    ring_s: int
+    ended_at: datetime
+    message_left: bool | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the operator learnt on an answered call (the simulated resident's side)."""
+
+    party: str  # self, household, other
+    proxy_consent: bool
+    script: str
+    disposition: str
+    promise_days: int | None
+    promise_amount: int | None
+    wants_callback: bool
+    requests: tuple[str, ...]
+
+
+class Telephony(Protocol):
+    def dial(self, case: str, number: str, at: datetime) -> DialResult: ...
+
+    def talk(self, case: str, number: str, at: datetime) -> Conversation: ...
+
+
+class SmsGateway(Protocol):
+    def lookup(self, case: str, number: str) -> tuple[str, str]: ...  # carrier, reassigned
+
+    def send(self, case: str, number: str, at: datetime) -> tuple[str, str]: ...  # message id, status
+
+
+@dataclass
+class Simulator:
+    """Both adapters, from one seeded random source: the same seed gives the same months."""
+
+    seed: int = 1
+    rng: random.Random = field(init=False)
+    _invalid: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def _answer_rate(self, at: datetime, weekday: bool) -> float:
+        if not weekday:
+            return 0.45
+        return {9: 0.30, 10: 0.30, 11: 0.30}.get(at.hour, 0.50 if at.hour >= 17 else 0.28)
+
+    def dial(self, case: str, number: str, at: datetime, *, weekday: bool = True) -> DialResult:
+        rng = self.rng
+        invalid = self._invalid.setdefault((case, number), rng.random() < 0.03)
+        if invalid:
+            return DialResult("invalid", 0, at + timedelta(seconds=5))
+        if rng.random() < self._answer_rate(at, weekday):
+            return DialResult(
+                "answered", rng.randrange(5, 25), at + timedelta(seconds=rng.randrange(60, 400))
+            )
+        roll = rng.random()
+        if roll < 0.60:
+            ring = rng.randrange(35, 46)
+            return DialResult("no_answer", ring, at + timedelta(seconds=ring + 2))
+        if roll < 0.70:
+            return DialResult("busy", 0, at + timedelta(seconds=3))
+        if roll < 0.95:
+            return DialResult(
+                "voicemail", rng.randrange(10, 30), at + timedelta(seconds=60), message_left=True
+            )
+        return DialResult("unavailable", 0, at + timedelta(seconds=8))
+
+    def talk(self, case: str, number: str, at: datetime) -> Conversation:
+        rng = self.rng
+        roll = rng.random()
+        requests: tuple[str, ...] = ()
+        if roll < 0.60:  # the person themselves
+            if rng.random() < 0.08:
+                return Conversation(
+                    "self",
+                    False,
+                    "incomplete",
+                    "refused",
+                    None,
+                    None,
+                    False,
+                    ("refusal",) if rng.random() < 0.5 else (),
+                )
+            if rng.random() < 0.07:
+                requests = (rng.choice(["installment", "tax_dispute", "complaint"]),)
+            promise = rng.random() < 0.4
+            return Conversation(
+                "self",
+                False,
+                "completed",
+                "completed",
+                14 if promise else None,
+                rng.randrange(3, 60) * 1000 if promise else None,
+                False,
+                requests,
+            )
+        if roll < 0.90:  # someone of the household
+            if rng.random() < 0.6:
+                return Conversation("household", True, "completed", "completed", None, None, False, ())
+            return Conversation(
+                "household", False, "not_started", "absent_now", None, None, rng.random() < 0.5, ()
+            )
+        return Conversation("other", False, "not_started", "number_unusable", None, None, False, ())
+
+    def lookup(self, case: str, number: str) -> tuple[str, str]:
+        carrier = self.rng.choices(["docomo", "au", "softbank", "rakuten", "other"], [40, 28, 25, 5, 2])[0]
+        return carrier, "possibly" if self.rng.random() < 0.03 else "no"
+
+    def send(self, case: str, number: str, at: datetime) -> tuple[str, str]:
+        status = "delivered" if self.rng.random() < 0.95 else "failed"
+        return f"M{self.rng.getrandbits(40):010x}", status

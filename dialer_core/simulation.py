@@ -1,0 +1,533 @@
+"""Months of a call center, simulated end to end into a real ledger (what `kansa demo` runs).
+
+The dialing core writes call.dialed and the SMS pass; simulated operators
+write call.outcome and escalations through the operators' client (signed with
+their own keys, outbox first); the manager, the city and the custodian write
+their events with the ledger's key. Every call goes through the scheduler's
+guard before it is dialled.
+
+Two faults can be injected to show that the compliance engine, an independent
+guard, catches what a broken dialer does: a clock running behind real time
+(`clock_offset`), and a holiday calendar that forgets a day (`is_weekday`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from compliance.contract_calendar import TOKYO, add_business_days, month_days
+from compliance.profile import Profile
+from ledger import Ledger, Signer, Submission
+
+from .adapters import Simulator
+from .campaign import Campaign, IsWeekday, national_is_weekday, plan_days
+from .client import OperatorClient, local_transport
+from .datastore import DataStore
+from .scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
+from .targets import import_targets
+
+FAMILY = [
+    "佐藤",
+    "鈴木",
+    "高橋",
+    "田中",
+    "渡辺",
+    "伊藤",
+    "山本",
+    "中村",
+    "小林",
+    "加藤",
+    "吉田",
+    "山田",
+    "佐々木",
+    "山口",
+    "松本",
+    "井上",
+    "木村",
+    "林",
+    "斎藤",
+    "清水",
+    "五十嵐",
+    "丸山",
+    "星野",
+    "小林",
+]
+GIVEN = [
+    "太郎",
+    "花子",
+    "一郎",
+    "美咲",
+    "健太",
+    "陽子",
+    "翔",
+    "由美",
+    "大輔",
+    "恵子",
+    "誠",
+    "直美",
+    "悠斗",
+    "愛",
+]
+CATEGORIES = ["初期滞納", "長期・高額滞納", "分納不履行", "その他"]
+STAFF = [("city01", "city"), ("mgr01", "manager"), ("cus01", "custodian")]
+OPERATORS = [f"op{i:02d}" for i in range(1, 6)]
+
+
+def target_csv(rng: random.Random, month: str, cases: int) -> bytes:
+    """A city's target file for a month, in CP932 as the city's systems write it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["案件番号", "氏名", "電話番号1", "電話番号2", "滞納区分", "滞納額", "住所"])
+    for i in range(cases):
+        mobile = f"0{rng.choice('789')}0-{rng.randrange(1000, 10000)}-{rng.randrange(1000, 10000)}"
+        landline = f"0258-{rng.randrange(10, 100)}-{rng.randrange(1000, 10000)}"
+        shape = rng.random()
+        phones = [mobile, landline] if shape < 0.45 else [mobile, ""] if shape < 0.85 else [landline, ""]
+        writer.writerow(
+            [
+                f"{month.replace('-', '')}-{i + 1:05d}",
+                f"{rng.choice(FAMILY)} {rng.choice(GIVEN)}",
+                *phones,
+                rng.choice(CATEGORIES),
+                rng.randrange(1, 200) * 1000,
+                f"新潟県長岡市{rng.choice(['幸町', '大手通', '東坂之上町', '城内町'])}{rng.randrange(1, 5)}-"
+                f"{rng.randrange(1, 30)}",
+            ]
+        )
+    return out.getvalue().encode("cp932")
+
+
+def at(day: date, clock: str) -> datetime:
+    return datetime.combine(day, time.fromisoformat(clock), TOKYO)
+
+
+@dataclass
+class MonthReport:
+    month: str
+    campaign: Campaign
+    cases: int
+    calls: int
+    refused: list[tuple[Slot, str]]
+    sms_sent: int
+    sms_blocked: int
+
+
+@dataclass
+class World:
+    """Everything a simulated month writes to, and the knobs of the simulation."""
+
+    ledger: Ledger
+    store: DataStore
+    profile: Profile
+    out: Path
+    seed: int = 1
+    scale: float = 1.0
+    clock_offset: timedelta = timedelta(0)
+    is_weekday: IsWeekday = national_is_weekday
+    operators: dict[str, OperatorClient] = field(default_factory=dict)
+    pending: list[tuple[datetime, int, Submission]] = field(default_factory=list)
+    sim: Simulator = field(init=False)
+    rng: random.Random = field(init=False)
+    _n: int = 0
+
+    def __post_init__(self) -> None:
+        self.sim = Simulator(self.seed)
+        self.rng = random.Random(self.seed + 1)
+        self._lines: list[str] = []  # the center's outgoing numbers in use
+        self.clock = datetime(2000, 1, 1, tzinfo=TOKYO)  # simulated time, as the ledger sees it
+
+    # -- writing ----------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def write(self, kind: str, moment: datetime, actor: str, /, **data: Any) -> None:
+        """An event of the core, the manager, the city or the custodian (the ledger's key signs)."""
+        self._n += 1
+        event = {"id": self.new_id(), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
+        self.pending.append((moment, self._n, Submission(event)))
+
+    def flush(self, now: datetime | None = None) -> None:
+        """Appends what the core wrote, in time order, then lets the operators' clients deliver.
+
+        The ledger's clock (`received`) follows simulated time: the latest event written so far.
+        """
+        self.pending.sort(key=lambda item: (item[0], item[1]))
+        latest = max([self.clock, *(moment for moment, _, _ in self.pending)])
+        self.clock = now or latest
+        if self.pending:
+            self.ledger.append([sub for _, _, sub in self.pending], now=self.clock)
+        self.pending = []
+        for client in self.operators.values():
+            report = client.deliver(deadline=None)
+            if report.rejected:
+                raise RuntimeError(f"the ledger refused an operator's event: {client.rejected()}")
+
+    def login(self, person: str, moment: datetime, logged: set[tuple[str, date]]) -> None:
+        if (person, moment.date()) not in logged:
+            logged.add((person, moment.date()))
+            if person in self.operators:
+                self.operators[person].record(
+                    "access.login", {"person": person, "terminal": f"t-{person}", "success": True}, at=moment
+                )
+            else:
+                self.write(
+                    "access.login", moment, person, person=person, terminal=f"t-{person}", success=True
+                )
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def set_up(self, first: date, keys_dir: Path) -> None:
+        start = at(first - timedelta(days=1), "09:00")
+        for person, role in STAFF:
+            self.write("staff.designated", start, "system", person=person, role=role, by="city01")
+        for op in OPERATORS:
+            self.write(
+                "staff.designated",
+                start + timedelta(minutes=1),
+                "mgr01",
+                person=op,
+                role="operator",
+                by="mgr01",
+            )
+        for op in OPERATORS:
+            signer = Signer.generate(op)
+            verifier = signer.verifier
+            self.write(
+                "key.registered",
+                start + timedelta(minutes=2),
+                "mgr01",
+                key=verifier.key_ref,
+                public_key=base64.b64encode(verifier.public_key).decode(),
+                holder=op,
+            )
+            self.operators[op] = OperatorClient(
+                "local",
+                signer,
+                keys_dir / f"{op}.outbox",
+                clock=lambda: self.clock,
+                transport=local_transport(self.ledger, lambda: self.clock),
+            )
+        self.login("mgr01", start - timedelta(minutes=10), set())
+        self.flush()
+
+    # -- a month --------------------------------------------------------------------------
+
+    def run_month(self, month: str, progress: Callable[[str], None] | None = None) -> MonthReport:
+        p, rng = self.profile, self.rng
+        first = month_days(month)[0]
+        logged: set[tuple[str, date]] = set()
+        volume = max(3, round(p.calls_expected.get(month, 300) * self.scale))
+        sms_volume = max(1, round(p.sms_expected.get(month, 300) * self.scale))
+        campaign = plan_days(p, month, is_weekday=self.is_weekday)
+        scheduler = Scheduler(
+            p, campaign, rng=random.Random(self.seed + hash(month) % 1000), is_weekday=self.is_weekday
+        )
+
+        # The 1st: lines, schedule, the city's file, its import, the media erased.
+        self.login("mgr01", at(first, "07:50"), logged)
+        for number in self._lines:
+            self.write("callerid.retired", at(first, "07:55"), "mgr01", number=number)
+        self._lines = [f"0258-{rng.randrange(20, 99)}-{rng.randrange(1000, 10000)}" for _ in range(2)]
+        for number in self._lines:
+            self.write("callerid.registered", at(first, "07:56"), "mgr01", number=number, kind="landline")
+        self.write(
+            "campaign.scheduled",
+            at(first, "08:00"),
+            "mgr01",
+            month=month,
+            days=[d.isoformat() for d in campaign.days],
+            excluded=[d.isoformat() for d in campaign.excluded],
+        )
+        self.login("cus01", at(first, "08:30"), logged)
+        path = self.out / f"targets-{month}.csv"
+        path.write_bytes(target_csv(rng, month, volume))
+        batch = f"B{month}"
+        imported_at = at(first, "09:00")
+
+        def append(events: list[dict[str, Any]]) -> None:
+            for e in events:
+                self.write(e["type"], datetime.fromisoformat(e["at"]), e["actor"], **e["data"])
+
+        parsed = import_targets(
+            path,
+            batch=batch,
+            month=month,
+            store=self.store,
+            custodian="cus01",
+            received_from="city01",
+            media=f"USB-{month}",
+            encrypted=True,
+            transport="hand_delivery",
+            now=imported_at,
+            new_id=self.new_id,
+            append=append,
+        )
+        self.write(
+            "custody.media_erased",
+            at(first, "10:00"),
+            "cus01",
+            batch=batch,
+            media=f"USB-{month}",
+            method="overwrite",
+        )
+        cases: dict[str, CaseProgress] = {}
+        for resident in parsed.residents:
+            kinds = parsed.kinds[resident.case_ref]
+            numbers = {str(i + 1): NumberProgress(str(i + 1), kind) for i, kind in enumerate(kinds)}
+            cases[resident.case_ref] = CaseProgress(
+                resident.case_ref, numbers, landline_only=all(k == "landline" for k in kinds)
+            )
+
+        # The city's SMS list: cases with a mobile number, sent on the 4th calling day.
+        days = campaign.calling_days()
+        send_day = days[min(3, len(days) - 1)]
+        sms_cases = [c for c, pr in cases.items() if any(n.kind == "mobile" for n in pr.numbers.values())]
+        sms_cases = sms_cases[:sms_volume]
+        send_at = at(send_day, "10:00")
+        self.write(
+            "sms.designated",
+            at(first, "11:00"),
+            "city01",
+            batch=batch,
+            cases=sms_cases,
+            send_at=send_at.isoformat(),
+            sender_id="0258-39-2000",
+        )
+        self.flush()
+
+        queue: list[Slot] = []
+        for i, case_progress in enumerate(cases.values()):
+            for number in case_progress.numbers:
+                slot = scheduler.first_slot(case_progress, number, i + int(number))
+                if slot is not None:
+                    queue.append(slot)
+        refused: list[tuple[Slot, str]] = []
+        calls = sms_sent = sms_blocked = 0
+        stop_day = days[1]
+        for day in days:
+            if progress is not None:
+                progress(f"{month} {day:%m-%d}")
+            self.login("mgr01", at(day, "08:40"), logged)
+            for op in OPERATORS:
+                self.login(op, at(day, "08:50"), logged)
+            if day == stop_day:  # the city orders a few cases stopped
+                for ref in list(cases)[:: max(1, len(cases) // 3)][:3]:
+                    cases[ref].stopped_at = at(day, "12:00")
+                    self.write(
+                        "case.stop", at(day, "12:00"), "city01", case=ref, by="city01", reason="納付済み"
+                    )
+            if day == send_day:
+                sent, blocked = self._sms_pass(cases, sms_cases, send_at, batch)
+                sms_sent, sms_blocked = sms_sent + sent, sms_blocked + blocked
+            today = sorted(s for s in queue if s.at.date() == day)
+            queue = [s for s in queue if s.at.date() != day]
+            while today:
+                slot = today.pop(0)
+                progress_ = cases[slot.case]
+                reason = scheduler.refuse(progress_, slot.number, slot.at, callback=slot.callback)
+                if reason is not None:
+                    refused.append((slot, reason))
+                    # Refused only for variation (a callback came first): try the next compliant slot.
+                    retry = None if slot.callback else scheduler.next_slot(progress_, slot.number)
+                    if retry is not None and retry.at > slot.at:
+                        (today if retry.at.date() == day else queue).append(retry)
+                        today.sort()
+                    continue
+                calls += 1
+                for new in self._call(scheduler, progress_, slot, day):
+                    (today if new.at.date() == day else queue).append(new)
+                today.sort()
+            self._callbacks_after_hours(day, cases)
+            # The manager's daily report, the next morning (N: by 12:00 the next day).
+            report_day = day + timedelta(days=1)
+            self.login("mgr01", at(report_day, "09:00"), logged)
+            self._report("daily", day.isoformat(), at(report_day, "09:30"), {"day": day.isoformat()})
+            self.flush()
+        # The SMS report within 3 business days, the monthly report within 2 after the last calling day.
+        sms_report_day = add_business_days(send_day, 1)
+        self.login("mgr01", at(sms_report_day, "09:00"), logged)
+        self._report("sms", send_day.isoformat(), at(sms_report_day, "10:00"), {"sent": sms_sent})
+        monthly_day = add_business_days(days[-1], 1)  # the work ends on the last scheduled day
+        self.login("mgr01", at(monthly_day, "09:00"), logged)
+        self._report("monthly", month, at(monthly_day, "15:00"), {"calls": calls})
+        self.flush()
+        self.ledger.sign_checkpoint(now=self.clock)
+        return MonthReport(month, campaign, len(cases), calls, refused, sms_sent, sms_blocked)
+
+    def _report(self, kind: str, covers: str, moment: datetime, body: dict[str, Any]) -> None:
+        digest = hashlib.sha256(json.dumps({"kind": kind, "covers": covers, **body}).encode()).hexdigest()
+        self.write("report.submitted", moment, "mgr01", kind=kind, covers=covers, sha256=digest, to="city01")
+
+    def _call(self, scheduler: Scheduler, progress: CaseProgress, slot: Slot, day: date) -> list[Slot]:
+        """Dials (as the core), talks (as the operator), and returns the slots it makes due."""
+        sim = self.sim
+        real = slot.at + self.clock_offset  # what the wall clock really said when the core dialled
+        weekday = self.is_weekday(day)
+        result = sim.dial(slot.case, slot.number, real, weekday=weekday)
+        call_id = f"K{self.new_id()[:12]}"
+        extra = {"message_left": True} if result.result == "voicemail" else {}
+        self.write(
+            "call.dialed",
+            real,
+            "system",
+            case=slot.case,
+            number=slot.number,
+            call=call_id,
+            caller_id=self._lines[self.rng.randrange(2)],
+            ended_at=result.ended_at.isoformat(),
+            ring_s=result.ring_s,
+            result=result.result,
+            **extra,
+        )
+        number = progress.numbers[slot.number]
+        number.attempts.append(Attempt(slot.at, scheduler.band_of(slot.at), result.result, slot.callback))
+        operator = OPERATORS[self.rng.randrange(len(OPERATORS))]
+        written = result.ended_at + timedelta(minutes=1)
+        outcome: dict[str, Any] = {
+            "case": slot.case,
+            "call": call_id,
+            "party": "none",
+            "proxy_consent": False,
+            "script": "not_started",
+            "disposition": "no_contact",
+            "promise": None,
+            "callback_at": None,
+            "mobile_asked": False,
+            "requests": [],
+        }
+        new: list[Slot] = []
+        if result.result == "invalid":
+            outcome["disposition"] = "number_unusable"
+            number.ended = True
+        elif result.result == "answered":
+            talk = sim.talk(slot.case, slot.number, real)
+            outcome.update(
+                party=talk.party,
+                proxy_consent=talk.proxy_consent,
+                script=talk.script,
+                disposition=talk.disposition,
+                requests=list(talk.requests),
+                mobile_asked=progress.landline_only and talk.party in ("self", "household"),
+            )
+            if talk.promise_days:
+                outcome["promise"] = {
+                    "date": (day + timedelta(days=talk.promise_days)).isoformat(),
+                    "amount": talk.promise_amount,
+                }
+            if talk.disposition in ("completed", "refused"):
+                progress.completed = True
+            if talk.disposition == "number_unusable":
+                number.ended = True
+            if talk.wants_callback:
+                asked = later_calling_time(scheduler, slot.at, self.rng)
+                if asked is None or self.rng.random() < 0.1:
+                    asked = at(scheduler.days[-1] + timedelta(days=3), "10:00")  # after the calling period
+                outcome["callback_at"] = asked.isoformat()
+                if scheduler.in_period(asked):
+                    new.append(Slot(asked, slot.case, slot.number, callback=True))
+                else:
+                    self.operators[operator].record(
+                        "escalation.raised",
+                        {"case": slot.case, "reason": "callback_outside_period", "to": "city01"},
+                        at=written + timedelta(minutes=1),
+                    )
+        if outcome["requests"] and any(
+            r in ("installment", "refusal", "tax_dispute") for r in outcome["requests"]
+        ):
+            reason = next(r for r in outcome["requests"] if r in ("installment", "refusal", "tax_dispute"))
+            self.operators[operator].record(
+                "escalation.raised",
+                {"case": slot.case, "reason": reason, "to": "city01"},
+                at=written + timedelta(minutes=2),
+            )
+        self.operators[operator].record("call.outcome", outcome, at=written)
+        if result.result in ("no_answer", "voicemail") and self.rng.random() < 0.05:
+            self._callback_in(slot.case, real + timedelta(minutes=self.rng.randrange(30, 120)), scheduler)
+        # A requested time comes on top of the regular attempts (the contract's callback on the
+        # third call is a fourth call): replacing them could leave no day for the third attempt.
+        follow = scheduler.next_slot(progress, slot.number)
+        if follow is not None:
+            new.append(follow)
+        return new
+
+    def _callback_in(self, case: str, moment: datetime, scheduler: Scheduler) -> None:
+        handled = "operator" if scheduler.in_period(moment) else "voice_guide"
+        self.write(
+            "callback.received",
+            moment,
+            "system",
+            case=case,
+            queued_s=self.rng.randrange(0, 90),
+            handled=handled,
+        )
+
+    def _callbacks_after_hours(self, day: date, cases: dict[str, CaseProgress]) -> None:
+        if cases and self.rng.random() < 0.7:
+            self.write(
+                "callback.received", at(day, "20:40"), "system", case=None, queued_s=0, handled="voice_guide"
+            )
+
+    def _sms_pass(
+        self, cases: dict[str, CaseProgress], designated: list[str], send_at: datetime, batch: str
+    ) -> tuple[int, int]:
+        sent = blocked = 0
+        lookup_at = send_at - timedelta(hours=18)
+        for i, ref in enumerate(designated):
+            progress = cases[ref]
+            number = next(n for n in progress.numbers.values() if n.kind == "mobile")
+            moment = send_at + timedelta(seconds=10 * i % 1800)
+            if progress.stopped_at is not None and progress.stopped_at <= moment:
+                self.write("sms.blocked", moment, "system", case=ref, number=number.ref, reason="stopped")
+                blocked += 1
+                continue
+            carrier, reassigned = self.sim.lookup(ref, number.ref)
+            self.write(
+                "sms.lookup",
+                lookup_at,
+                "system",
+                case=ref,
+                number=number.ref,
+                carrier=carrier,
+                reassigned=reassigned,
+            )
+            if reassigned == "possibly":
+                self.write(
+                    "sms.blocked", moment, "system", case=ref, number=number.ref, reason="possibly_reassigned"
+                )
+                blocked += 1
+                continue
+            message, status = self.sim.send(ref, number.ref, moment)
+            self.write(
+                "sms.sent",
+                moment,
+                "system",
+                case=ref,
+                number=number.ref,
+                message=message,
+                sender_id="0258-39-2000",
+                chars=68,
+                segments=1,
+                carrier=carrier,
+            )
+            self.write(
+                "sms.result",
+                moment + timedelta(minutes=5),
+                "system",
+                message=message,
+                status=status,
+                carrier=carrier,
+            )
+            sent += 1
+        return sent, blocked

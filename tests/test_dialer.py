@@ -1,0 +1,186 @@
+"""The dialing core: compliant by construction, caught when broken, and silent about residents."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import NOW
+
+from compliance import load_profile
+from compliance.contract_calendar import TOKYO
+from compliance.contract_calendar import is_weekday as real_is_weekday
+from dialer_core.campaign import Campaign, CampaignError, check_feasible, plan_days
+from dialer_core.datastore import DataStore, Destroyed
+from dialer_core.scheduler import Attempt, CaseProgress, NumberProgress, Scheduler
+from kansa.cli import main
+from kansa.demo import parse_months, run_demo
+
+NHI = load_profile("nagaoka-nhi-2026")
+MONTHS = ["2026-09", "2026-10", "2026-11"]
+
+
+def demo(tmp_path: Path, **kw):
+    return run_demo(tmp_path / "demo", now=NOW, echo=lambda line: None, scale=0.15, **kw)
+
+
+def violations(result) -> list:
+    return [f for check in result.checks for f in check.findings if f.severity == "violation"]
+
+
+@pytest.fixture(scope="module")
+def clean_demo(tmp_path_factory):
+    return demo(tmp_path_factory.mktemp("clean"), months=MONTHS)
+
+
+def test_the_demo_months_break_no_rule(clean_demo) -> None:
+    assert [c.month for c in clean_demo.checks] == MONTHS
+    assert violations(clean_demo) == []
+    for check in clean_demo.checks:
+        assert check.kpis["KPI-CONTACT"]["denominator"] > 0
+        assert all(f.severity in ("info", "judgement") for f in check.findings)
+    assert all(month.calls > 0 and month.sms_sent > 0 for month in clean_demo.months)
+
+
+def test_a_clock_an_hour_behind_is_caught(tmp_path: Path) -> None:
+    result = demo(tmp_path, months=["2026-09"], clock_offset=timedelta(hours=1))
+    assert "CALL-HOURS" in {f.rule for f in violations(result)}
+
+
+def test_a_calendar_that_forgets_a_holiday_is_caught(tmp_path: Path) -> None:
+    def forgetful(day: date) -> bool:
+        return day == date(2026, 9, 22) or real_is_weekday(day)
+
+    result = demo(tmp_path, months=["2026-09"], is_weekday=forgetful)
+    found = {f.rule for f in violations(result)}
+    assert "CALL-HOURS" in found, found  # 17:00-20:00 calls on a citizens' holiday
+
+
+def test_no_resident_data_in_the_ledger_and_destroyed_means_gone(clean_demo) -> None:
+    out = clean_demo.ledger.parent
+    ledger_bytes = b"".join(
+        p.read_bytes() for p in out.glob("ledger.db*") if p.is_file() and "compliance" not in p.name
+    )
+    secrets: list[str] = []
+    for target in out.glob("targets-*.csv"):
+        for row in csv.DictReader(io.StringIO(target.read_bytes().decode("cp932"))):
+            secrets += [
+                row["氏名"],
+                row["住所"],
+                *(p.replace("-", "") for p in (row["電話番号1"], row["電話番号2"]) if p),
+            ]
+            secrets += [p for p in (row["電話番号1"], row["電話番号2"]) if p]
+    assert len(secrets) > 100
+    leaked = [s for s in secrets if s.encode() in ledger_bytes]
+    assert leaked == []
+    store = DataStore(out / "targets.db")
+    batch, _, records, destroyed = store.batches()[0]
+    assert records > 0 and not destroyed
+    with store:
+        ref = next(
+            iter(r for (r,) in store._db.execute("SELECT case_ref FROM records WHERE batch = ?", (batch,)))
+        )
+        assert store.read(ref).name
+    result = CliRunner().invoke(
+        main,
+        [
+            "custody",
+            "destroy",
+            batch,
+            "--store",
+            str(out / "targets.db"),
+            "--ledger",
+            str(clean_demo.ledger),
+            "--by",
+            "cus01",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with DataStore(out / "targets.db") as store, pytest.raises(Destroyed):
+        store.read(ref)
+    verified = CliRunner().invoke(main, ["ledger", "verify", str(clean_demo.ledger)])
+    assert verified.exit_code == 0, verified.output
+
+
+# -- the scheduler's guard -----------------------------------------------------------------
+
+
+def scheduler() -> Scheduler:
+    campaign = plan_days(NHI, "2026-09")
+    return Scheduler(NHI, campaign, rng=random.Random(1))
+
+
+def progress(*attempts: str) -> CaseProgress:
+    band_of = scheduler().band_of
+    moments = [datetime.fromisoformat(a).replace(tzinfo=TOKYO) for a in attempts]
+    number = NumberProgress("1", "mobile", [Attempt(m, band_of(m), "no_answer") for m in moments])
+    return CaseProgress("C1", {"1": number})
+
+
+def t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=TOKYO)
+
+
+def test_the_plan_has_its_weekend_days_first() -> None:
+    campaign = plan_days(NHI, "2026-09")
+    assert len(campaign.days) == NHI.campaign_days
+    weekend = [d for d in campaign.days if not real_is_weekday(d)]
+    assert len(weekend) >= 2 and min(campaign.days) in weekend
+    assert all(d.day >= NHI.first_day for d in campaign.days)
+
+
+@pytest.mark.parametrize(
+    "attempts, at, reason",
+    [
+        ((), "2026-09-23 10:00", "架電日ではない"),  # a holiday not in the schedule
+        ((), "2026-09-20 17:00", "架電可能時間"),  # Sunday: 09:00-17:00
+        ((), "2026-09-24 20:00", "架電可能時間"),
+        (("2026-09-24 10:00",), "2026-09-24 18:00", "同じ日"),
+        (("2026-09-24 10:00",), "2026-09-25 11:30", "同じ時間帯"),
+    ],
+)
+def test_the_guard_refuses_before_dialling(attempts, at, reason) -> None:
+    s = scheduler()
+    found = s.refuse(progress(*attempts), "1", t(at))
+    assert found is not None and reason in found
+
+
+def test_the_guard_lets_a_good_call_through_and_honours_stops_and_completion() -> None:
+    s = scheduler()
+    case = progress("2026-09-24 10:00")
+    assert s.refuse(case, "1", t("2026-09-25 13:00")) is None
+    case.stopped_at = t("2026-09-25 12:00")
+    assert "架電停止" in (s.refuse(case, "1", t("2026-09-25 13:00")) or "")
+    case.stopped_at = None
+    case.completed = True
+    assert "業務完了" in (s.refuse(case, "1", t("2026-09-25 13:00")) or "")
+
+
+def test_the_next_attempt_is_on_a_later_day_in_another_band() -> None:
+    s = scheduler()
+    case = progress("2026-09-20 10:00")
+    slot = s.next_slot(case, "1")
+    assert slot is not None and slot.at.date() > date(2026, 9, 20) and s.band_of(slot.at) != 0
+    assert s.refuse(case, "1", slot.at) is None
+
+
+def test_a_month_where_three_attempts_cannot_fit_is_refused() -> None:
+    days = (date(2026, 9, 24), date(2026, 9, 25))
+    with pytest.raises(CampaignError) as err:
+        check_feasible(NHI, Campaign("2026-09", days))
+    assert any("3回" in r for r in err.value.reasons)
+    weekdays_only = tuple(date(2026, 9, d) for d in (24, 25, 28, 29, 30))
+    with pytest.raises(CampaignError, match="土日祝日"):
+        check_feasible(NHI, Campaign("2026-09", weekdays_only))
+
+
+def test_demo_months_argument() -> None:
+    assert parse_months("2026-11..2027-01") == ["2026-11", "2026-12", "2027-01"]
+    assert parse_months("2026-09,2026-10") == ["2026-09", "2026-10"]
+    bad = CliRunner().invoke(main, ["demo", "--out", "/tmp/kansa-never", "--months", "2025-01"])
+    assert bad.exit_code == 1 and "not a calling month" in bad.output
