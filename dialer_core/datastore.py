@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,16 @@ class DataStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def read_case(
+        self, case_ref: str, *, person: str, purpose: str, log: Callable[[dict[str, Any]], object]
+    ) -> Resident:
+        """What a person is shown: `log` records access.viewed (who, which case, why) first,
+        so no one sees a resident's data without the ledger knowing."""
+        if person == "system":
+            raise DataStoreError("access.viewed is for people; the dialing core reads with read()")
+        log({"person": person, "case": case_ref, "purpose": purpose})
+        return self.read(case_ref)
 
     def batches(self) -> list[tuple[str, str, int, bool]]:
         rows = self._db.execute("SELECT batch, month, records, destroyed FROM batches ORDER BY batch")

@@ -34,6 +34,7 @@ class NumberProgress:
     kind: str
     attempts: list[Attempt] = field(default_factory=list)
     ended: bool = False  # number_unusable
+    previous_month_result: str | None = None  # the last result of last month's calls, if any
 
 
 @dataclass
@@ -125,6 +126,8 @@ class Scheduler:
             return None
         if len(state.attempts) >= self.profile.attempts_per_number:
             return None
+        if self._two_calls_enough(state):
+            return None
         last = state.attempts[-1]
         need_weekend = (
             self.profile.nonweekday_required
@@ -138,6 +141,15 @@ class Scheduler:
             if bands:
                 return Slot(self.time_in(day, self.rng.choice(bands)), progress.case, number)
         return None
+
+    def _two_calls_enough(self, state: NumberProgress) -> bool:
+        """Tax 2023 §10(4)ク: twice this month the same non-contact result as last month ends the number."""
+        if not self.profile.same_result_exemption or len(state.attempts) != 2:
+            return False
+        previous = state.previous_month_result
+        return previous in ("no_answer", "busy", "voicemail", "unavailable") and all(
+            a.result == previous for a in state.attempts
+        )
 
     def in_period(self, moment: datetime) -> bool:
         start, end = self.hours(moment.date())

@@ -375,6 +375,9 @@ class World:
         sim = self.sim
         real = slot.at + self.clock_offset  # what the wall clock really said when the core dialled
         weekday = self.is_weekday(day)
+        # The core reads the number it dials from the encrypted store (a machine: no access.viewed).
+        resident = self.store.read(slot.case)
+        assert resident.numbers[int(slot.number) - 1]
         result = sim.dial(slot.case, slot.number, real, weekday=weekday)
         call_id = f"K{self.new_id()[:12]}"
         extra = {"message_left": True} if result.result == "voicemail" else {}
@@ -412,6 +415,13 @@ class World:
             outcome["disposition"] = "number_unusable"
             number.ended = True
         elif result.result == "answered":
+            # The operator sees the resident's data on screen: that is logged first.
+            self.store.read_case(
+                slot.case,
+                person=operator,
+                purpose="架電対応 call handling",
+                log=lambda data: self.operators[operator].record("access.viewed", data, at=real),
+            )
             talk = sim.talk(slot.case, slot.number, real)
             outcome.update(
                 party=talk.party,

