@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .commands import export_lines
+from .commands import consistency_json, export_lines, inclusion_json
 from .merkle import ProofError
 from .note import b64encode
 from .store import Appended, AppendError, Ledger, Signature, Submission
@@ -241,27 +241,24 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
             return _error(404, "no checkpoint has been signed yet")
         return PlainTextResponse(latest.note)
 
-    async def get_inclusion(request: Request) -> Response:
-        try:
-            index, size = _int_params(request, "index", "size")
-            with read_lock:
-                proof = reader.inclusion_proof(index, size)
-        except _BadRequest as bad:
-            return _error(422, bad.message, bad.field)
-        except ProofError as exc:
-            return _error(422, str(exc))
-        return JSONResponse({"index": index, "size": size, "hashes": [b64encode(h) for h in proof]})
+    def proof(names: tuple[str, str], build: Callable[[Ledger, int, int], dict[str, Any]]) -> Any:
+        """A proof endpoint: the same JSON as `kansa ledger prove` / `consistency`."""
 
-    async def get_consistency(request: Request) -> Response:
-        try:
-            old, new = _int_params(request, "old", "new")
-            with read_lock:
-                proof = reader.consistency_proof(old, new)
-        except _BadRequest as bad:
-            return _error(422, bad.message, bad.field)
-        except ProofError as exc:
-            return _error(422, str(exc))
-        return JSONResponse({"old": old, "new": new, "hashes": [b64encode(h) for h in proof]})
+        async def endpoint(request: Request) -> Response:
+            try:
+                first, second = _int_params(request, *names)
+                with read_lock:
+                    body = build(reader, first, second)
+            except _BadRequest as bad:
+                return _error(422, bad.message, bad.field)
+            except ProofError as exc:
+                return _error(422, str(exc))
+            return JSONResponse(body)
+
+        return endpoint
+
+    get_inclusion = proof(("index", "size"), inclusion_json)
+    get_consistency = proof(("old", "new"), consistency_json)
 
     async def get_entries(request: Request) -> Response:
         try:

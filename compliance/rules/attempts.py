@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..contract_calendar import add_business_days, end_of_day, is_weekday
-from ..model import Finding
+from ..model import Entry, Finding
 from ..state import NON_CONTACT, Call, Case
 from .registry import rule
 
@@ -259,21 +259,12 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
                     "CALLBACK-APPOINTMENT", case=case.ref, entries=[outcome.index], ja=ja, en=en
                 )
         else:
-            due = end_of_day(add_business_days(outcome.at.date(), ctx.profile.escalation_business_days))
-            escalation = next(
-                (
-                    e
-                    for e in case.escalations
-                    if e.at >= outcome.at and e.data["reason"] == "callback_outside_period"
-                ),
-                None,
-            )
-            yield from ctx.deadline(
+            yield from _escalated_by_next_business_day(
+                ctx,
                 "CALLBACK-APPOINTMENT",
-                due=due,
-                done=escalation,
-                case=case.ref,
-                entries=[outcome.index],
+                case,
+                outcome,
+                reason="callback_outside_period",
                 ja=f"架電期間外の指定時間 {asked:%m-%d %H:%M} を甲にエスカレーション",
                 en=f"escalate the callback time {asked:%m-%d %H:%M}, outside the calling period, to the city",
             )
@@ -322,18 +313,40 @@ def escalation_required(ctx: Context) -> Iterator[Finding]:
         asked = [r for r in outcome.data["requests"] if r in ESCALATING_REQUESTS]
         if not asked or not ctx.in_month(outcome.at):
             continue
-        case = ctx.state.cases[outcome.data["case"]]
-        due = end_of_day(add_business_days(outcome.at.date(), ctx.profile.escalation_business_days))
-        escalation = next((e for e in case.escalations if e.at >= outcome.at), None)
-        yield from ctx.deadline(
+        yield from _escalated_by_next_business_day(
+            ctx,
             "ESCALATION-REQUIRED",
-            due=due,
-            done=escalation,
-            case=case.ref,
-            entries=[outcome.index],
-            ja=f"{'・'.join(asked)} の申出を翌開庁日中に甲へエスカレーション（期限 {due - timedelta(seconds=1):%m-%d}）",
+            ctx.state.cases[outcome.data["case"]],
+            outcome,
+            reason=None,
+            ja=f"{'・'.join(asked)} の申出を翌開庁日中に甲へエスカレーション",
             en=f"escalate {', '.join(asked)} to the city by the end of the next business day",
         )
+
+
+def _escalated_by_next_business_day(
+    ctx: Context, rule_id: str, case: Case, outcome: Entry, *, reason: str | None, ja: str, en: str
+) -> Iterator[Finding]:
+    """An escalation.raised for the case (with `reason`, if given) after the outcome, by the
+    end of the profile's business days after it (§9(3)/§8(3)キ, §10(5)エ/§8(5)エ)."""
+    due = end_of_day(add_business_days(outcome.at.date(), ctx.profile.escalation_business_days))
+    escalation = next(
+        (
+            e
+            for e in case.escalations
+            if e.at >= outcome.at and (reason is None or e.data["reason"] == reason)
+        ),
+        None,
+    )
+    yield from ctx.deadline(
+        rule_id,
+        due=due,
+        done=escalation,
+        case=case.ref,
+        entries=[outcome.index],
+        ja=f"{ja}（期限 {due - timedelta(seconds=1):%m-%d}）",
+        en=en,
+    )
 
 
 @rule("UNSUITABLE-NOT-CALLED")
