@@ -398,22 +398,24 @@ def check(db: str, month: str, fmt: str, checkpoint: Any, profile: str | None, r
 @click.option("--scale", default=1.0, show_default=True, type=float, help="Share of the contract's volumes.")
 def demo(out: str, months: str, seed: int, scale: float) -> None:
     """Simulate months of the NHI contract into a ledger, check them, and print a summary."""
+    from compliance import load_profile
+
     from .demo import parse_months, run_demo
 
-    with user_errors(), click.progressbar(length=100, label="simulating", file=sys.stderr) as bar:
-        ticks = [0]
+    chosen = parse_months(months)
+    days = len(chosen) * load_profile("nagaoka-nhi-2026").campaign_days
+    with user_errors(), click.progressbar(length=days, label="simulating", file=sys.stderr) as bar:
 
-        def progress(label: str) -> None:
-            ticks[0] += 1
+        def progress(label: str) -> None:  # called once per calling day
             bar.label = label
-            bar.update(1 if ticks[0] < 99 else 0)
+            bar.update(1)
 
         try:
             run_demo(
                 Path(out),
                 now=now(),
                 echo=lambda line: click.echo(line),
-                months=parse_months(months),
+                months=chosen,
                 seed=seed,
                 scale=scale,
                 progress=progress,
