@@ -410,11 +410,12 @@ def demo(out: str, months: str, seed: int, scale: float) -> None:
             bar.label = label
             bar.update(1)
 
+        summary: list[str] = []
         try:
             run_demo(
                 Path(out),
                 now=now(),
-                echo=lambda line: click.echo(line),
+                echo=summary.append,
                 months=chosen,
                 seed=seed,
                 scale=scale,
@@ -422,6 +423,8 @@ def demo(out: str, months: str, seed: int, scale: float) -> None:
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+    for line in summary:  # after the progress bar has closed its line
+        click.echo(line)
 
 
 @main.group()
