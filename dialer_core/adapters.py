@@ -38,7 +38,9 @@ class Conversation:
 
 
 class Telephony(Protocol):
-    def dial(self, case: str, number: str, at: datetime) -> DialResult: ...
+    """Dials a real phone number (decrypted from the data store just before; never logged)."""
+
+    def dial(self, phone: str, at: datetime, *, weekday: bool) -> DialResult: ...
 
     def talk(self, case: str, number: str, at: datetime) -> Conversation: ...
 
@@ -55,7 +57,7 @@ class Simulator:
 
     seed: int = 1
     rng: random.Random = field(init=False)
-    _invalid: dict[tuple[str, str], bool] = field(default_factory=dict)
+    _invalid: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -65,9 +67,9 @@ class Simulator:
             return 0.45
         return {9: 0.30, 10: 0.30, 11: 0.30}.get(at.hour, 0.50 if at.hour >= 17 else 0.28)
 
-    def dial(self, case: str, number: str, at: datetime, *, weekday: bool = True) -> DialResult:
+    def dial(self, phone: str, at: datetime, *, weekday: bool = True) -> DialResult:
         rng = self.rng
-        invalid = self._invalid.setdefault((case, number), rng.random() < 0.03)
+        invalid = self._invalid.setdefault(phone, rng.random() < 0.03)
         if invalid:
             return DialResult("invalid", 0, at + timedelta(seconds=5))
         if rng.random() < self._answer_rate(at, weekday):
