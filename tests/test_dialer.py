@@ -219,3 +219,28 @@ def test_the_tax_two_call_rule_ends_a_number() -> None:
     assert s.next_slot(case, "1") is None
     number.previous_month_result = "no_answer"
     assert s.next_slot(case, "1") is not None
+
+
+def test_the_tax_first_call_must_be_weekday_daytime() -> None:
+    tax = load_profile("nagaoka-tax-2023")
+    campaign = plan_days(tax, "2023-10")
+    s = Scheduler(tax, campaign, rng=random.Random(1))
+    fresh = CaseProgress("C1", {"1": NumberProgress("1", "mobile")})
+    saturday = next(d for d in campaign.days if not real_is_weekday(d))
+    weekday = next(d for d in campaign.days if real_is_weekday(d))
+    at_saturday = datetime.combine(saturday, datetime.min.time().replace(hour=10), TOKYO)
+    assert "初回架電" in (s.refuse(fresh, "1", at_saturday) or "")
+    assert "初回架電" in (
+        s.refuse(
+            fresh, "1", datetime.combine(weekday, datetime.min.time().replace(hour=17, minute=30), TOKYO)
+        )
+        or ""
+    )
+    assert (
+        s.refuse(
+            fresh, "1", datetime.combine(weekday, datetime.min.time().replace(hour=16, minute=59), TOKYO)
+        )
+        is None
+    )
+    first = s.first_slot(fresh, "1", 0)
+    assert first is not None and real_is_weekday(first.at.date()) and first.at.hour < 17
