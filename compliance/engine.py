@@ -55,6 +55,11 @@ class Context:
         start, end = self._seconds_weekday if is_weekday(moment.date()) else self._seconds_weekend
         return start <= moment.hour * 3600 + moment.minute * 60 + moment.second < end
 
+    def in_calling_period(self, moment: datetime) -> bool:
+        """On a scheduled, not excluded calling day of its month, and within that day's hours."""
+        days, excluded = self.state.campaign_days(f"{moment.year:04d}-{moment.month:02d}")
+        return moment.date() in days and moment.date() not in excluded and self.in_hours(moment)
+
     def band(self, moment: datetime) -> int | None:
         clock = moment.hour * 3600 + moment.minute * 60 + moment.second
         for i, (start, end) in enumerate(self._seconds_bands):

@@ -81,7 +81,7 @@ def compute_kpis(ctx: Context) -> dict[str, Any]:
         "expected_is": "month" if ctx.month in p.calls_expected else "contract total",
     }
     callbacks = [e for e in ctx.state.of("callback.received") if ctx.in_month(e.at)]
-    in_hours = [e for e in callbacks if _service_hours(ctx, e.at)]
+    in_hours = [e for e in callbacks if ctx.in_calling_period(e.at)]
     by_handler: dict[str, int] = {}
     for entry in callbacks:
         by_handler[entry.data["handled"]] = by_handler.get(entry.data["handled"], 0) + 1
@@ -101,8 +101,3 @@ def compute_kpis(ctx: Context) -> dict[str, Any]:
         "KPI-VOLUME": volume,
         "KPI-CALLBACKS": callback_kpi,
     }
-
-
-def _service_hours(ctx: Context, moment: Any) -> bool:
-    days, excluded = ctx.state.campaign_days(moment.strftime("%Y-%m"))
-    return moment.date() in days and moment.date() not in excluded and ctx.in_hours(moment)

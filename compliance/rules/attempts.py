@@ -223,11 +223,6 @@ def voicemail_message(ctx: Context) -> Iterator[Finding]:
             )
 
 
-def _in_calling_period(ctx: Context, moment: datetime) -> bool:
-    days, excluded = ctx.state.campaign_days(moment.strftime("%Y-%m"))
-    return moment.date() in days and moment.date() not in excluded and ctx.in_hours(moment)
-
-
 @rule("CALLBACK-APPOINTMENT")
 def callback_appointment(ctx: Context) -> Iterator[Finding]:
     window = timedelta(minutes=ctx.profile.callback_window_minutes)
@@ -244,7 +239,7 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
             or (number_end is not None and number_end.at <= asked)
         ):
             continue  # completed, stopped, or the number ended before the time: the appointment lapses
-        if _in_calling_period(ctx, asked):
+        if ctx.in_calling_period(asked):
             done = next((c for c in case.calls if c.at > outcome.at and abs(c.at - asked) <= window), None)
             if done is not None:
                 continue

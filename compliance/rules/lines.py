@@ -24,16 +24,11 @@ def is_area_code_landline(number: str) -> bool:
     return bool(re.fullmatch(r"0[1-9]\d{8}", digits)) and not _NOT_LANDLINE.match(digits)
 
 
-def _in_service_hours(ctx: Context, moment: datetime) -> bool:
-    days, excluded = ctx.state.campaign_days(moment.strftime("%Y-%m"))
-    return moment.date() in days and moment.date() not in excluded and ctx.in_hours(moment)
-
-
 @rule("AFTER-HOURS-GUIDE")
 def after_hours_guide(ctx: Context) -> Iterator[Finding]:
     for entry in ctx.state.of("callback.received"):
         handled = entry.data["handled"]
-        if not ctx.in_month(entry.at) or _in_service_hours(ctx, entry.at):
+        if not ctx.in_month(entry.at) or ctx.in_calling_period(entry.at):
             continue
         if handled != "voice_guide":
             yield ctx.finding(
@@ -49,7 +44,7 @@ def after_hours_guide(ctx: Context) -> Iterator[Finding]:
 def callback_queue(ctx: Context) -> Iterator[Finding]:
     for entry in ctx.state.of("callback.received"):
         handled = entry.data["handled"]
-        if not ctx.in_month(entry.at) or not _in_service_hours(ctx, entry.at) or handled == "operator":
+        if not ctx.in_month(entry.at) or not ctx.in_calling_period(entry.at) or handled == "operator":
             continue
         yield ctx.finding(
             "CALLBACK-QUEUE",
