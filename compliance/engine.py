@@ -199,6 +199,7 @@ class CheckResult:
     as_of: datetime | None
     findings: list[Finding]
     kpis: dict[str, Any]
+    profile: Profile | None = None  # the profile judged by (not part of the JSON)
 
     def as_json(self) -> dict[str, Any]:
         cp = self.checkpoint
@@ -257,7 +258,7 @@ def _check(db: Path, month: str, checkpoint: str | None, profile: str | None) ->
     # "Now" is when the ledger received the checkpoint's last entry: never the wall clock.
     as_of = entries[-1].received_at if entries else datetime(1970, 1, 1, tzinfo=TOKYO)
     findings, kpis = evaluate(entries, prof, month, as_of)
-    return CheckResult(prof.id, month, cp, entries[-1].received_at if entries else None, findings, kpis)
+    return CheckResult(prof.id, month, cp, entries[-1].received_at if entries else None, findings, kpis, prof)
 
 
 def to_json(result: CheckResult) -> str:

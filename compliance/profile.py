@@ -69,6 +69,7 @@ class Profile:
     calls_expected: dict[str, int]
     sms_expected: dict[str, int]
     clauses: dict[str, str]
+    quotes: dict[str, str]  # rule id -> the contract's words, verbatim (「…」 marks an elision)
 
     def applies(self, rule_id: str) -> bool:
         return rule_id in self.clauses
@@ -112,11 +113,11 @@ class _Reader:
         def walk(node: Any, prefix: str) -> None:
             for key, value in node.items():
                 path = f"{prefix}{key}"
-                if isinstance(value, dict) and path not in self.used and path not in ("clauses",):
+                if isinstance(value, dict) and path not in self.used and path not in ("clauses", "quotes"):
                     if path in ("kpis.calls_expected", "kpis.sms_expected"):
                         continue
                     walk(value, path + ".")
-                elif path not in self.used and not path.startswith("clauses"):
+                elif path not in self.used and not path.startswith(("clauses", "quotes")):
                     found.append(path)
 
         walk(self.raw, "")
@@ -149,6 +150,15 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
     unknown_rules = sorted(set(clauses) - set(RULES))
     if unknown_rules:
         raise ProfileError(f"{source}: clauses.{unknown_rules[0]}: no such rule")
+    quotes = r.get("quotes", dict, what="a table of rule id = the contract's words")
+    unquoted = sorted(set(clauses) - set(quotes))
+    if unquoted:
+        raise ProfileError(
+            f"{source}: quotes.{unquoted[0]}: missing (every rule that applies quotes its clause)"
+        )
+    stray = sorted(set(quotes) - set(clauses))
+    if stray:
+        raise ProfileError(f"{source}: quotes.{stray[0]}: the rule does not apply to this contract")
     first_call = raw.get("first_call", {})
     weekday_only = r.get("first_call.weekday_only", bool)
     per_case = r.get(
@@ -214,6 +224,7 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
         calls_expected=dict(r.get("kpis.calls_expected", dict)),
         sms_expected=dict(r.get("kpis.sms_expected", dict)),
         clauses={str(k): str(v) for k, v in clauses.items()},
+        quotes={str(k): str(v) for k, v in quotes.items()},
     )
     extra = r.unknown()
     if extra:

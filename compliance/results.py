@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS findings (
     message_en TEXT NOT NULL, pending INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_run ON findings (month, size, root);
+CREATE TABLE IF NOT EXISTS clauses (
+    contract TEXT NOT NULL, rule TEXT NOT NULL, clause TEXT NOT NULL, quote TEXT NOT NULL,
+    PRIMARY KEY (contract, rule)
+);
 CREATE TABLE IF NOT EXISTS kpis (
     month TEXT NOT NULL, size INTEGER NOT NULL, root TEXT NOT NULL, kpi TEXT NOT NULL,
     numerator REAL, denominator REAL, value REAL, target REAL, met INTEGER, details TEXT NOT NULL
@@ -80,6 +84,15 @@ def write_results(path: Path | str, result: CheckResult) -> None:
                 for name, k in sorted(data["kpis"].items())
             ],
         )
+        profile = result.profile
+        if profile is not None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO clauses VALUES (?, ?, ?, ?)",
+                [
+                    (profile.id, rule, f"{profile.short} {clause}", profile.quotes[rule])
+                    for rule, clause in sorted(profile.clauses.items())
+                ],
+            )
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -119,6 +132,7 @@ def to_csv(result: CheckResult) -> str:
 
 def to_table(result: CheckResult) -> str:
     data = result.as_json()
+    quotes = result.profile.quotes if result.profile else {}
     cp = data["checkpoint"]
     lines = [
         f"契約 contract: {data['contract']}   月 month: {data['month']}",
@@ -138,9 +152,10 @@ def to_table(result: CheckResult) -> str:
         "",
         f"所見 findings: {len(data['findings'])} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
     ]
+    rule = None
     for f in data["findings"]:
-        lines.append(
-            f"  [{f['severity']}] {f['rule']} ({f['clause']}) case={f['case'] or '-'}"
-            f" entries={f['entries']}: {f['message']}"
-        )
+        if f["rule"] != rule:  # findings are sorted by rule: each group opens with the contract's words
+            rule = f["rule"]
+            lines.append(f"  {rule} ({f['clause']}) 「{quotes.get(rule, '')}」")
+        lines.append(f"    [{f['severity']}] case={f['case'] or '-'} entries={f['entries']}: {f['message']}")
     return "\n".join(lines) + "\n"

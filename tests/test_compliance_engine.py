@@ -370,3 +370,39 @@ def test_a_callback_on_a_number_ended_meanwhile_lapses() -> None:
     second = s.dial("C1", "2026-09-25 18:00", result="answered", outcome=False)
     s.outcome("C1", second, "2026-09-25 18:02", party="other", disposition="number_unusable")
     assert not s.broken("CALLBACK-APPOINTMENT")
+
+
+CONTRACTS = Path(__file__).parent / "vectors" / "contracts"
+
+
+@pytest.mark.parametrize("profile_id", ["nagaoka-nhi-2026", "nagaoka-tax-2023"])
+def test_every_rule_quotes_its_contract_verbatim(profile_id: str) -> None:
+    import re
+
+    profile = load_profile(profile_id)
+    text = re.sub(r"\s+", "", (CONTRACTS / f"{profile_id}.txt").read_text("utf-8"))
+    assert set(profile.quotes) == set(profile.clauses)
+    for rule, quote in profile.quotes.items():
+        for fragment in quote.split("…"):
+            assert re.sub(r"\s+", "", fragment) in text, f"{rule}: {fragment!r}"
+
+
+def test_a_profile_must_quote_every_rule_it_applies() -> None:
+    raw = _raw("nagaoka-nhi-2026")
+    del raw["quotes"]["RING-35"]
+    with pytest.raises(ProfileError, match="quotes.RING-35: missing"):
+        parse_profile(raw, "nhi.toml")
+
+
+def test_the_results_database_holds_the_clauses_quoted(checked_ledger: Path) -> None:
+    import sqlite3
+
+    run_check(checked_ledger)
+    rows = (
+        sqlite3.connect(f"{checked_ledger.with_suffix('')}.compliance.db")
+        .execute("SELECT rule, clause, quote FROM clauses WHERE contract = 'nagaoka-nhi-2026'")
+        .fetchall()
+    )
+    quoted = {rule: (clause, quote) for rule, clause, quote in rows}
+    assert set(quoted) == set(load_profile("nagaoka-nhi-2026").clauses)
+    assert quoted["RING-35"] == ("N §8(5)ア", "呼び出し音35秒以上の呼び出しを行うものの、応答がない場合")
