@@ -1,1 +1,1 @@
-"""datasette_plugins: see issues; not built yet."""
+"""What city auditors will see in Datasette (issue 6; nothing here yet)."""
