@@ -10,6 +10,7 @@ runs `kansa check` on every month, and prints a summary.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -125,7 +126,19 @@ def _summary(
                 f" (例 e.g. {month.refused[0][1]})"
             )
     echo("")
+    kansa = _command()
     echo("次に next:")
-    echo(f"  kansa check {db} --month {checks[0].month} --format table   # 所見とKPI findings and KPIs")
-    echo(f"  kansa ledger verify {db}                                   # 台帳の検証 verify the ledger")
-    echo(f"  kansa ledger export {db} | head                            # 公開形式 the public format")
+    echo(f"  {kansa} check {db} --month {checks[0].month} --format table   # 所見とKPI findings and KPIs")
+    echo(f"  {kansa} ledger verify {db}   # 台帳の検証 verify the ledger")
+    echo(f"  {kansa} ledger export {db} | head   # 公開形式 the public format")
+
+
+def _command() -> str:
+    """How to run `kansa` from here: `make demo` installs it into .venv/bin, not onto the PATH."""
+    exe = Path(sys.argv[0])
+    if exe.name != "kansa" or shutil.which("kansa") == str(exe.resolve()):
+        return "kansa"
+    try:
+        return str(exe.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
