@@ -96,7 +96,6 @@ class LedgerState:
     cases: dict[str, Case]
     calls: list[Call]
     calls_by_id: dict[str, Call]
-    outcomes_without_call: list[Entry]
     by_type: dict[str, list[Entry]]
     campaigns: dict[str, Entry]  # month -> the latest campaign.scheduled
 
@@ -166,4 +165,4 @@ def derive(entries: list[Entry]) -> LedgerState:
         if found is not None and found.outcome is None:
             found.outcome = outcome
             orphans.remove(outcome)
-    return LedgerState(entries, cases, calls, calls_by_id, orphans, dict(by_type), campaigns)
+    return LedgerState(entries, cases, calls, calls_by_id, dict(by_type), campaigns)

@@ -131,11 +131,6 @@ class OperatorClient:
         row = self._db.execute("SELECT entry FROM outbox WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else row[0]
 
-    def delivered(self) -> dict[str, int]:
-        """Event id -> ledger index, for everything the service acknowledged."""
-        rows = self._db.execute("SELECT id, entry FROM outbox WHERE state = 'delivered'")
-        return {event_id: entry for event_id, entry in rows}
-
     def rejected(self) -> list[tuple[str, str]]:
         return list(self._db.execute("SELECT id, error FROM outbox WHERE state = 'rejected' ORDER BY seq"))
 

@@ -648,11 +648,6 @@ class Ledger:
                 found[event_id] = (int(idx), event_bytes(leaf.encode("utf-8")))
         return found
 
-    def _leaf_hash_of(self, index: int, staged: list[tuple[Any, ...]]) -> bytes:
-        if index >= self._state.size:
-            return bytes(staged[index - self._state.size][9])
-        return self.node(0, index)
-
     def _require_signer(self) -> Signer:
         if self._signer is None:
             raise LedgerError("this needs the ledger's signing key (open the ledger with its key file)")
@@ -690,13 +685,6 @@ def _statements(script: str) -> list[str]:
             out.append(joined)
             current = []
     return out
-
-
-def decode_hash(text: str) -> bytes:
-    raw = b64decode(text)
-    if len(raw) != merkle.HASH_SIZE:
-        raise ValueError("a hash has 32 bytes")
-    return raw
 
 
 __all__ = [
