@@ -22,7 +22,7 @@ import orjson
 from ledger import Checkpoint, CheckpointError, Verifier, leaf_hash, open_checkpoint
 from ledger.merkle import root_of
 
-from .contract_calendar import TOKYO, end_of_day, is_weekday, month_days, tokyo
+from .contract_calendar import TOKYO, end_of_day, is_weekday, month_days, month_of, tokyo
 from .kpis import compute_kpis
 from .model import Entry, Finding
 from .profile import Profile, load_profile
@@ -57,7 +57,7 @@ class Context:
 
     def in_calling_period(self, moment: datetime) -> bool:
         """On a scheduled, not excluded calling day of its month, and within that day's hours."""
-        days, excluded = self.state.campaign_days(f"{moment.year:04d}-{moment.month:02d}")
+        days, excluded = self.state.campaign_days(month_of(moment.date()))
         return moment.date() in days and moment.date() not in excluded and self.in_hours(moment)
 
     def band(self, moment: datetime) -> int | None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from compliance import CheckResult, check_ledger, load_profile
-from compliance.contract_calendar import month_days
+from compliance.contract_calendar import month_days, next_month
 from compliance.results import default_results_path, write_results
 from dialer_core.campaign import IsWeekday, national_is_weekday
 from dialer_core.datastore import DataStore
@@ -43,8 +43,7 @@ def parse_months(spec: str) -> list[str]:
         months, current = [], first
         while current <= last:
             months.append(current)
-            year, month = int(current[:4]), int(current[5:])
-            current = f"{year + (month == 12):04d}-{month % 12 + 1:02d}"
+            current = next_month(current)
         return months
     return [m.strip() for m in spec.split(",") if m.strip()]
 

@@ -100,7 +100,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
             ja=f"{ctx.month} の初日 {days[0]} は{earliest}日より前（契約: {p.first_day}日頃から）",
             en=f"the first calling day {days[0]} is before the {earliest}th",
         )
-    if any(day.strftime("%Y-%m") != ctx.month for day in days):
+    if not all(ctx.in_month(day) for day in days):
         yield ctx.finding(
             "CAMPAIGN-SHAPE",
             case=None,
