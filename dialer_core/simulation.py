@@ -232,7 +232,10 @@ class World:
         sms_volume = max(1, round(p.sms_expected.get(month, 300) * self.scale))
         campaign = plan_days(p, month, is_weekday=self.is_weekday)
         scheduler = Scheduler(
-            p, campaign, rng=random.Random(self.seed + hash(month) % 1000), is_weekday=self.is_weekday
+            p,
+            campaign,
+            rng=random.Random(self.seed * 1_000_000 + int(month.replace("-", ""))),
+            is_weekday=self.is_weekday,
         )
 
         # The 1st: lines, schedule, the city's file, its import, the media erased.
@@ -307,6 +310,13 @@ class World:
         )
         self.flush()
 
+        # Slots at the same minute go in the order of the city's file: case refs are random by
+        # design, and ordering by them would make the same seed draw differently on each run.
+        place = {ref: i for i, ref in enumerate(cases)}
+
+        def in_order(slot: Slot) -> tuple[datetime, int, str, bool]:
+            return (slot.at, place[slot.case], slot.number, slot.callback)
+
         queue: list[Slot] = []
         for i, case_progress in enumerate(cases.values()):
             for number in case_progress.numbers:
@@ -331,7 +341,7 @@ class World:
             if day == send_day:
                 sent, blocked = self._sms_pass(cases, sms_cases, send_at, batch)
                 sms_sent, sms_blocked = sms_sent + sent, sms_blocked + blocked
-            today = sorted(s for s in queue if s.at.date() == day)
+            today = sorted((s for s in queue if s.at.date() == day), key=in_order)
             queue = [s for s in queue if s.at.date() != day]
             while today:
                 slot = today.pop(0)
@@ -343,12 +353,12 @@ class World:
                     retry = None if slot.callback else scheduler.next_slot(progress_, slot.number)
                     if retry is not None and retry.at > slot.at:
                         (today if retry.at.date() == day else queue).append(retry)
-                        today.sort()
+                        today.sort(key=in_order)
                     continue
                 calls += 1
                 for new in self._call(scheduler, progress_, slot, day):
                     (today if new.at.date() == day else queue).append(new)
-                today.sort()
+                today.sort(key=in_order)
             self._callbacks_after_hours(day, cases)
             # The manager's daily report, the next morning (N: by 12:00 the next day).
             report_day = day + timedelta(days=1)
