@@ -207,15 +207,15 @@ def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str
     """Delivery straight into a Ledger on this host, answering as the service would (for the demo)."""
     from ledger import AppendError, Signature, Submission
 
-    statuses = {"invalid": 422, "conflict": 409, "signature": 401}
-
     def send(body: str) -> httpx.Response:
         posted = json.loads(body)
         item = Submission(posted["event"], Signature(posted["sig"]["key"], posted["sig"]["ed25519"]))
         try:
             (appended,) = ledger.append([item], now=clock())
         except AppendError as exc:
-            return httpx.Response(statuses[exc.kind], json={"error": exc.message, "field": exc.field})
+            return httpx.Response(
+                AppendError.STATUS[exc.kind], json={"error": exc.message, "field": exc.field}
+            )
         return httpx.Response(201 if appended.created else 200, json={"index": appended.index})
 
     return send

@@ -145,9 +145,6 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
     return JSONResponse(body, status_code=status)
 
 
-_STATUS = {"invalid": 422, "conflict": 409, "signature": 401}
-
-
 def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
     """A posted {"event", "sig"}; raises AppendError-like ValueError with the field named."""
     if not isinstance(value, dict) or set(value) != {"event", "sig"}:
@@ -198,7 +195,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
             return _error(422, bad.message, bad.field)
         outcome = await asyncio.wrap_future(committer.submit([item]))
         if isinstance(outcome, AppendError):
-            return _error(_STATUS[outcome.kind], outcome.message, _field(outcome.field))
+            return _error(AppendError.STATUS[outcome.kind], outcome.message, _field(outcome.field))
         (appended,) = outcome
         body = {"index": appended.index, "leaf_hash": b64encode(appended.leaf_hash)}
         return JSONResponse(body, status_code=201 if appended.created else 200)
@@ -216,7 +213,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
         outcome = await asyncio.wrap_future(committer.submit(items))
         if isinstance(outcome, AppendError):
             return _error(
-                _STATUS[outcome.kind],
+                AppendError.STATUS[outcome.kind],
                 outcome.message,
                 f"events[{outcome.position}].{_field(outcome.field)}",
                 position=outcome.position,

@@ -45,6 +45,9 @@ class AppendError(Exception):
     key, or a bad signature); `position` is the event's place in the batch.
     """
 
+    # The HTTP status each kind answers with (the service, and the demo's local transport).
+    STATUS = {"invalid": 422, "conflict": 409, "signature": 401}
+
     def __init__(self, position: int, kind: str, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.position = position

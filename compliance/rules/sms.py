@@ -132,9 +132,8 @@ def sms_reassigned(ctx: Context) -> Iterator[Finding]:
 @rule("SMS-SENDER")
 def sms_sender(ctx: Context) -> Iterator[Finding]:
     for sent in _sent_in_month(ctx):
-        designation = _matching(ctx, sent) or next(
-            iter(reversed(_designations(ctx, sent.data["case"], sent.at))), None
-        )
+        earlier = _designations(ctx, sent.data["case"], sent.at)
+        designation = _matching(ctx, sent) or (earlier[-1] if earlier else None)
         if designation is not None and sent.data["sender_id"] != designation.data["sender_id"]:
             yield ctx.finding(
                 "SMS-SENDER",
