@@ -419,10 +419,11 @@ class Ledger:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             size = self.size
-            note = Checkpoint(self.origin, size, self.root(size)).sign(signer)
+            root = self.root(size)
+            note = Checkpoint(self.origin, size, root).sign(signer)
             self._conn.execute(
                 "INSERT OR IGNORE INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-                (size, self.root(size), note, format_time(now)),
+                (size, root, note, format_time(now)),
             )
             self._conn.execute("COMMIT")
         except BaseException:
