@@ -9,15 +9,21 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP) debian-deps
 
-# Go's sumdb/note and sumdb/tlog check our artefacts independently in the tests
-# (tests/test_go_interop.py). Installed from Debian when missing and we are root.
+# What the tests need from Debian, installed when missing and we are root (CI is):
+# Go's sumdb/note and sumdb/tlog check our artefacts independently (tests/test_go_interop.py);
+# chromium and chromium-driver drive the browser test of the auditors' Datasette
+# (tests/test_datasette_browser.py) and print the monthly report to PDF; fonts-noto-cjk
+# draws the Japanese in both.
+DEBIAN_PACKAGES := golang-go golang-golang-x-mod-dev chromium chromium-driver fonts-noto-cjk
+
 debian-deps:
-	@if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then \
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing golang-go and golang-golang-x-mod-dev from Debian"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null; \
+	    echo "installing from Debian:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "note: golang-go and golang-golang-x-mod-dev are missing (not root); the Go interop test will be skipped"; \
+	    echo "note: missing Debian packages:$$missing (not root); the tests that need them are skipped"; \
 	  fi; \
 	fi
 
@@ -32,7 +38,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger kansa dialer_core compliance
+	$(BIN)/mypy ledger kansa dialer_core compliance datasette_plugins
 
 test: install lint
 	$(BIN)/python -m pytest

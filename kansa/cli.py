@@ -471,3 +471,99 @@ def custody_destroy(batch: str, store_path: str, db: str, by: str, key: str | No
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command("serve")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback by default; put TLS in front.")
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option(
+    "--session-hours", default=8.0, show_default=True, type=float, help="Sign-ins expire after this long."
+)
+def serve(db: str, host: str, port: int, session_hours: float) -> None:
+    """Datasette for city auditors on the ledger DB, its compliance results and its access log."""
+    import uvicorn
+
+    from datasette_plugins import make_datasette
+    from datasette_plugins.auditors import AuditorError
+    from datasette_plugins.site import SiteError, site_of
+
+    with user_errors():
+        try:
+            datasette = make_datasette(Path(db), session_seconds=int(session_hours * 3600))
+        except (SiteError, AuditorError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    site = site_of(datasette)
+    click.echo(
+        f"監査画面 auditors' Datasette: http://{host}:{port}/  (閲覧記録 access log: {site.access_path})"
+    )
+    try:
+        uvicorn.run(datasette.app(), host=host, port=port, log_level="warning")
+    finally:
+        site.log.close()
+
+
+@main.group()
+def auditor() -> None:
+    """City auditors who may sign in to `kansa serve`."""
+
+
+ledger_for_auditors = click.option(
+    "--ledger",
+    "db",
+    required=True,
+    envvar="KANSA_LEDGER",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The ledger whose Datasette they sign in to (the auditors file is DB's stem + .auditors.json).",
+)
+
+
+@auditor.command("add")
+@click.argument("name")
+@ledger_for_auditors
+@click.option("--sql", is_flag=True, help="Also allow ad-hoc SQL (read-only).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def auditor_add(name: str, db: str, sql: bool, password_stdin: bool) -> None:
+    """Add (or reset) auditor NAME; only a PBKDF2 hash of the password is stored."""
+    from datasette_plugins.auditors import AuditorError, add_auditor, default_auditors_path
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("パスワード password", hide_input=True, confirmation_prompt=True)
+    path = default_auditors_path(db)
+    try:
+        added = add_auditor(path, name, password, roles=("auditor", "sql") if sql else ("auditor",))
+    except AuditorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"auditor {added.name} ({', '.join(added.roles)}) saved in {path}; restart `kansa serve` to apply"
+    )
+
+
+@auditor.command("remove")
+@click.argument("name")
+@ledger_for_auditors
+def auditor_remove(name: str, db: str) -> None:
+    """Remove auditor NAME (takes effect when `kansa serve` restarts)."""
+    from datasette_plugins.auditors import AuditorError, default_auditors_path, remove_auditor
+
+    try:
+        remove_auditor(default_auditors_path(db), name)
+    except AuditorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"auditor {name} removed")
+
+
+@auditor.command("list")
+@ledger_for_auditors
+def auditor_list(db: str) -> None:
+    """The auditors and their roles."""
+    from datasette_plugins.auditors import AuditorError, default_auditors_path, read_auditors
+
+    try:
+        auditors = read_auditors(default_auditors_path(db))
+    except AuditorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for a in sorted(auditors.values(), key=lambda a: a.name):
+        click.echo(f"{a.name}\t{','.join(a.roles)}")

@@ -130,6 +130,10 @@ def _summary(
     echo(f"  {kansa} check {db} --month {checks[0].month} --format table   # 所見とKPI findings and KPIs")
     echo(f"  {kansa} ledger verify {db}   # 台帳の検証 verify the ledger")
     echo(f"  {kansa} ledger export {db} | head   # 公開形式 the public format")
+    echo(
+        f"  {kansa} auditor add NAME --ledger {db}   # 監査員の登録 add a city auditor (asks for a password)"
+    )
+    echo(f"  {kansa} serve {db}   # 監査員用 Datasette the auditors' Datasette on http://127.0.0.1:8001/")
 
 
 def _command() -> str:

@@ -1,0 +1,42 @@
+"""The Datasette hook implementations; registered by `make_datasette`, not by entry point,
+so they only act in a Datasette built for Kansa."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasette import hookimpl
+from markupsafe import Markup
+
+from . import middleware, pages
+
+NAV = (
+    ("/-/kansa/status", "台帳の状態と検証 Ledger status and verification"),
+    ("/-/kansa/findings", "所見（契約条項つき） Findings with the contract's clauses"),
+    ("/-/kansa/kpis", "KPI と目標 KPIs against targets"),
+)
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    return pages.ROUTES
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    return lambda app: middleware.wrap(app, datasette)
+
+
+@hookimpl
+def menu_links(datasette: Any, actor: Any) -> list[dict[str, str]] | None:
+    if not actor or getattr(datasette, "kansa_site", None) is None:
+        return None
+    return [{"href": datasette.urls.path(href), "label": label} for href, label in NAV]
+
+
+@hookimpl
+def top_homepage(datasette: Any, request: Any) -> str | None:
+    if getattr(datasette, "kansa_site", None) is None:
+        return None
+    items = "".join(f'<li><a href="{datasette.urls.path(href)}">{label}</a></li>' for href, label in NAV)
+    return Markup(f'<nav class="kansa-nav"><ul>{items}</ul></nav>')

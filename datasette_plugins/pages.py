@@ -1,0 +1,289 @@
+"""The auditors' pages: ledger status, an entry with its proof, findings, KPIs.
+
+Each page first checks the same permission Datasette's own views would
+(`view-database` on the database it reads), so the rules stay in
+configuration: anonymous visitors get Datasette's 403 here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from datasette.resources import DatabaseResource
+from datasette.utils.asgi import NotFound, Response
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from ledger import Ledger, ProofError, event_bytes, leaf_hash, verify_inclusion
+from ledger.note import b64decode, b64encode
+
+from .charts import kpi_chart
+from .site import site_of
+
+LEDGER_DB = "ledger"
+COMPLIANCE_DB = "compliance"
+
+
+async def _require(datasette: Any, request: Any, database: str) -> None:
+    await datasette.ensure_permission(
+        action="view-database", resource=DatabaseResource(database=database), actor=request.actor
+    )
+
+
+async def _render(datasette: Any, request: Any, template: str, context: dict[str, Any]) -> Response:
+    return Response.html(await datasette.render_template(template, context, request=request))
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+async def status(request: Any, datasette: Any) -> Response:
+    await _require(datasette, request, LEDGER_DB)
+    site = site_of(datasette)
+    state = await asyncio.to_thread(site.watch.verify)
+    info = await asyncio.to_thread(_ledger_info, site.ledger_path)
+    context = {"state": state, "report": state.report, **info, "ledger_file": site.ledger_path.name}
+    if request.url_vars.get("format") == ".json":
+        report = state.report
+        return Response.json(
+            {
+                "size": info["size"],
+                "origin": info["origin"],
+                "vkey": info["vkey"],
+                "checkpoint": info["checkpoint"],
+                "verification": {
+                    "running": state.running,
+                    "done": state.done,
+                    "total": state.total,
+                    "ok": state.ok,
+                    "verified_size": report.size if report else None,
+                    "bad_index": report.bad_index if report else None,
+                    "reason": report.reason if report else None,
+                    "at": state.at.isoformat() if state.at else None,
+                },
+            }
+        )
+    return await _render(datasette, request, "kansa_status.html", context)
+
+
+def _ledger_info(path: Any) -> dict[str, Any]:
+    with Ledger.open(path, readonly=True) as ledger:
+        latest = ledger.latest_checkpoint()
+        return {
+            "size": ledger.size,
+            "origin": ledger.origin,
+            "contract": ledger.contract,
+            "vkey": ledger.verifier.vkey,
+            "checkpoint": None
+            if latest is None
+            else {
+                "size": latest.size,
+                "root": b64encode(latest.root),
+                "note": latest.note,
+                "signed_at": latest.signed_at,
+            },
+            "checkpoints": len(ledger.checkpoints()),
+        }
+
+
+# -- entry -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryView:
+    index: int
+    leaf: str
+    event: dict[str, Any]
+    received: str
+    leaf_hash: str
+    key: str
+    holder: str
+    signature: str
+    signature_ok: bool
+    checkpoint: dict[str, Any] | None
+    proof: list[str]
+    proof_ok: bool | None
+    proof_error: str
+    vkey: str
+
+
+def _entry(path: Any, index: int) -> EntryView | None:
+    with Ledger.open(path, readonly=True) as ledger:
+        if not 0 <= index < ledger.size:
+            return None
+        leaf = ledger.leaf(index)
+        parsed = json.loads(leaf)
+        sig = parsed["sig"]
+        if sig["key"] == ledger.key_ref:
+            public_key, holder = (
+                ledger.verifier.public_key,
+                f"台帳自身の鍵 the ledger's own key ({ledger.origin})",
+            )
+        else:
+            record = ledger.keys().get(sig["key"])
+            public_key, holder = (record.public_key, record.holder) if record else (b"", "不明 unknown")
+        try:
+            VerifyKey(public_key).verify(event_bytes(leaf), b64decode(sig["ed25519"]))
+            signature_ok = True
+        except (BadSignatureError, ValueError, TypeError):
+            signature_ok = False
+        digest = leaf_hash(leaf)
+        covering = [cp for cp in ledger.checkpoints() if cp.size > index]
+        checkpoint, proof, proof_ok, error = None, [], None, ""
+        if covering:
+            cp = covering[-1]
+            checkpoint = {
+                "size": cp.size,
+                "root": b64encode(cp.root),
+                "note": cp.note,
+                "signed_at": cp.signed_at,
+            }
+            hashes = ledger.inclusion_proof(index, cp.size)
+            proof = [b64encode(h) for h in hashes]
+            try:
+                verify_inclusion(index, cp.size, digest, hashes, cp.root)
+                proof_ok = True
+            except ProofError as exc:
+                proof_ok, error = False, str(exc)
+        return EntryView(
+            index=index,
+            leaf=leaf.decode("utf-8"),
+            event=parsed["event"],
+            received=parsed["received"],
+            leaf_hash=digest.hex(),
+            key=sig["key"],
+            holder=holder,
+            signature=sig["ed25519"],
+            signature_ok=signature_ok,
+            checkpoint=checkpoint,
+            proof=proof,
+            proof_ok=proof_ok,
+            proof_error=error,
+            vkey=ledger.verifier.vkey,
+        )
+
+
+async def entry(request: Any, datasette: Any) -> Response:
+    await _require(datasette, request, LEDGER_DB)
+    site = site_of(datasette)
+    index = int(request.url_vars["index"])
+    view = await asyncio.to_thread(_entry, site.ledger_path, index)
+    if view is None:
+        raise NotFound(f"台帳に番号 {index} の記録はありません no entry {index}")
+    if request.url_vars.get("format") == ".json":
+        # The bundle an outside tool needs: the leaf, the proof in `kansa ledger prove` form,
+        # the signed checkpoint and the verifier key.
+        return Response.json(
+            {
+                "index": view.index,
+                "leaf": b64encode(view.leaf.encode("utf-8")),
+                "proof": None
+                if view.checkpoint is None
+                else {"index": view.index, "size": view.checkpoint["size"], "hashes": view.proof},
+                "checkpoint": None if view.checkpoint is None else view.checkpoint["note"],
+                "vkey": view.vkey,
+            }
+        )
+    return await _render(
+        datasette,
+        request,
+        "kansa_entry.html",
+        {
+            "e": view,
+            "event_json": json.dumps(view.event, ensure_ascii=False, indent=2, sort_keys=True),
+            "ledger_file": site.ledger_path.name,
+        },
+    )
+
+
+# -- findings and KPIs -----------------------------------------------------------------------
+
+LATEST_RUNS = """
+SELECT r.* FROM runs r
+WHERE r.size = (SELECT max(size) FROM runs WHERE month = r.month)
+ORDER BY r.month
+"""
+
+
+async def _runs(datasette: Any) -> list[dict[str, Any]]:
+    db = datasette.get_database(COMPLIANCE_DB)
+    return [dict(row) for row in (await db.execute(LATEST_RUNS)).rows]
+
+
+async def findings(request: Any, datasette: Any) -> Response:
+    await _require(datasette, request, COMPLIANCE_DB)
+    db = datasette.get_database(COMPLIANCE_DB)
+    runs = await _runs(datasette)
+    months = [r["month"] for r in runs]
+    month = request.args.get("month") or (months[-1] if months else None)
+    rule = request.args.get("rule") or None
+    run = next((r for r in runs if r["month"] == month), None)
+    groups: list[dict[str, Any]] = []
+    if run is not None:
+        rows = (
+            await db.execute(
+                """
+                SELECT f.rowid AS id, f.*, c.quote FROM findings f
+                LEFT JOIN clauses c ON c.contract = :contract AND c.rule = f.rule
+                WHERE f.month = :month AND f.size = :size AND f.root = :root
+                  AND (:rule IS NULL OR f.rule = :rule)
+                ORDER BY f.rule, f.severity, f.case_ref, f.rowid
+                """,
+                {
+                    "contract": run["contract"],
+                    "month": month,
+                    "size": run["size"],
+                    "root": run["root"],
+                    "rule": rule,
+                },
+            )
+        ).rows
+        for row in rows:
+            item = dict(row)
+            item["entries"] = json.loads(item["entries"])
+            if not groups or groups[-1]["rule"] != item["rule"]:
+                groups.append(
+                    {"rule": item["rule"], "clause": item["clause"], "quote": item["quote"], "items": []}
+                )
+            groups[-1]["items"].append(item)
+    return await _render(
+        datasette,
+        request,
+        "kansa_findings.html",
+        {"months": months, "month": month, "rule": rule, "run": run, "groups": groups},
+    )
+
+
+async def kpis(request: Any, datasette: Any) -> Response:
+    await _require(datasette, request, COMPLIANCE_DB)
+    db = datasette.get_database(COMPLIANCE_DB)
+    runs = await _runs(datasette)
+    table: list[dict[str, Any]] = []
+    for run in runs:
+        rows = (
+            await db.execute(
+                "SELECT * FROM kpis WHERE month = ? AND size = ? AND root = ? ORDER BY kpi",
+                (run["month"], run["size"], run["root"]),
+            )
+        ).rows
+        for row in rows:
+            item = dict(row)
+            item["details"] = json.loads(item["details"])
+            table.append(item)
+    return await _render(
+        datasette,
+        request,
+        "kansa_kpis.html",
+        {"runs": runs, "kpis": table, "chart": kpi_chart(table)},
+    )
+
+
+ROUTES = [
+    (r"^/-/kansa/status(?P<format>\.json)?$", status),
+    (r"^/-/kansa/entry/(?P<index>\d+)(?P<format>\.json)?$", entry),
+    (r"^/-/kansa/findings$", findings),
+    (r"^/-/kansa/kpis$", kpis),
+]
