@@ -1,0 +1,390 @@
+"""The auditors' Datasette through Datasette's own test client (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from auditor_site import MONTH, PASSWORD, build_site
+from click.testing import CliRunner
+from datasette.utils import baseconv
+
+from compliance import load_profile
+from datasette_plugins import make_datasette
+from datasette_plugins.access_log import default_access_log_path
+from datasette_plugins.middleware import MAX_FAILURES
+from kansa.cli import main
+from ledger import Ledger, verify_inclusion, verify_ledger
+from ledger.note import b64decode
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return build_site(tmp_path_factory.mktemp("auditors"))
+
+
+class Client:
+    """Datasette's in-process client, driven synchronously, with a cookie jar."""
+
+    def __init__(self, datasette: Any) -> None:
+        self.ds = datasette
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(datasette.invoke_startup())
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        cookies = {**self.cookies, **kwargs.pop("cookies", {})}
+        response = self.loop.run_until_complete(
+            self.ds.client.request(method, path, cookies=cookies, follow_redirects=False, **kwargs)
+        )
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def csrf(self) -> tuple[str, dict[str, str]]:
+        # Datasette 1.0a41 checks Sec-Fetch-Site/Origin rather than a token cookie; the
+        # form still carries a token field, sent as a browser would.
+        page = self.get("/-/login")
+        token = re.search(r'name="csrftoken" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        return token, {}
+
+    def login(self, name: str, password: str) -> Any:
+        token, cookies = self.csrf()
+        response = self.request(
+            "POST",
+            "/-/login",
+            data={"username": name, "password": password, "csrftoken": token},
+            cookies=cookies,
+        )
+        if "ds_actor" in response.cookies:
+            self.cookies["ds_actor"] = response.cookies["ds_actor"]
+        return response
+
+    def close(self) -> None:
+        self.ds.kansa_site.log.close()
+        self.loop.close()
+
+
+@pytest.fixture
+def client(site: dict[str, Any]) -> Iterator[Client]:
+    c = Client(make_datasette(site["db"], secret="test-secret", verify_in_background=False))
+    yield c
+    c.close()
+
+
+def access_entries(db: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(default_access_log_path(db))
+    try:
+        return [
+            json.loads(leaf)["event"] for (leaf,) in conn.execute("SELECT leaf FROM entries ORDER BY idx")
+        ]
+    finally:
+        conn.close()
+
+
+def read_paths(site: dict[str, Any]) -> list[str]:
+    """Every kind of read page, in HTML, JSON and CSV where Datasette offers them."""
+    idx = site["late_index"]
+    paths = [
+        "/",
+        "/.json",
+        "/-/",
+        "/-/versions.json",
+        "/-/plugins.json",
+        "/-/settings.json",
+        "/-/config.json",
+    ]
+    paths += ["/-/databases.json", "/-/schema", "/-/queries.json"]
+    for database, tables in {
+        "ledger": ["meta", "entries", "tree_nodes", "checkpoints"],
+        "compliance": ["runs", "findings", "clauses", "kpis"],
+        "access": ["meta", "entries", "checkpoints"],
+    }.items():
+        paths += [f"/{database}", f"/{database}.json", f"/{database}/-/schema"]
+        for table in tables:
+            paths += [f"/{database}/{table}", f"/{database}/{table}.json", f"/{database}/{table}.csv"]
+    paths += ["/ledger/entries/1", "/ledger/entries/1.json", "/compliance/findings/1.json"]
+    for query in ("numbers_under_three_attempts", "sms_possibly_reassigned", "calls_by_hour"):
+        paths += [f"/ledger/{query}", f"/ledger/{query}.json", f"/ledger/{query}.csv"]
+    paths += ["/ledger/custody_timeline?batch=B2026-09", "/ledger/custody_timeline.json?batch=B2026-09"]
+    for query in ("calls_outside_hours", "numbers_attempts_findings", "late_reports"):
+        paths += [f"/compliance/{query}", f"/compliance/{query}.json", f"/compliance/{query}.csv"]
+    paths += [
+        "/-/kansa/status",
+        "/-/kansa/status.json",
+        f"/-/kansa/entry/{idx}",
+        f"/-/kansa/entry/{idx}.json",
+    ]
+    paths += ["/-/kansa/findings", f"/-/kansa/findings?month={MONTH}", "/-/kansa/kpis"]
+    return paths
+
+
+def test_anonymous_is_refused_everything(site: dict[str, Any], client: Client) -> None:
+    with Ledger.open(site["db"], readonly=True) as ledger:
+        origin = ledger.origin
+    for path in read_paths(site) + ["/ledger/-/query?sql=select+1", "/ledger/-/query.json?sql=select+1"]:
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert origin not in response.text and site["case"] not in response.text, path
+    assert client.get("/-/login").status_code == 200  # the one page an anonymous visitor needs
+
+
+def test_auditor_reads_everything(site: dict[str, Any], client: Client) -> None:
+    assert client.login("alice", PASSWORD).status_code == 302
+    for path in read_paths(site):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text[:300])
+    rows = client.get("/ledger/entries.json?_shape=array&type=call.dialed&_size=max").json()
+    assert any(row["idx"] == site["late_index"] for row in rows)
+    assert client.get("/ledger/entries.csv?_stream=on").content.count(b"\n") > 200
+
+
+def test_ad_hoc_sql_only_for_the_sql_role(client: Client) -> None:
+    client.login("alice", PASSWORD)
+    assert client.get("/ledger/-/query.json?sql=select+count(*)+from+entries").status_code == 403
+    client.login("sam", PASSWORD)
+    response = client.get("/ledger/-/query.json?sql=select+count(*)+as+n+from+entries&_shape=array")
+    assert response.status_code == 200 and response.json()[0]["n"] > 100
+    # ... and even that role cannot write: the connection is read-only and SELECT only.
+    response = client.get("/ledger/-/query.json?sql=delete+from+meta")
+    assert response.status_code in (400, 403)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/ledger/entries/-/insert", {"row": {"idx": 999999}}),
+        ("POST", "/ledger/entries/-/upsert", {"rows": [{"idx": 1}]}),
+        ("POST", "/ledger/entries/1/-/update", {"update": {"actor": "x"}}),
+        ("POST", "/ledger/entries/1/-/delete", {}),
+        ("POST", "/ledger/entries/-/drop", {"confirm": True}),
+        ("POST", "/ledger/entries/-/alter", {"operations": []}),
+        ("POST", "/ledger/-/create", {"table": "t", "columns": [{"name": "a"}]}),
+        ("POST", "/ledger/-/execute-write", {"sql": "delete from meta"}),
+        ("POST", "/ledger/-/queries/store", {"name": "q", "sql": "select 1"}),
+        ("POST", "/compliance/findings/-/insert", {"row": {"rule": "X"}}),
+        ("POST", "/access/entries/1/-/delete", {}),
+        ("POST", "/-/create-token", {}),
+    ],
+)
+def test_every_write_path_is_refused(
+    site: dict[str, Any], client: Client, method: str, path: str, body: Any
+) -> None:
+    client.login("sam", PASSWORD)  # the widest role
+    before = sqlite3.connect(site["db"]).execute("SELECT count(*) FROM entries").fetchone()
+    response = client.request(method, path, json=body, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 403, 404, 405), (path, response.status_code, response.text[:200])
+    after = sqlite3.connect(site["db"]).execute("SELECT count(*) FROM entries").fetchone()
+    assert before == after
+    assert verify_ledger(site["db"]).ok
+
+
+def test_each_request_and_sign_in_is_in_the_access_log(site: dict[str, Any], client: Client) -> None:
+    before = len(access_entries(site["db"]))
+    assert client.login("alice", "wrong password!!").status_code == 200
+    assert client.login("alice", PASSWORD).status_code == 302
+    client.get("/ledger/entries?type=call.dialed")
+    client.get("/-/kansa/kpis")
+    client.get("/-/static/app.css")  # assets are not recorded
+    new = access_entries(site["db"])[before:]
+    logins = [e["data"] for e in new if e["type"] == "access.login"]
+    assert logins == [
+        {"person": "alice", "terminal": "127.0.0.1", "success": False},
+        {"person": "alice", "terminal": "127.0.0.1", "success": True},
+    ]
+    requests = [
+        (e["actor"], e["data"]["path"], e["data"].get("query"), e["data"]["status"])
+        for e in new
+        if e["type"] == "access.request"
+    ]
+    assert requests == [
+        ("alice", "/ledger/entries", "type=call.dialed", 200),
+        ("alice", "/-/kansa/kpis", None, 200),
+    ]
+    # The access log is a ledger of its own, with its own origin, and it verifies.
+    report = verify_ledger(default_access_log_path(site["db"]))
+    assert report.ok, report.reason
+    with (
+        Ledger.open(default_access_log_path(site["db"]), readonly=True) as log,
+        Ledger.open(site["db"], readonly=True) as main_ledger,
+    ):
+        assert log.origin == main_ledger.origin + "/access-log" and log.vocabulary.name == "kansa-access-v1"
+        assert log.verifier.vkey != main_ledger.verifier.vkey
+    # ... and the contract's ledger got none of it.
+    conn = sqlite3.connect(site["db"])
+    assert conn.execute("SELECT count(*) FROM entries WHERE type = 'access.request'").fetchone() == (0,)
+
+
+def test_sign_out_is_logged_and_ends_the_session(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    token, cookies = client.csrf()
+    response = client.request("POST", "/-/logout", data={"csrftoken": token}, cookies=cookies)
+    assert response.status_code == 302
+    assert access_entries(site["db"])[-1]["type"] == "access.logout"
+
+
+def test_sessions_expire(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    signed = client.ds.unsign(client.cookies["ds_actor"], "actor")
+    expires = baseconv.base62.decode(signed["e"])
+    assert 0 < expires - time.time() <= client.ds.kansa_site.session_seconds
+    assert client.get("/ledger").status_code == 200
+    stale = client.ds.sign({"a": signed["a"], "e": baseconv.base62.encode(int(time.time()) - 1)}, "actor")
+    assert client.get("/ledger", cookies={"ds_actor": stale}).status_code == 403
+    forged = client.ds.sign({"a": {"id": "mallory", "roles": ["auditor"]}}, "actor")[:-2] + "xx"
+    assert client.get("/ledger", cookies={"ds_actor": forged}).status_code == 403
+
+
+def test_repeated_failed_sign_ins_lock_the_name(site: dict[str, Any], client: Client) -> None:
+    for _ in range(MAX_FAILURES):
+        assert client.login("sam", "not the password").status_code == 200
+    assert client.login("sam", PASSWORD).status_code == 429
+    assert "ds_actor" not in client.cookies
+    assert access_entries(site["db"])[-1]["data"] == {
+        "person": "sam",
+        "terminal": "127.0.0.1",
+        "success": False,
+    }
+
+
+def test_password_tool_is_not_served(client: Client) -> None:
+    client.login("alice", PASSWORD)
+    assert client.get("/-/password-tool").status_code == 404
+
+
+def test_status_page_verifies_and_records_it(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    page = client.get("/-/kansa/status")
+    with Ledger.open(site["db"], readonly=True) as ledger:
+        size, vkey, note = ledger.size, ledger.verifier.vkey, ledger.latest_checkpoint().note  # type: ignore[union-attr]
+    assert f"台帳番号 {size - 1} まで検証済み" in page.text and 'id="verify-ok"' in page.text
+    assert vkey in page.text and note.splitlines()[2] in page.text
+    status = client.get("/-/kansa/status.json").json()
+    assert status["verification"]["ok"] is True and status["verification"]["verified_size"] == size
+    verified = [e for e in access_entries(site["db"]) if e["type"] == "ledger.verified"]
+    assert verified[-1]["data"]["ok"] is True and verified[-1]["data"]["size"] == size
+
+
+def test_status_page_cannot_miss_a_tampered_ledger(site: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    for name in ("ledger.db", "ledger.compliance.db", "ledger.auditors.json"):
+        shutil.copy(site["db"].parent / name, tmp_path / name)
+    db = tmp_path / "ledger.db"
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute(
+        "UPDATE entries SET leaf = replace(leaf, '\"ring_s\":35', '\"ring_s\":30') WHERE idx = ?",
+        (site["late_index"],),
+    )
+    conn.commit()
+    conn.close()
+    c = Client(make_datasette(db, secret="t", verify_in_background=False))
+    try:
+        c.login("alice", PASSWORD)
+        page = c.get("/-/kansa/status").text
+        assert 'id="verify-failed"' in page and "検証に失敗しました" in page
+        assert f"index {site['late_index']}" in page
+        assert c.get("/-/kansa/status.json").json()["verification"]["ok"] is False
+    finally:
+        c.close()
+
+
+def test_entry_page_proof_verifies_independently(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    idx = site["late_index"]
+    page = client.get(f"/-/kansa/entry/{idx}").text
+    assert 'id="signature-ok"' in page and 'id="proof-ok"' in page
+    bundle = client.get(f"/-/kansa/entry/{idx}.json").json()
+    with Ledger.open(site["db"], readonly=True) as ledger:
+        cp = ledger.latest_checkpoint()
+        assert cp is not None and bundle["checkpoint"] == cp.note and bundle["vkey"] == ledger.verifier.vkey
+        assert b64decode(bundle["leaf"]) == ledger.leaf(idx)
+        from ledger import leaf_hash
+
+        hashes = [b64decode(h) for h in bundle["proof"]["hashes"]]
+        verify_inclusion(idx, cp.size, leaf_hash(b64decode(bundle["leaf"])), hashes, cp.root)
+        assert f"kansa ledger prove ledger.db {idx} --size {cp.size}" in page
+    assert client.get("/-/kansa/entry/99999999").status_code == 404
+
+
+def test_findings_quote_the_contract_and_link_the_entries(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    page = client.get(f"/-/kansa/findings?month={MONTH}").text
+    quote = load_profile("nagaoka-nhi-2026").quotes["CALL-HOURS"]
+    assert 'id="rule-CALL-HOURS"' in page and quote in page
+    assert f'href="/-/kansa/entry/{site["late_index"]}"' in page
+    only = client.get(f"/-/kansa/findings?month={MONTH}&rule=CALL-HOURS").text
+    assert 'id="rule-CALL-HOURS"' in only and 'id="rule-REPORT-DAILY"' not in only
+
+
+def test_kpis_page_charts_against_targets(client: Client) -> None:
+    client.login("alice", PASSWORD)
+    page = client.get("/-/kansa/kpis").text
+    assert page.count("<svg") >= 4 and "目標 target 50.0%" in page and "KPI-CONTACT" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_stored_queries_answer_from_the_ledger(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    rows = client.get("/ledger/custody_timeline.json?batch=B2026-09&_shape=array").json()
+    assert [r["種別 type"] for r in rows][:2] == ["custody.received", "custody.imported"]
+    outside = client.get("/compliance/calls_outside_hours.json?_shape=array").json()
+    assert [json.loads(r["台帳番号 entries"]) for r in outside] == [[site["late_index"]]]
+    short = client.get("/ledger/numbers_under_three_attempts.json?_shape=array&_size=max").json()
+    conn = sqlite3.connect(site["db"])
+    expected = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM entries WHERE type = 'call.dialed'"
+        " GROUP BY case_ref, json_extract(leaf, '$.event.data.number') HAVING count(*) < 3)"
+    ).fetchone()[0]
+    assert len(short) == expected > 0
+
+
+def test_metadata_describes_every_table_and_column(site: dict[str, Any]) -> None:
+    from datasette_plugins.site import load_yaml
+
+    metadata = load_yaml("metadata.yaml")["databases"]
+    for name, path in (("ledger", site["db"]), ("compliance", site["db"].with_suffix(".compliance.db"))):
+        conn = sqlite3.connect(path)
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            described = metadata[name]["tables"][table]
+            assert described["title"] and described["description"], (name, table)
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            assert set(columns) == set(described["columns"]), (name, table)
+
+
+def test_cli_auditor_add_list_remove_and_serve_errors(tmp_path: Path, site: dict[str, Any]) -> None:
+    runner = CliRunner()
+    db = tmp_path / "ledger.db"
+    import shutil
+
+    shutil.copy(site["db"], db)
+    result = runner.invoke(main, ["serve", str(db)])
+    assert result.exit_code != 0 and "kansa check" in result.output
+    shutil.copy(site["db"].with_suffix(".compliance.db"), tmp_path / "ledger.compliance.db")
+    result = runner.invoke(main, ["serve", str(db)])
+    assert result.exit_code != 0 and "kansa auditor add" in result.output
+    result = runner.invoke(
+        main, ["auditor", "add", "carol", "--ledger", str(db), "--password-stdin"], input="short\n"
+    )
+    assert result.exit_code != 0 and "12 characters" in result.output
+    result = runner.invoke(
+        main,
+        ["auditor", "add", "carol", "--ledger", str(db), "--password-stdin", "--sql"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    stored = (tmp_path / "ledger.auditors.json").read_text()
+    assert PASSWORD not in stored and "pbkdf2_sha256$" in stored
+    assert (tmp_path / "ledger.auditors.json").stat().st_mode & 0o077 == 0
+    assert runner.invoke(main, ["auditor", "list", "--ledger", str(db)]).output == "carol\tauditor,sql\n"
+    assert runner.invoke(main, ["auditor", "remove", "carol", "--ledger", str(db)]).exit_code == 0
+    assert runner.invoke(main, ["auditor", "list", "--ledger", str(db)]).output == ""

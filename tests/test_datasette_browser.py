@@ -1,0 +1,143 @@
+"""The auditors' Datasette in a real headless Chromium (Debian's chromium + chromium-driver).
+
+Selenium is given the driver's path, so Selenium Manager never downloads anything.
+Skipped only where the Debian packages are missing (`make install` adds them as root).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from auditor_site import MONTH, PASSWORD, build_site
+
+from datasette_plugins import make_datasette
+
+CHROMIUM = shutil.which("chromium")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None, reason="Debian's chromium and chromium-driver are not installed"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    site = build_site(tmp_path_factory.mktemp("browser"))
+    datasette = make_datasette(site["db"], secret="browser-test")
+    port = free_port()
+    config = uvicorn.Config(datasette.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not uv.started:
+        assert time.time() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield {**site, "url": f"http://127.0.0.1:{port}"}
+    uv.should_exit = True
+    thread.join(10)
+    datasette.kansa_site.log.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def console_errors(driver: Any) -> list[dict[str, Any]]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    url = server["url"]
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    browser.get(f"{url}/-/kansa/status")
+    assert "サインインが必要です" in browser.page_source  # anonymous: refused
+    # ... which is the one console error expected: the 403 itself (reading the log clears it).
+    assert [e["message"] for e in console_errors(browser)] == [
+        f"{url}/-/kansa/status - Failed to load resource:"
+        " the server responded with a status of 403 (Forbidden)"
+    ]
+    browser.get(f"{url}/-/login")
+    browser.find_element(By.ID, "id_username").send_keys("alice")
+    browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    browser.save_screenshot(str(shots / "1-sign-in.png"))
+    browser.find_element(By.CSS_SELECTOR, "form.password-login input[type=submit]").click()
+    assert browser.find_element(By.CSS_SELECTOR, ".actor").text == "alice"
+    assert "台帳の状態と検証" in browser.page_source  # our links on the home page
+    browser.save_screenshot(str(shots / "2-home.png"))
+
+    # Status: the background verification may still be running; reload until it has a result.
+    deadline = time.time() + 30
+    while True:
+        browser.get(f"{url}/-/kansa/status")
+        if browser.find_elements(By.ID, "verify-ok") or browser.find_elements(By.ID, "verify-failed"):
+            break
+        assert time.time() < deadline, "verification never finished"
+        time.sleep(0.5)
+    assert browser.find_elements(By.ID, "verify-ok") and not browser.find_elements(By.ID, "verify-failed")
+    assert "まで検証済み" in browser.find_element(By.ID, "verify-ok").text
+    assert browser.find_element(By.ID, "checkpoint-note").text.startswith("kansa.demo/")
+    browser.save_screenshot(str(shots / "3-status.png"))
+
+    # A finding, with its clause, then the entry it links to.
+    browser.get(f"{url}/-/kansa/findings?month={MONTH}")
+    group = browser.find_element(By.ID, "rule-CALL-HOURS")
+    assert "平日" in group.find_element(By.TAG_NAME, "blockquote").text
+    browser.save_screenshot(str(shots / "4-findings.png"))
+    group.find_element(By.CSS_SELECTOR, "a.entry-link").click()
+    assert f"台帳番号 {server['late_index']}" in browser.find_element(By.TAG_NAME, "h1").text
+    assert browser.find_element(By.ID, "proof-ok").is_displayed()
+    assert browser.find_element(By.ID, "signature-ok").is_displayed()
+    assert '"hashes": [' in browser.find_element(By.ID, "proof").text
+    browser.save_screenshot(str(shots / "5-entry-proof.png"))
+
+    browser.get(f"{url}/-/kansa/kpis")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.kpi-chart")) >= 4
+    browser.save_screenshot(str(shots / "6-kpis.png"))
+
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "1-sign-in.png",
+        "2-home.png",
+        "3-status.png",
+        "4-findings.png",
+        "5-entry-proof.png",
+        "6-kpis.png",
+    ]
+    assert all(p.stat().st_size > 5000 for p in shots.iterdir())
+    assert console_errors(browser) == []
