@@ -211,6 +211,26 @@ def test_incremental_verify_catches_tampering_after_and_before_the_checkpoint(ma
     assert not verify_since(copy, trusted).ok
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM tree_nodes WHERE level = 1 AND idx = 20",  # a node after the trusted size
+        "INSERT INTO tree_nodes VALUES (1, 999, zeroblob(32))",  # a stray node beyond the ledger
+        "INSERT INTO tree_nodes VALUES (9, 0, zeroblob(32))",  # a level the ledger cannot have
+        "INSERT INTO tree_nodes VALUES (0, 3, zeroblob(32))",  # level 0 lives in entries
+    ],
+)
+def test_incremental_verify_counts_the_tree_nodes_after_the_checkpoint(make_ledger, sql: str) -> None:
+    """verify_since counts nodes per level by index range from the trusted edge (not a
+    whole-table scan); extra or missing rows there must still be caught."""
+    led = make_ledger(30)
+    trusted = led.sign_checkpoint(now=NOW).note
+    led.append([Submission(event()) for _ in range(20)], now=NOW)
+    assert verify_since(led.path, trusted).ok
+    tamper(led.path, sql)
+    assert not verify_since(led.path, trusted).ok
+
+
 def test_incremental_verify_refuses_a_checkpoint_beyond_the_ledger(ledger12) -> None:
     trusted = ledger12.latest_checkpoint().note
     tamper(ledger12.path, "DELETE FROM entries WHERE idx >= 10")
