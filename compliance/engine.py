@@ -141,9 +141,12 @@ def evaluate(
     entries: list[Entry], profile: Profile, month: str, as_of: datetime
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings and KPIs of `month`: the pure core, used directly by tests."""
-    ctx = Context(profile, derive(entries), month, tokyo(as_of))
+    return evaluate_in(Context(profile, derive(entries), month, tokyo(as_of)))
+
+
+def evaluate_in(ctx: Context) -> tuple[list[Finding], dict[str, Any]]:
     findings: list[Finding] = []
-    for rule_id in sorted(profile.clauses):
+    for rule_id in sorted(ctx.profile.clauses):
         findings.extend(RULES[rule_id].check(ctx))
     return sorted(set(findings)), compute_kpis(ctx)
 
@@ -226,6 +229,15 @@ def _b64(raw: bytes) -> str:
 def check_ledger(
     db: Path | str, month: str, *, checkpoint: str | None = None, profile: str | None = None
 ) -> CheckResult:
+    result, _ctx, _note = check_with_context(db, month, checkpoint=checkpoint, profile=profile)
+    return result
+
+
+def check_with_context(
+    db: Path | str, month: str, *, checkpoint: str | None = None, profile: str | None = None
+) -> tuple[CheckResult, Context, str]:
+    """`check_ledger`, also handing back what it judged (the derived state, the profile)
+    and the checkpoint's signed note: the monthly review and the reports read these."""
     db = Path(db)
     if (
         len(month) != 7
@@ -252,13 +264,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check(db: Path, month: str, checkpoint: str | None, profile: str | None) -> CheckResult:
-    cp, _note, entries, meta = read_checkpointed(db, checkpoint)
+def _check(
+    db: Path, month: str, checkpoint: str | None, profile: str | None
+) -> tuple[CheckResult, Context, str]:
+    cp, note, entries, meta = read_checkpointed(db, checkpoint)
     prof = load_profile(profile or meta.get("contract") or "")
     # "Now" is when the ledger received the checkpoint's last entry: never the wall clock.
     as_of = entries[-1].received_at if entries else datetime(1970, 1, 1, tzinfo=TOKYO)
-    findings, kpis = evaluate(entries, prof, month, as_of)
-    return CheckResult(prof.id, month, cp, entries[-1].received_at if entries else None, findings, kpis, prof)
+    ctx = Context(prof, derive(entries), month, tokyo(as_of))
+    findings, kpis = evaluate_in(ctx)
+    result = CheckResult(
+        prof.id, month, cp, entries[-1].received_at if entries else None, findings, kpis, prof
+    )
+    return result, ctx, note
 
 
 def to_json(result: CheckResult) -> str:

@@ -19,43 +19,44 @@ def _ratio(numerator: int, denominator: int, target: float | None) -> dict[str, 
     return {"numerator": numerator, "denominator": denominator, "value": value, "target": target, "met": met}
 
 
-def _reached(outcome_data: dict[str, Any]) -> bool:
+def reached(outcome_data: dict[str, Any]) -> bool:
     return bool(
         outcome_data["party"] == "self"
         or (outcome_data["party"] == "household" and outcome_data["proxy_consent"])
     )
 
 
-def _cases(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[str]]:
+def cases_in(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[str]]:
+    """(called, reached, promised) cases of the given months."""
     wanted = {(int(m[:4]), int(m[5:7])) for m in months}
     called = {c.case for c in ctx.state.calls if (c.at.year, c.at.month) in wanted}
-    reached, promised = set(), set()
+    got, promised = set(), set()
     for outcome in ctx.state.of("call.outcome"):
         case = outcome.data["case"]
-        if case in called and (outcome.at.year, outcome.at.month) in wanted and _reached(outcome.data):
-            reached.add(case)
+        if case in called and (outcome.at.year, outcome.at.month) in wanted and reached(outcome.data):
+            got.add(case)
             if outcome.data["promise"] is not None:
                 promised.add(case)
-    return called, reached, promised
+    return called, got, promised
 
 
 def compute_kpis(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
     month = {ctx.month}
-    called, reached, promised = _cases(ctx, month)
+    called, reached_cases, promised = cases_in(ctx, month)
     if p.contact_scope == "contract":
         scope = {m for m in p.calling_months if m <= ctx.month} | month
-        c_called, c_reached, _ = _cases(ctx, scope)
+        c_called, c_reached, _ = cases_in(ctx, scope)
         contact = _ratio(len(c_reached), len(c_called), p.contact_target)
         contact["scope"] = f"contract to {ctx.month}"
-        contact["month"] = _ratio(len(reached), len(called), None)
+        contact["month"] = _ratio(len(reached_cases), len(called), None)
     else:
-        contact = _ratio(len(reached), len(called), p.contact_target)
+        contact = _ratio(len(reached_cases), len(called), p.contact_target)
         contact["scope"] = "month"
-    denominator = reached if p.promise_denominator == "reached" else called
+    denominator = reached_cases if p.promise_denominator == "reached" else called
     promise = _ratio(len(promised), len(denominator), p.promise_target or None)
     promise["denominator_is"] = p.promise_denominator
-    promise["of_reached"] = _ratio(len(promised), len(reached), None)["value"]
+    promise["of_reached"] = _ratio(len(promised), len(reached_cases), None)["value"]
     promise["of_called"] = _ratio(len(promised), len(called), None)["value"]
 
     calls = [c for c in ctx.state.calls if ctx.in_month(c.at)]
