@@ -48,7 +48,9 @@ def pages(size: int, rng: random.Random) -> dict[str, list[str]]:
         "database: ledger": ["/ledger"],
         "table: entries (first page)": ["/ledger/entries"],
         "table: entries, type=call.dialed": ["/ledger/entries?type=call.dialed"],
-        "table: entries, case_ref=…": [f"/ledger/entries?case_ref=C{rng.randrange(70000):06d}" for _ in range(50)],
+        "table: entries, case_ref=…": [
+            f"/ledger/entries?case_ref=C{rng.randrange(70000):06d}" for _ in range(50)
+        ],
         "table: entries, later page (_next)": [f"/ledger/entries?_next={i}" for i in entries],
         "row: entries/N (random)": [f"/ledger/entries/{i}" for i in entries],
         "table: entries.json (first page)": ["/ledger/entries.json"],
@@ -74,7 +76,9 @@ def heavy_queries() -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=Path("benchmarks/out"))

@@ -51,6 +51,13 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+def envelope(kind: str, actor: str, data: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """An event as events.md frames it, with a fresh id, happening now."""
+    import uuid
+
+    return {"id": str(uuid.uuid4()), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
+
+
 def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:
     key_path = key if key is not None else (str(default_key_path(db)) if signing else None)
     return Ledger.open(db, key_path=key_path)
@@ -446,7 +453,6 @@ def custody() -> None:
 @key_option
 def custody_destroy(batch: str, store_path: str, db: str, by: str, key: str | None) -> None:
     """Crypto-shred BATCH: destroy its key, then append custody.destroyed."""
-    import uuid
 
     from dialer_core.datastore import DataStore, DataStoreError
 
@@ -458,13 +464,9 @@ def custody_destroy(batch: str, store_path: str, db: str, by: str, key: str | No
             except DataStoreError as exc:
                 raise click.ClickException(str(exc)) from exc
         moment = now()
-        event = {
-            "id": str(uuid.uuid4()),
-            "type": "custody.destroyed",
-            "at": moment.isoformat(),
-            "actor": by,
-            "data": {"batch": batch, "method": "crypto_shred", "keys": [key_id]},
-        }
+        event = envelope(
+            "custody.destroyed", by, {"batch": batch, "method": "crypto_shred", "keys": [key_id]}, moment
+        )
         (appended,) = target.append([Submission(event)], now=moment)
         click.echo(f"batch {batch}: key {key_id} destroyed; custody.destroyed is entry {appended.index}")
 
@@ -567,3 +569,134 @@ def auditor_list(db: str) -> None:
         raise click.ClickException(str(exc)) from exc
     for a in sorted(auditors.values(), key=lambda a: a.name):
         click.echo(f"{a.name}\t{','.join(a.roles)}")
+
+
+@main.command("report")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False), help="The HTML report to write."
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A kept signed checkpoint note (default: the latest stored).",
+)
+@click.option(
+    "--deliverables",
+    "deliverables_dir",
+    type=click.Path(file_okay=False),
+    help="Also write the contract's deliverables here (Excel and CSV with BOM).",
+)
+@click.option(
+    "--pdf", "pdf", type=click.Path(dir_okay=False), help="Also print the report to PDF (chromium)."
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The encrypted data store: adds the city's case numbers to the deliverables (each read is logged).",
+)
+@click.option("--by", help="Who makes the report (a staff id): needed with --store and --submit.")
+@click.option("--submit", is_flag=True, help="Record each deliverable file's SHA-256 as report.submitted.")
+@click.option("--to", default="city", show_default=True, help="Recipient named in report.submitted.")
+@key_option
+def report(
+    db: str,
+    month: str,
+    out: str,
+    checkpoint_file: str | None,
+    deliverables_dir: str | None,
+    pdf: str | None,
+    store_path: str | None,
+    by: str | None,
+    submit: bool,
+    to: str,
+    key: str | None,
+) -> None:
+    """The monthly review notebook as one offline HTML file, and the city's deliverables."""
+    from compliance import CheckError
+
+    from .report import (
+        ReportError,
+        deliverables_of,
+        fill_case_numbers,
+        html_to_pdf,
+        render_report,
+        write_deliverables,
+    )
+
+    if (store_path or submit) and not by:
+        raise click.UsageError("--store and --submit need --by (who makes the report)")
+    if submit and not deliverables_dir:
+        raise click.UsageError("--submit needs --deliverables DIR")
+    note = Path(checkpoint_file).read_text("utf-8") if checkpoint_file else None
+    with user_errors():
+        try:
+            click.echo(f"{month}: 台帳を検証して月次レビューを作成中 verifying and reviewing …", err=True)
+            rendered = render_report(db, month, checkpoint=note)
+        except (CheckError, ReportError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        Path(out).write_text(rendered.html, encoding="utf-8")
+        cp = rendered.review.checkpoint
+        verified = rendered.review.verification
+        click.echo(
+            f"report: {out}  (checkpoint {cp['origin']} size {cp['size']},"
+            f" notebook sha256 {rendered.notebook_sha256[:16]}…)"
+        )
+        if verified is not None and not verified.ok:
+            raise click.ClickException(
+                f"the ledger does NOT verify: {verified.summary()} (the report says so too)"
+            )
+        if pdf:
+            try:
+                html_to_pdf(Path(out), Path(pdf))
+            except (ReportError, subprocess_error()) as exc:
+                raise click.ClickException(f"PDF: {exc}") from exc
+            click.echo(f"pdf: {pdf}")
+        if not deliverables_dir:
+            return
+        deliverables = deliverables_of(rendered.review)
+        target = open_ledger(db, key, signing=True) if (store_path or submit) else None
+        if store_path:
+            from dialer_core.datastore import DataStore, DataStoreError
+
+            assert target is not None and by is not None
+
+            def log_view(data: dict[str, Any]) -> None:
+                moment = now()
+                target.append([Submission(envelope("access.viewed", by, data, moment))], now=moment)
+
+            with DataStore(store_path) as store:
+
+                def lookup(ref: str) -> str:
+                    try:
+                        return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
+                    except DataStoreError:
+                        return "（削除済み destroyed）"
+
+                fill_case_numbers(deliverables, lookup)
+        written = write_deliverables(deliverables, Path(deliverables_dir))
+        for f in written:
+            click.echo(f"  {f.path}  sha256 {f.sha256}")
+        if submit:
+            assert target is not None and by is not None
+            moment = now()
+            events = [
+                envelope(
+                    "report.submitted",
+                    by,
+                    {"kind": f.kind, "covers": f.covers, "sha256": f.sha256, "to": to},
+                    moment,
+                )
+                for f in written
+            ]
+            appended = target.append([Submission(e) for e in events], now=moment)
+            click.echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
+
+
+def subprocess_error() -> type[Exception]:
+    import subprocess
+
+    return subprocess.SubprocessError

@@ -1,0 +1,1 @@
+"""marimo notebooks (plain .py files); a package only so `kansa report` finds them when installed."""
