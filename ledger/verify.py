@@ -423,9 +423,13 @@ def _check_node_count_since(ledger: _Ledger, base: int) -> None:
         ).fetchone()
         expected = (size >> level) - first
         if last is not None and (last + 1) << level > size:
-            raise Bad(size, f"truncated: tree nodes cover {(last + 1) << level} entries but only {size} remain")
+            raise Bad(
+                size, f"truncated: tree nodes cover {(last + 1) << level} entries but only {size} remain"
+            )
         if count != expected:
-            raise Bad(None, f"tree_nodes level {level} has {count} rows from index {first} where {expected} belong")
+            raise Bad(
+                None, f"tree_nodes level {level} has {count} rows from index {first} where {expected} belong"
+            )
 
 
 def _check_stored_checkpoints(ledger: _Ledger, roots: dict[int, bytes]) -> int:
