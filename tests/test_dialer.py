@@ -287,3 +287,12 @@ def test_the_same_seed_gives_the_same_months(tmp_path: Path) -> None:
     ]
     month_lines = [[line for line in out.splitlines() if line.startswith("2026-09")] for out in outputs]
     assert month_lines[0] == month_lines[1] and month_lines[0]
+
+
+def test_demo_summary_names_the_next_commands(tmp_path: Path) -> None:
+    lines: list[str] = []
+    run_demo(tmp_path / "demo", now=NOW, echo=lines.append, months=["2026-09"], scale=0.05)
+    text = "\n".join(lines)
+    db = tmp_path / "demo" / "ledger.db"
+    for command in (f"serve {db}", f"auditor add NAME --ledger {db}", f"report {db} --month 2026-09"):
+        assert command in text, command
