@@ -50,6 +50,7 @@ class AccessLog:
         self._lock = threading.Lock()
         self._ledger = self._executor.submit(self._open).result()
         self._since_checkpoint = 0
+        self._closed = False
 
     def _open(self) -> Ledger:
         key = Path(f"{self.path}.key")
@@ -109,6 +110,11 @@ class AccessLog:
         return self._executor.submit(lambda: self._ledger.size).result()
 
     def close(self) -> None:
+        """Sign a checkpoint over what is not yet covered, and close; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+
         def finish() -> None:
             if self._since_checkpoint:
                 self._ledger.sign_checkpoint(now=now_jst())

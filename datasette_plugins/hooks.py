@@ -28,6 +28,15 @@ def asgi_wrapper(datasette: Any) -> Any:
 
 
 @hookimpl
+def shutdown(datasette: Any) -> None:
+    """Sign the access log's closing checkpoint. Runs in the ASGI lifespan shutdown, before
+    uvicorn re-raises SIGTERM/SIGINT (which would skip a `finally` in `kansa serve`)."""
+    site = getattr(datasette, "kansa_site", None)
+    if site is not None:
+        site.log.close()
+
+
+@hookimpl
 def menu_links(datasette: Any, actor: Any) -> list[dict[str, str]] | None:
     if not actor or getattr(datasette, "kansa_site", None) is None:
         return None

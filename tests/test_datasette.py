@@ -388,3 +388,45 @@ def test_cli_auditor_add_list_remove_and_serve_errors(tmp_path: Path, site: dict
     assert runner.invoke(main, ["auditor", "list", "--ledger", str(db)]).output == "carol\tauditor,sql\n"
     assert runner.invoke(main, ["auditor", "remove", "carol", "--ledger", str(db)]).exit_code == 0
     assert runner.invoke(main, ["auditor", "list", "--ledger", str(db)]).output == ""
+
+
+def test_kansa_serve_signs_the_access_log_when_stopped(site: dict[str, Any], tmp_path: Path) -> None:
+    """SIGTERM ends `kansa serve` gracefully: Datasette's shutdown hook signs the access log's
+    closing checkpoint over everything recorded, so the log's tail is covered too."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    shutil.copytree(site["db"].parent, tmp_path / "w")
+    db = tmp_path / "w" / "ledger.db"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kansa = Path(sys.executable).parent / "kansa"
+    server = subprocess.Popen(
+        [str(kansa), "serve", str(db), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/-/login", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.time() < deadline and server.poll() is None, "kansa serve did not start"
+                time.sleep(0.2)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as web:
+            assert web.post("/-/login", data={"username": "alice", "password": PASSWORD}).status_code == 302
+            assert web.get("/ledger").status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    log = default_access_log_path(db)
+    with Ledger.open(log, readonly=True) as access:
+        latest = access.latest_checkpoint()
+        assert latest is not None and latest.size == access.size >= 2
+    assert verify_ledger(log).ok
