@@ -130,9 +130,9 @@ def _summary(
     echo(f"  {kansa} check {db} --month {checks[0].month} --format table   # 所見とKPI findings and KPIs")
     echo(f"  {kansa} ledger verify {db}   # 台帳の検証 verify the ledger")
     echo(f"  {kansa} ledger export {db} | head   # 公開形式 the public format")
-    month = checks[0].month
+    first = checks[0].month
     echo(
-        f"  {kansa} report {db} --month {month} --out {db.parent}/report-{month}.html"
+        f"  {kansa} report {db} --month {first} --out {db.parent}/report-{first}.html"
         f" --deliverables {db.parent}/deliverables   # 月次レビューと市への報告 monthly review and reports"
     )
     echo(

@@ -408,7 +408,9 @@ def test_kansa_serve_signs_the_access_log_when_stopped(site: dict[str, Any], tmp
         port = s.getsockname()[1]
     kansa = Path(sys.executable).parent / "kansa"
     server = subprocess.Popen(
-        [str(kansa), "serve", str(db), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(kansa), "serve", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 30
