@@ -218,6 +218,7 @@ def test_incremental_verify_catches_tampering_after_and_before_the_checkpoint(ma
         "INSERT INTO tree_nodes VALUES (1, 999, zeroblob(32))",  # a stray node beyond the ledger
         "INSERT INTO tree_nodes VALUES (9, 0, zeroblob(32))",  # a level the ledger cannot have
         "INSERT INTO tree_nodes VALUES (0, 3, zeroblob(32))",  # level 0 lives in entries
+        "INSERT INTO tree_nodes VALUES (1, -1, zeroblob(32))",  # an index no subtree has
     ],
 )
 def test_incremental_verify_counts_the_tree_nodes_after_the_checkpoint(make_ledger, sql: str) -> None:
@@ -229,6 +230,7 @@ def test_incremental_verify_counts_the_tree_nodes_after_the_checkpoint(make_ledg
     assert verify_since(led.path, trusted).ok
     tamper(led.path, sql)
     assert not verify_since(led.path, trusted).ok
+    assert not verify_ledger(led.path).ok
 
 
 def test_incremental_verify_refuses_a_checkpoint_beyond_the_ledger(ledger12) -> None:
