@@ -54,10 +54,6 @@ class Deliverable:
 CASE_NUMBER = "案件番号 city case no."
 
 
-def _case_number_header() -> str:
-    return CASE_NUMBER
-
-
 def daily_reports(review: MonthlyReview) -> list[Deliverable]:
     """One report per calling day: calls, results by category, contacts, promises."""
     ctx = review.ctx
@@ -122,7 +118,7 @@ def number_results(review: MonthlyReview) -> Sheet:
         )
     headers = [
         "案件 case",
-        _case_number_header(),
+        CASE_NUMBER,
         "番号 number",
         "種別 kind",
         "架電回数 attempts",
@@ -204,7 +200,7 @@ def sms_reports(review: MonthlyReview) -> list[Deliverable]:
             )
     headers = [
         "案件 case",
-        _case_number_header(),
+        CASE_NUMBER,
         "番号 number",
         "日時 at",
         "キャリア carrier",
@@ -238,7 +234,7 @@ def sms_candidates(review: MonthlyReview) -> Deliverable:
             continue
         attempts = len([c for c in case.calls if ctx.in_month(c.at)])
         rows.append([ref, "", " ".join(mobiles), attempts])
-    headers = ["案件 case", _case_number_header(), "携帯番号 mobile number refs", "架電回数 attempts"]
+    headers = ["案件 case", CASE_NUMBER, "携帯番号 mobile number refs", "架電回数 attempts"]
     return Deliverable(
         "sms_candidates",
         review.month,

@@ -31,8 +31,6 @@ from datasette.plugins import pm
 from datasette.utils import await_me_maybe, baseconv
 from datasette.utils.asgi import Request
 
-from .site import site_of
-
 Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[
@@ -95,7 +93,6 @@ def wrap(app: ASGIApp, datasette: Any) -> ASGIApp:
         path = scope.get("path", "")
         if scope["type"] != "http" or site is None or path.startswith(UNLOGGED_PREFIXES):
             return await app(scope, receive, send)
-        site = site_of(datasette)
         method = scope["method"]
         login = path == "/-/login" and method == "POST"
         actor = await actor_of(datasette, scope, receive)

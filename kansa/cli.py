@@ -52,10 +52,10 @@ def user_errors() -> Iterator[None]:
 
 
 def envelope(kind: str, actor: str, data: dict[str, Any], moment: datetime) -> dict[str, Any]:
-    """An event as events.md frames it, with a fresh id, happening now."""
-    import uuid
+    """An event as events.md frames it, with a fresh UUIDv7 id (as events.md recommends)."""
+    from dialer_core.client import uuid7
 
-    return {"id": str(uuid.uuid4()), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
+    return {"id": uuid7(moment), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
 
 
 def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:
@@ -617,10 +617,10 @@ def report(
 ) -> None:
     """The monthly review notebook as one offline HTML file, and the city's deliverables."""
     from compliance import CheckError
+    from compliance.deliverables import all_deliverables
 
     from .report import (
         ReportError,
-        deliverables_of,
         fill_case_numbers,
         html_to_pdf,
         render_report,
@@ -652,12 +652,12 @@ def report(
         if pdf:
             try:
                 html_to_pdf(Path(out), Path(pdf))
-            except (ReportError, subprocess_error()) as exc:
+            except ReportError as exc:
                 raise click.ClickException(f"PDF: {exc}") from exc
             click.echo(f"pdf: {pdf}")
         if not deliverables_dir:
             return
-        deliverables = deliverables_of(rendered.review)
+        deliverables = all_deliverables(rendered.review)
         target = open_ledger(db, key, signing=True) if (store_path or submit) else None
         if store_path:
             from dialer_core.datastore import DataStore, DataStoreError
@@ -694,9 +694,3 @@ def report(
             ]
             appended = target.append([Submission(e) for e in events], now=moment)
             click.echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
-
-
-def subprocess_error() -> type[Exception]:
-    import subprocess
-
-    return subprocess.SubprocessError

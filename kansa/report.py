@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet, all_deliverables
+from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet
 from compliance.review import MonthlyReview
 
 from .views import STYLE, chart_svg
@@ -48,10 +48,11 @@ def notebook_path() -> Path:
     return Path(str(resources.files("notebooks").joinpath(NOTEBOOK)))
 
 
-def _load_app(path: Path) -> Any:
+def load_notebook_app(path: Path) -> Any:
+    """A marimo notebook's `app`, loaded from its file (notebooks are scripts, not modules)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("kansa_monthly_review", path)
+    spec = importlib.util.spec_from_file_location(f"kansa_notebook_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ReportError(f"cannot load the notebook {path}")
     module = importlib.util.module_from_spec(spec)
@@ -84,7 +85,7 @@ def versions() -> dict[str, str]:
 def render_report(db: Path | str, month: str, *, checkpoint: str | None = None) -> RenderedReport:
     path = notebook_path()
     source = path.read_bytes()
-    app = _load_app(path)
+    app = load_notebook_app(path)
     outputs, defs = app.run(defs={"ledger_path": str(db), "month": month, "checkpoint_note": checkpoint})
     review: MonthlyReview | None = defs.get("review")
     if review is None:
@@ -184,10 +185,6 @@ def write_deliverables(deliverables: list[Deliverable], out_dir: Path) -> list[W
     return written
 
 
-def deliverables_of(review: MonthlyReview) -> list[Deliverable]:
-    return all_deliverables(review)
-
-
 # -- PDF -----------------------------------------------------------------------------------------
 
 
@@ -201,21 +198,24 @@ def html_to_pdf(html_path: Path, pdf_path: Path) -> None:
     if browser is None:
         raise ReportError("no chromium to print the PDF with: `apt-get install chromium` (make install does)")
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                f"--user-data-dir={profile}",
-                "--no-pdf-header-footer",
-                f"--print-to-pdf={pdf_path}",
-                html_path.resolve().as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        try:
+            subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    f"--user-data-dir={profile}",
+                    "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf_path}",
+                    html_path.resolve().as_uri(),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise ReportError(f"chromium failed: {exc}") from exc
     if not pdf_path.exists() or not pdf_path.read_bytes().startswith(b"%PDF"):
         raise ReportError("chromium did not write the PDF")

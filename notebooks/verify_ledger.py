@@ -25,6 +25,8 @@ with app.setup:
     from nacl.exceptions import BadSignatureError
     from nacl.signing import VerifyKey
 
+    from ledger import Ledger  # only to fetch proofs, as `kansa ledger prove` would print them
+
     def leaf_hash(leaf: bytes) -> bytes:
         """RFC 6962 §2.1: SHA-256(0x00 || leaf)."""
         return hashlib.sha256(b"\x00" + leaf).digest()
@@ -185,13 +187,11 @@ def step2(checkpoints, vkey):
 
 
 @app.cell
-def step3(conn, latest):
-    from ledger import Ledger
-
+def step3(conn, latest, ledger_path):
     _size = latest["size"]
     _picks = sorted({0, _size // 2, _size - 1}) if _size else []
     inclusion = []
-    with Ledger.open(conn.execute("PRAGMA database_list").fetchone()[2], readonly=True) as _ledger:
+    with Ledger.open(ledger_path, readonly=True) as _ledger:
         for _i in _picks:
             # The proof comes from the ledger (`kansa ledger prove`); the check below does not.
             _proof = _ledger.inclusion_proof(_i, _size)
@@ -212,14 +212,12 @@ def step3(conn, latest):
 
 
 @app.cell
-def step4(checkpoints, conn, latest, vkey):
-    from ledger import Ledger as _L
-
+def step4(checkpoints, latest, ledger_path, vkey):
     consistency = None
     if len(checkpoints) >= 2:
         _old_ok, _old_body = open_note(checkpoints[0][1], vkey)
         _old_size, _old_root = int(_old_body.splitlines()[1]), base64.b64decode(_old_body.splitlines()[2])
-        with _L.open(conn.execute("PRAGMA database_list").fetchone()[2], readonly=True) as _ledger:
+        with Ledger.open(ledger_path, readonly=True) as _ledger:
             _proof = _ledger.consistency_proof(_old_size, latest["size"]) if _old_size else []
         consistency = (
             _old_size,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import re
@@ -23,6 +22,7 @@ from openpyxl import load_workbook
 
 from compliance.review import attempts_rows, custody_rows, load_review
 from kansa.cli import main
+from kansa.report import load_notebook_app
 from ledger import Ledger, Submission
 from ledger.commands import default_key_path
 
@@ -270,11 +270,7 @@ def test_report_errors_are_one_line(site: dict[str, Any], tmp_path: Path) -> Non
 
 
 def load_notebook(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"nb_{name}", ROOT / "notebooks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+    return load_notebook_app(ROOT / "notebooks" / f"{name}.py")
 
 
 def test_monthly_review_runs_as_a_script_with_help(site: dict[str, Any]) -> None:
