@@ -4,9 +4,10 @@ It reads the ledger up to a signed checkpoint and never the wall clock, so
 the same checkpoint always gives the same findings.
 """
 
-from .engine import CheckError, CheckResult, Context, check_ledger, evaluate, to_json
+from .context import Context
+from .engine import CheckError, CheckResult, check_ledger, evaluate, to_json
 from .model import Entry, Finding
-from .profile import Profile, ProfileError, load_profile
+from .profiles import Profile, ProfileError, load_profile
 from .rules import RULES
 
 __all__ = [

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .contract_calendar import month_of
+from contract.calendar import month_of
+
 from .kpis import cases_in, reached
 from .review import MonthlyReview, numbers_called
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Context
+    from .context import Context
 
 
 def _ratio(numerator: int, denominator: int, target: float | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .contract_calendar import tokyo
+from contract.calendar import tokyo
 
 SEVERITIES = ("violation", "judgement", "info")
 

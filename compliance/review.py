@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.calendar import is_weekday
 from ledger import Report, verify_ledger
 
-from .contract_calendar import is_weekday
-from .engine import CheckResult, Context, check_with_context
+from .context import Context
+from .engine import CheckResult, check_with_context
 from .state import Call
 
 Row = dict[str, Any]

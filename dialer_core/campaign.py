@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from compliance.contract_calendar import is_weekday as national_is_weekday  # noqa: F401 (re-exported)
-from compliance.contract_calendar import month_days
-from compliance.profile import Profile
+from contract.calendar import is_weekday as national_is_weekday  # noqa: F401 (re-exported)
+from contract.calendar import month_days
+from contract.profile import Profile
 
 IsWeekday = Callable[[date], bool]
 

@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from compliance.contract_calendar import TOKYO
-from compliance.profile import Profile
+from contract.calendar import TOKYO
+from contract.profile import Profile
 
 from .campaign import Campaign, IsWeekday, national_is_weekday
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from compliance import Entry, evaluate, load_profile
-from compliance.contract_calendar import TOKYO
 from compliance.model import Finding
+from contract.calendar import TOKYO
 
 LEDGER_KEY = "test.example/ledger+00000000"
 

@@ -18,8 +18,8 @@ from story import Story
 from test_compliance_rules import SCENARIOS, nhi, report, three_calls
 
 from compliance import ProfileError, load_profile
-from compliance.contract_calendar import add_business_days, is_business_day, is_weekday
-from compliance.profile import parse_profile
+from compliance.profiles import parse_profile
+from contract.calendar import add_business_days, is_business_day, is_weekday
 from kansa.cli import main
 from ledger import Ledger, Submission
 
@@ -195,7 +195,7 @@ def test_calendar_knows_substitute_and_citizens_holidays_and_the_closure() -> No
 
 
 def _raw(profile: str) -> dict:
-    return tomllib.loads(resources.files("compliance").joinpath("profiles", f"{profile}.toml").read_text())
+    return tomllib.loads(resources.files("contract").joinpath("profiles", f"{profile}.toml").read_text())
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_profile_errors_name_the_key(edit, message) -> None:
 
 
 def test_a_third_contract_is_a_new_file(tmp_path: Path) -> None:
-    text = resources.files("compliance").joinpath("profiles", "nagaoka-nhi-2026.toml").read_text()
+    text = resources.files("contract").joinpath("profiles", "nagaoka-nhi-2026.toml").read_text()
     third = tmp_path / "other-city-2027.toml"
     third.write_text(
         text.replace('id = "nagaoka-nhi-2026"', 'id = "other-city-2027"').replace(

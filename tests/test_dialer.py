@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from conftest import NOW
 
 from compliance import load_profile
-from compliance.contract_calendar import TOKYO
-from compliance.contract_calendar import is_weekday as real_is_weekday
+from contract.calendar import TOKYO
+from contract.calendar import is_weekday as real_is_weekday
 from dialer_core.campaign import Campaign, CampaignError, check_feasible, plan_days
 from dialer_core.datastore import DataStore, Destroyed
 from dialer_core.scheduler import Attempt, CaseProgress, NumberProgress, Scheduler

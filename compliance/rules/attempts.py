@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..contract_calendar import add_business_days, end_of_day, is_weekday
+from contract.calendar import add_business_days, end_of_day, is_weekday
+
 from ..model import Entry, Finding
 from ..state import NON_CONTACT, Call, Case
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 ESCALATING_REQUESTS = ("installment", "refusal", "tax_dispute")
 

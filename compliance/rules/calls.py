@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..contract_calendar import is_weekday
+from contract.calendar import is_weekday
+
 from ..model import Finding
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 
 def _fmt(moment: object) -> str:

@@ -8,12 +8,13 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ..contract_calendar import add_business_days, end_of_day, month_days, next_month
+from contract.calendar import add_business_days, end_of_day, month_days, next_month
+
 from ..model import Entry, Finding
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 ORDER = (
     "custody.received",

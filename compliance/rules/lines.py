@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..contract_calendar import month_days
+from contract.calendar import month_days
+
 from ..model import Entry, Finding
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 # A landline with an area code: 0 then a non-zero digit, and not free dial (0120, 0800),
 # IP (050) or mobile (070, 080, 090, 060). Separators are ignored.

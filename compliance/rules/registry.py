@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
     from ..model import Finding
 
 RuleFn = Callable[["Context"], Iterator["Finding"]]

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..contract_calendar import add_business_days, at_time, end_of_day
+from contract.calendar import add_business_days, at_time, end_of_day
+
 from ..model import Entry, Finding
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 
 def _report(ctx: Context, kind: str, covers: str) -> Entry | None:

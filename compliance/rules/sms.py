@@ -10,7 +10,7 @@ from ..model import Entry, Finding
 from .registry import rule
 
 if TYPE_CHECKING:
-    from ..engine import Context
+    from ..context import Context
 
 
 def _by_case(ctx: Context) -> dict[str, list[Entry]]:

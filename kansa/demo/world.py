@@ -26,16 +26,15 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from compliance.contract_calendar import TOKYO, add_business_days, month_days
-from compliance.profile import Profile
+from contract.calendar import TOKYO, add_business_days, month_days
+from contract.profile import Profile
+from dialer_core.adapters import Simulator
+from dialer_core.campaign import Campaign, IsWeekday, national_is_weekday, plan_days
+from dialer_core.client import OperatorClient, local_transport
+from dialer_core.datastore import DataStore
+from dialer_core.scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
+from dialer_core.targets import import_targets
 from ledger import Ledger, Signer, Submission
-
-from .adapters import Simulator
-from .campaign import Campaign, IsWeekday, national_is_weekday, plan_days
-from .client import OperatorClient, local_transport
-from .datastore import DataStore
-from .scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
-from .targets import import_targets
 
 FAMILY = [
     "佐藤",

@@ -7,13 +7,12 @@ the bad one, e.g. `nagaoka-nhi-2026.toml: attempts.per_number: expected an integ
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from .rules import RULES
 
 
 class ProfileError(ValueError):
@@ -132,7 +131,11 @@ def _non_negative(v: int) -> bool:
     return v >= 0
 
 
-def parse_profile(raw: dict[str, Any], source: str) -> Profile:
+def parse_profile(
+    raw: dict[str, Any], source: str, *, known_rules: Collection[str] | None = None
+) -> Profile:
+    """A profile from parsed TOML. ``known_rules`` (the compliance engine's registry) lets the
+    caller refuse clause ids it has no rule for; the contract package itself knows no rules."""
     r = _Reader(raw, source)
     months = r.get(
         "calling_months",
@@ -147,7 +150,7 @@ def parse_profile(raw: dict[str, Any], source: str) -> Profile:
         raise ProfileError(f"{source}: {exc}") from exc
     bands = r.get("hours.time_bands", list, lambda v: len(v) >= 1, "a list of [start, end]")
     clauses = r.get("clauses", dict, what="a table of rule id = clause")
-    unknown_rules = sorted(set(clauses) - set(RULES))
+    unknown_rules = sorted(set(clauses) - set(known_rules)) if known_rules is not None else []
     if unknown_rules:
         raise ProfileError(f"{source}: clauses.{unknown_rules[0]}: no such rule")
     quotes = r.get("quotes", dict, what="a table of rule id = the contract's words")
@@ -240,13 +243,13 @@ def _band(source: str, band: Any) -> tuple[time, time]:
     return start, end
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
+def load_profile(name_or_path: str | Path, *, known_rules: Collection[str] | None = None) -> Profile:
     """A shipped profile by id (e.g. nagaoka-nhi-2026), or a .toml file by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.exists():
         text, source = path.read_text("utf-8"), path.name
     else:
-        resource = resources.files("compliance").joinpath("profiles", f"{name_or_path}.toml")
+        resource = resources.files("contract").joinpath("profiles", f"{name_or_path}.toml")
         if not resource.is_file():
             raise ProfileError(f"no contract profile {name_or_path!r}")
         text, source = resource.read_text("utf-8"), f"{name_or_path}.toml"
@@ -254,4 +257,4 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: {exc}") from exc
-    return parse_profile(raw, source)
+    return parse_profile(raw, source, known_rules=known_rules)

@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from compliance import CheckResult, check_ledger, load_profile
-from compliance.contract_calendar import month_days, next_month
 from compliance.results import default_results_path, write_results
+from contract.calendar import month_days, next_month
 from dialer_core.campaign import IsWeekday, national_is_weekday
 from dialer_core.datastore import DataStore
-from dialer_core.simulation import MonthReport, World
 from ledger import Ledger, verify_ledger
 from ledger.commands import init_ledger
+
+from .world import MonthReport, World
 
 ORIGIN = "kansa.demo/nagaoka-nhi-2026"
 PROFILE = "nagaoka-nhi-2026"

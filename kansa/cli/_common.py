@@ -1,0 +1,83 @@
+"""What every `kansa` command shares: the clock at the edge, one-line errors, key options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ledger import (
+    CheckpointError,
+    KeyFileError,
+    Ledger,
+    LedgerError,
+    NoteError,
+    ProofError,
+)
+from ledger.commands import (
+    LineError,
+    default_key_path,
+)
+
+EXPECTED = (LedgerError, KeyFileError, NoteError, CheckpointError, ProofError, LineError, OSError)
+
+
+def now() -> datetime:
+    """The wall clock, read here at the edge and passed inward."""
+    return datetime.now(UTC)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected failures reach the user as one clear line, never a traceback."""
+    try:
+        yield
+    except EXPECTED as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def envelope(kind: str, actor: str, data: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """An event as events.md frames it, with a fresh UUIDv7 id (as events.md recommends)."""
+    from dialer_core.client import uuid7
+
+    return {"id": uuid7(moment), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
+
+
+def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:
+    key_path = key if key is not None else (str(default_key_path(db)) if signing else None)
+    return Ledger.open(db, key_path=key_path)
+
+
+key_option = click.option(
+    "--key",
+    "key",
+    type=click.Path(dir_okay=False),
+    envvar="KANSA_LEDGER_KEY",
+    help="The ledger's signing key file (default: DB.key beside the database).",
+)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing in scripts."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

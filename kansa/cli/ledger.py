@@ -1,0 +1,202 @@
+"""The `kansa ledger` commands: the append-only store (docs/verification.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+import click
+
+from ledger import (
+    verify_ledger,
+    verify_since,
+)
+from ledger.commands import (
+    LineError,
+    append_lines,
+    consistency_json,
+    export_lines,
+    inclusion_json,
+    init_ledger,
+)
+
+from ._common import key_option, now, open_ledger, progress_bar, user_errors
+
+
+@click.group()
+def ledger() -> None:
+    """The append-only, signed, hash-chained ledger (shared/spec/verification.md)."""
+
+
+@ledger.command("init")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.option("--origin", required=True, help="The log's name, e.g. nagaoka.example/kansa/nhi-2026.")
+@click.option("--contract", required=True, help="The contract profile id, e.g. nagaoka-nhi-2026.")
+@key_option
+def ledger_init(db: str, origin: str, contract: str, key: str | None) -> None:
+    """Create the ledger DB and its signing key (kept outside the database file)."""
+    with user_errors():
+        created, key_path = init_ledger(db, origin=origin, contract=contract, key_path=key, now=now())
+        click.echo(f"created ledger {db} for {contract}")
+        click.echo(f"signing key: {key_path.resolve()} (mode 0600; keep it off the database host's backups)")
+        click.echo(f"verifier key: {created.verifier.vkey}")
+
+
+@ledger.command("append")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@key_option
+def ledger_append(db: str, file: TextIO, key: str | None) -> None:
+    """Append events from FILE (JSON Lines, or - for stdin); print each entry's index.
+
+    A line is an event envelope, signed here with the ledger's key, or
+    {"event": ..., "sig": {"key", "ed25519"}} signed by a registered key.
+    One bad line appends nothing.
+    """
+    with user_errors():
+        target = open_ledger(db, key, signing=True)
+        try:
+            results = append_lines(target, file, now=now())
+        except LineError as exc:
+            raise click.ClickException(f"{exc}; nothing from this file was appended") from exc
+        for result in results:
+            click.echo(result.index)
+            if not result.created:
+                click.echo(f"entry {result.index} was already in the ledger (same id and content)", err=True)
+
+
+@ledger.command("checkpoint")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@key_option
+def ledger_checkpoint(db: str, key: str | None) -> None:
+    """Sign a checkpoint of the current size and print the signed note."""
+    with user_errors():
+        stored = open_ledger(db, key, signing=True).sign_checkpoint(now=now())
+        click.echo(stored.note, nl=False)
+
+
+@ledger.command("vkey")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+def ledger_vkey(db: str) -> None:
+    """Print the verifier key line."""
+    with user_errors():
+        click.echo(open_ledger(db).verifier.vkey)
+
+
+@ledger.command("export")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--from", "start", type=click.IntRange(min=0), default=0, help="First index.")
+@click.option("--to", "stop", type=click.IntRange(min=0), default=None, help="Stop before this index.")
+def ledger_export(db: str, start: int, stop: int | None) -> None:
+    """Print entries as JSON Lines: {"index", "leaf" (base64), "leaf_hash"}."""
+    with user_errors():
+        for line in export_lines(open_ledger(db), start, stop):
+            click.echo(line)
+
+
+@ledger.command("prove")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.argument("index", type=click.IntRange(min=0))
+@click.option(
+    "--size", type=click.IntRange(min=1), default=None, help="Tree size (default: the latest checkpoint's)."
+)
+def ledger_prove(db: str, index: int, size: int | None) -> None:
+    """Print the RFC 6962 inclusion proof of entry INDEX in the tree of --size entries."""
+    with user_errors():
+        target = open_ledger(db)
+        if size is None:
+            latest = target.latest_checkpoint()
+            if latest is None:
+                raise click.ClickException("no checkpoint yet: give --size")
+            size = latest.size
+        click.echo(json.dumps(inclusion_json(target, index, size)))
+
+
+@ledger.command("consistency")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1))
+def ledger_consistency(db: str, old: int, new: int) -> None:
+    """Print the RFC 6962 consistency proof from tree size OLD to NEW."""
+    with user_errors():
+        click.echo(json.dumps(consistency_json(open_ledger(db), old, new)))
+
+
+@ledger.command("verify")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--checkpoint",
+    "checkpoint",
+    type=click.File("r", encoding="utf-8"),
+    help="A signed checkpoint you kept: catches truncation and rewritten history.",
+)
+@click.option(
+    "--since-checkpoint",
+    "since",
+    type=click.File("r", encoding="utf-8"),
+    help="Verify incrementally from this trusted checkpoint.",
+)
+@click.option("--vkey", help="The verifier key you trust (default: the one stored in DB).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: cores).")
+@click.option("--events", "check_events", is_flag=True, help="Also check every event against the vocabulary.")
+def ledger_verify(
+    db: str, checkpoint: Any, since: Any, vkey: str | None, workers: int | None, check_events: bool
+) -> None:
+    """Check the chain, every signature, column, tree node and checkpoint; exit 1 at the first bad index."""
+    kept = checkpoint.read() if checkpoint else None
+    with progress_bar("verifying") as progress:
+        if since is not None:
+            report = verify_since(
+                db,
+                since.read(),
+                checkpoint=kept,
+                vkey=vkey,
+                workers=workers,
+                progress=progress,
+                check_events=check_events,
+            )
+        else:
+            report = verify_ledger(
+                db, checkpoint=kept, vkey=vkey, workers=workers, progress=progress, check_events=check_events
+            )
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
+
+
+@ledger.command("serve")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback by default; put TLS and client certificates in a reverse proxy.",
+)
+@click.option("--port", default=8730, show_default=True, type=int)
+@click.option(
+    "--checkpoint-seconds",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Sign a checkpoint at least this often while entries arrive.",
+)
+@click.option(
+    "--checkpoint-entries",
+    default=1000,
+    show_default=True,
+    type=int,
+    help="... and at least every this many entries.",
+)
+@key_option
+def ledger_serve(
+    db: str, host: str, port: int, checkpoint_seconds: float, checkpoint_entries: int, key: str | None
+) -> None:
+    """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints)."""
+    import uvicorn
+
+    from ledger.service import ServiceConfig, create_app
+
+    with user_errors():
+        target = open_ledger(db, key, signing=True)
+        app = create_app(target, clock=now, config=ServiceConfig(checkpoint_seconds, checkpoint_entries))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

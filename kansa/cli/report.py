@@ -1,0 +1,136 @@
+"""`kansa report`: the monthly review and the contract's deliverables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ledger import Submission
+
+from ._common import envelope, key_option, now, open_ledger, user_errors
+
+
+@click.command("report")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False), help="The HTML report to write."
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A kept signed checkpoint note (default: the latest stored).",
+)
+@click.option(
+    "--deliverables",
+    "deliverables_dir",
+    type=click.Path(file_okay=False),
+    help="Also write the contract's deliverables here (Excel and CSV with BOM).",
+)
+@click.option(
+    "--pdf", "pdf", type=click.Path(dir_okay=False), help="Also print the report to PDF (chromium)."
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The encrypted data store: adds the city's case numbers to the deliverables (each read is logged).",
+)
+@click.option("--by", help="Who makes the report (a staff id): needed with --store and --submit.")
+@click.option("--submit", is_flag=True, help="Record each deliverable file's SHA-256 as report.submitted.")
+@click.option("--to", default="city", show_default=True, help="Recipient named in report.submitted.")
+@key_option
+def report(
+    db: str,
+    month: str,
+    out: str,
+    checkpoint_file: str | None,
+    deliverables_dir: str | None,
+    pdf: str | None,
+    store_path: str | None,
+    by: str | None,
+    submit: bool,
+    to: str,
+    key: str | None,
+) -> None:
+    """The monthly review notebook as one offline HTML file, and the city's deliverables."""
+    from compliance import CheckError
+    from compliance.deliverables import all_deliverables
+    from kansa.report import (
+        ReportError,
+        fill_case_numbers,
+        html_to_pdf,
+        render_report,
+        write_deliverables,
+    )
+
+    if (store_path or submit) and not by:
+        raise click.UsageError("--store and --submit need --by (who makes the report)")
+    if submit and not deliverables_dir:
+        raise click.UsageError("--submit needs --deliverables DIR")
+    note = Path(checkpoint_file).read_text("utf-8") if checkpoint_file else None
+    with user_errors():
+        try:
+            click.echo(f"{month}: 台帳を検証して月次レビューを作成中 verifying and reviewing …", err=True)
+            rendered = render_report(db, month, checkpoint=note)
+        except (CheckError, ReportError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        Path(out).write_text(rendered.html, encoding="utf-8")
+        cp = rendered.review.checkpoint
+        verified = rendered.review.verification
+        click.echo(
+            f"report: {out}  (checkpoint {cp['origin']} size {cp['size']},"
+            f" notebook sha256 {rendered.notebook_sha256[:16]}…)"
+        )
+        if verified is not None and not verified.ok:
+            raise click.ClickException(
+                f"the ledger does NOT verify: {verified.summary()} (the report says so too)"
+            )
+        if pdf:
+            try:
+                html_to_pdf(Path(out), Path(pdf))
+            except ReportError as exc:
+                raise click.ClickException(f"PDF: {exc}") from exc
+            click.echo(f"pdf: {pdf}")
+        if not deliverables_dir:
+            return
+        deliverables = all_deliverables(rendered.review)
+        target = open_ledger(db, key, signing=True) if (store_path or submit) else None
+        if store_path:
+            from dialer_core.datastore import DataStore, DataStoreError
+
+            assert target is not None and by is not None
+
+            def log_view(data: dict[str, Any]) -> None:
+                moment = now()
+                target.append([Submission(envelope("access.viewed", by, data, moment))], now=moment)
+
+            with DataStore(store_path) as store:
+
+                def lookup(ref: str) -> str:
+                    try:
+                        return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
+                    except DataStoreError:
+                        return "（削除済み destroyed）"
+
+                fill_case_numbers(deliverables, lookup)
+        written = write_deliverables(deliverables, Path(deliverables_dir))
+        for f in written:
+            click.echo(f"  {f.path}  sha256 {f.sha256}")
+        if submit:
+            assert target is not None and by is not None
+            moment = now()
+            events = [
+                envelope(
+                    "report.submitted",
+                    by,
+                    {"kind": f.kind, "covers": f.covers, "sha256": f.sha256, "to": to},
+                    moment,
+                )
+                for f in written
+            ]
+            appended = target.append([Submission(e) for e in events], now=moment)
+            click.echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
