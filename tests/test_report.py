@@ -297,35 +297,80 @@ def test_monthly_review_app_run_shows_verification_then_the_month(site: dict[str
     assert first < next(i for i, t in enumerate(texts) if "KPIs against targets" in t)
 
 
+def verify_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """The verification notebook in script mode, run by a Python that does not see Kansa."""
+    return subprocess.run(
+        [sys.executable, "-I", str(ROOT / "notebooks" / "verify_ledger.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
+
+
+def test_verify_notebook_imports_nothing_of_kansa() -> None:
+    source = (ROOT / "notebooks" / "verify_ledger.py").read_text("utf-8")
+    imported = set(re.findall(r"^\s*(?:from|import) ([A-Za-z_0-9]+)", source, re.M))
+    assert imported <= {
+        "marimo",
+        "nacl",
+        "argparse",
+        "base64",
+        "binascii",
+        "hashlib",
+        "json",
+        "sqlite3",
+        "sys",
+        "dataclasses",
+        "pathlib",
+    }, imported
+
+
 def test_verify_notebook_checks_independently_and_catches_tampering(
     site: dict[str, Any], tmp_path: Path
 ) -> None:
     app = load_notebook("verify_ledger")
     with Ledger.open(site["db"], readonly=True) as ledger:
         vkey = ledger.verifier.vkey
-    _, defs = app.run(defs={"ledger_path": str(site["db"]), "trusted_vkey": vkey})
+    _, defs = app.run(defs={"ledger_path": str(site["db"]), "trusted_vkey": vkey, "checkpoint_file": None})
     assert defs["signature_ok"] and defs["all_ok"]
     assert all(ok for _, ok, _ in defs["inclusion"]) and len(defs["inclusion"]) == 3
-    assert defs["consistency"] is not None and defs["consistency"][2]
-    # A rewritten leaf no longer proves; a foreign key does not sign.
+    # Script mode: the verdict on one line at the end, exit 0; `-I` keeps Kansa off the path.
+    good = verify_script("--ledger", str(site["db"]), "--vkey", vkey)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[-1].startswith("OK")
+    # A rewritten leaf no longer matches the signed root: exit 1.
     shutil.copytree(site["db"].parent, tmp_path / "w")
     copy = tmp_path / "w" / "ledger.db"
     conn = sqlite3.connect(copy)
     conn.execute("DROP TRIGGER entries_no_update")
-    conn.execute("UPDATE entries SET leaf = leaf || ' ' WHERE idx = 0")
+    conn.execute('UPDATE entries SET leaf = replace(leaf, \'"actor":"\', \'"actor":"x\') WHERE idx = 0')
     conn.commit()
     conn.close()
-    _, bad = app.run(defs={"ledger_path": str(copy), "trusted_vkey": vkey})
-    assert not bad["all_ok"] and not bad["inclusion"][0][1]
+    _, bad = app.run(defs={"ledger_path": str(copy), "trusted_vkey": vkey, "checkpoint_file": None})
+    assert not bad["all_ok"]
+    rewritten = verify_script("--ledger", str(copy), "--vkey", vkey)
+    assert rewritten.returncode == 1 and rewritten.stdout.splitlines()[-1].startswith("FAILED")
+    # A foreign key: the signature does not verify with it (not "an inconsistent tree").
     from ledger import Signer
 
+    foreign_vkey = Signer.generate("kansa.demo/nagaoka-nhi-2026").verifier.vkey
     _, foreign = app.run(
-        defs={
-            "ledger_path": str(site["db"]),
-            "trusted_vkey": Signer.generate("kansa.demo/nagaoka-nhi-2026").verifier.vkey,
-        }
+        defs={"ledger_path": str(site["db"]), "trusted_vkey": foreign_vkey, "checkpoint_file": None}
     )
     assert not foreign["signature_ok"] and not foreign["all_ok"]
+    other = verify_script("--ledger", str(site["db"]), "--vkey", foreign_vkey)
+    assert other.returncode == 1 and "the signature does not verify with this key" in other.stdout
+    # Could not check at all: one line, exit 2, no traceback.
+    for args in (
+        ["--ledger", str(tmp_path / "missing.db")],
+        ["--ledger", str(site["db"]), "--vkey", "garbage"],
+    ):
+        ran = verify_script(*args)
+        assert ran.returncode == 2 and ran.stdout == "" and len(ran.stderr.strip().splitlines()) == 1, (
+            ran.stderr
+        )
+        assert "Traceback" not in ran.stderr
 
 
 def test_marimo_check_strict_passes() -> None:
