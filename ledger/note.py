@@ -47,6 +47,22 @@ def key_hash(name: str, public_key: bytes) -> int:
     return int(struct.unpack(">I", digest[:4])[0])
 
 
+def split_vkey(vkey: str, alg: int) -> tuple[str, int, bytes]:
+    """`<name>+<hex key id>+base64(alg || 32-byte key)`: name, key id and key (id not yet checked)."""
+    name, sep, rest = vkey.partition("+")
+    hash_hex, sep2, key_b64 = rest.partition("+")
+    if not sep or not sep2 or not valid_key_name(name):
+        raise NoteError("malformed verifier key")
+    if len(hash_hex) != 8 or not all(c in "0123456789abcdef" for c in hash_hex):
+        raise NoteError("malformed verifier key id")
+    key = b64decode(key_b64)
+    if len(key) != 33:
+        raise NoteError("verifier key has the wrong length")
+    if key[0] != alg:
+        raise NoteError(f"verifier key algorithm {key[0]} is not {alg}")
+    return name, int(hash_hex, 16), key[1:]
+
+
 @dataclass(frozen=True)
 class Verifier:
     name: str
@@ -63,19 +79,9 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        name, sep, rest = vkey.partition("+")
-        hash_hex, sep2, key_b64 = rest.partition("+")
-        if not sep or not sep2 or not valid_key_name(name):
-            raise NoteError("malformed verifier key")
-        if len(hash_hex) != 8 or not all(c in "0123456789abcdef" for c in hash_hex):
-            raise NoteError("malformed verifier key id")
-        key = b64decode(key_b64)
-        if len(key) != 33:
-            raise NoteError("verifier key has the wrong length")
-        if key[0] != ALG_ED25519:
-            raise NoteError(f"unknown verifier algorithm {key[0]}")
-        verifier = cls.from_public_key(name, key[1:])
-        if verifier.key_id != int(hash_hex, 16):
+        name, key_id, public_key = split_vkey(vkey, ALG_ED25519)
+        verifier = cls.from_public_key(name, public_key)
+        if verifier.key_id != key_id:
             raise NoteError("verifier key id does not match its name and key")
         return verifier
 

@@ -14,6 +14,7 @@ from .keys import keys
 from .ledger import ledger
 from .report import report
 from .serve import serve
+from .witness import witness
 
 
 @click.group()
@@ -22,7 +23,7 @@ def main() -> None:
     """Kansa (監査): a verifiable ledger and contract checks for payment-reminder call centers."""
 
 
-for command in (ledger, keys, client, check, demo, custody, serve, auditor, report):
+for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -22,8 +22,18 @@ from ledger.commands import (
     LineError,
     default_key_path,
 )
+from ledger.witness import WitnessError
 
-EXPECTED = (LedgerError, KeyFileError, NoteError, CheckpointError, ProofError, LineError, OSError)
+EXPECTED = (
+    LedgerError,
+    KeyFileError,
+    NoteError,
+    CheckpointError,
+    ProofError,
+    LineError,
+    WitnessError,
+    OSError,
+)
 
 
 def now() -> datetime:

@@ -1,0 +1,53 @@
+"""Real servers for tests: a `kansa` subcommand on a free loopback port, killed by its pid."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+EXE = str(Path(sys.executable).parent / "kansa")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """`kansa ARGS --port P` running until stop(); ready once `probe` answers anything over HTTP."""
+
+    def __init__(self, args: list[str], log: Path, probe: str = "/") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args, self.log_path, self.probe = args, log, probe
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Served:
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed by stop)
+        self.proc = subprocess.Popen(
+            [EXE, *self.args, "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=self.log
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + self.probe, timeout=1)
+                return self
+            except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"kansa {' '.join(self.args)} did not start: " + self.log_path.read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc is not None:
+            self.log.close()
+            self.proc = None
