@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 
-from ledger import Signer, canonicalize, read_key
+from ledger import Signer, read_key
 from ledger.note import b64encode
 from ledger.vocabulary import EventError, load_vocabulary
+from ledger.wire import FINAL_STATUSES, signed
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -37,9 +38,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     error TEXT
 )
 """
-
-# Answers that will not change by retrying: the event itself is refused.
-_FINAL_REFUSALS = {401, 409, 422}
 
 
 def uuid7(now: datetime) -> str:
@@ -109,8 +107,7 @@ class OperatorClient:
             "data": data,
         }
         self._vocabulary.validate(event)  # refuse locally what the ledger would refuse
-        signature = self.signer.sign(canonicalize(event))
-        body = {"event": event, "sig": {"key": self.signer.verifier.key_ref, "ed25519": b64encode(signature)}}
+        body = signed(event, self.signer)
         self._db.execute(
             "INSERT INTO outbox (id, body, created) VALUES (?, ?, ?)",
             (event["id"], json.dumps(body, ensure_ascii=False), now.isoformat()),
@@ -161,7 +158,7 @@ class OperatorClient:
                 delivered += 1
                 delay = base_delay
                 continue
-            if response is not None and response.status_code in _FINAL_REFUSALS:
+            if response is not None and response.status_code in FINAL_STATUSES:
                 self._db.execute(
                     "UPDATE outbox SET state = 'rejected', error = ? WHERE seq = ?",
                     (f"{response.status_code} {response.text}", seq),
@@ -205,18 +202,16 @@ def key_registration(signer: Signer, *, by: str, now: datetime) -> dict[str, Any
 
 def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str], httpx.Response]:
     """Delivery straight into a Ledger on this host, answering as the service would (for the demo)."""
-    from ledger import AppendError, Signature, Submission
+    from ledger import AppendError
+    from ledger.wire import appended_body, appended_status, error_body, parse_signed, status_of
 
     def send(body: str) -> httpx.Response:
-        posted = json.loads(body)
-        item = Submission(posted["event"], Signature(posted["sig"]["key"], posted["sig"]["ed25519"]))
+        item = parse_signed(json.loads(body))
         try:
             (appended,) = ledger.append([item], now=clock())
         except AppendError as exc:
-            return httpx.Response(
-                AppendError.STATUS[exc.kind], json={"error": exc.message, "field": exc.field}
-            )
-        return httpx.Response(201 if appended.created else 200, json={"index": appended.index})
+            return httpx.Response(status_of(exc), json=error_body(exc))
+        return httpx.Response(appended_status(appended), json=appended_body(appended))
 
     return send
 

@@ -1,6 +1,6 @@
 """The public functions behind `kansa ledger ...`: each command is one call here.
 
-The output formats are a stable interface (shared/spec/verification.md):
+The output formats are a stable interface (docs/verification.md):
 outside tools script against them.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from .keyfile import write_key
 from .note import Signer, b64encode
-from .store import Appended, AppendError, Ledger, LedgerError, Signature, Submission
+from .store import Appended, AppendError, Ledger, LedgerError, Submission
+from .wire import is_signed, parse_signed
 
 
 def default_key_path(db: Path | str) -> Path:
@@ -46,15 +47,8 @@ class LineError(Exception):
 
 
 def parse_submission(value: Any) -> Submission:
-    """A line is an envelope (signed here with the ledger's key) or {"event": ..., "sig": ...}."""
-    if isinstance(value, dict) and "event" in value:
-        sig = value.get("sig")
-        if set(value) != {"event", "sig"} or not isinstance(sig, dict):
-            raise ValueError('a signed line has exactly "event" and "sig"')
-        if not isinstance(sig.get("key"), str) or not isinstance(sig.get("ed25519"), str):
-            raise ValueError('"sig" needs "key" and "ed25519" strings')
-        return Submission(value["event"], Signature(sig["key"], sig["ed25519"]))
-    return Submission(value)
+    """A line is an envelope (signed here with the ledger's key) or a ledger.wire submission."""
+    return parse_signed(value) if is_signed(value) else Submission(value)
 
 
 def read_submissions(lines: Iterable[str]) -> tuple[list[Submission], list[int]]:

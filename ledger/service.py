@@ -29,9 +29,9 @@ from starlette.routing import Route
 
 from .commands import consistency_json, export_lines, inclusion_json
 from .merkle import ProofError
-from .note import b64encode
-from .store import Appended, AppendError, Ledger, Signature, Submission
+from .store import Appended, AppendError, Ledger, Submission
 from .vocabulary import is_rfc3339
+from .wire import MALFORMED, WireError, appended_body, appended_status, error_body, parse_signed, status_of
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,9 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 
 
 def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
-    """A posted {"event", "sig"}; raises AppendError-like ValueError with the field named."""
-    if not isinstance(value, dict) or set(value) != {"event", "sig"}:
-        raise _BadRequest(f'{where}a body of exactly {{"event": ..., "sig": ...}}', f"{where}body")
-    sig = value["sig"]
-    if (
-        not isinstance(sig, dict)
-        or not isinstance(sig.get("key"), str)
-        or not isinstance(sig.get("ed25519"), str)
-    ):
-        raise _BadRequest('"sig" needs "key" and "ed25519" strings', f"{where}sig")
-    event = value["event"]
+    """A posted {"event", "sig"} (ledger.wire), refused if its `at` is ahead of the ledger's clock."""
+    item = parse_signed(value, where)
+    event = item.event
     if isinstance(event, dict) and isinstance(event.get("at"), str) and is_rfc3339(event["at"]):
         at = datetime.fromisoformat(event["at"])
         if at - clock() > MAX_FUTURE_SKEW:
@@ -165,14 +157,10 @@ def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
                 " ledger's clock",
                 f"{where}event.at",
             )
-    return Submission(event, Signature(sig["key"], sig["ed25519"]))
+    return item
 
 
-class _BadRequest(Exception):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+_BadRequest = WireError
 
 
 def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None) -> Starlette:
@@ -192,13 +180,12 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
         try:
             item = _parse_item(await read_json(request), clock)
         except _BadRequest as bad:
-            return _error(422, bad.message, bad.field)
+            return _error(MALFORMED, bad.message, bad.field)
         outcome = await asyncio.wrap_future(committer.submit([item]))
         if isinstance(outcome, AppendError):
-            return _error(AppendError.STATUS[outcome.kind], outcome.message, _field(outcome.field))
+            return JSONResponse(error_body(outcome), status_code=status_of(outcome))
         (appended,) = outcome
-        body = {"index": appended.index, "leaf_hash": b64encode(appended.leaf_hash)}
-        return JSONResponse(body, status_code=201 if appended.created else 200)
+        return JSONResponse(appended_body(appended), status_code=appended_status(appended))
 
     async def post_batch(request: Request) -> Response:
         try:
@@ -209,18 +196,13 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
                 raise _BadRequest(f"between 1 and {MAX_BATCH} events", "events")
             items = [_parse_item(v, clock, f"events[{i}].") for i, v in enumerate(body["events"])]
         except _BadRequest as bad:
-            return _error(422, bad.message, bad.field)
+            return _error(MALFORMED, bad.message, bad.field)
         outcome = await asyncio.wrap_future(committer.submit(items))
         if isinstance(outcome, AppendError):
-            return _error(
-                AppendError.STATUS[outcome.kind],
-                outcome.message,
-                f"events[{outcome.position}].{_field(outcome.field)}",
-                position=outcome.position,
-            )
-        created = any(a.created for a in outcome)
-        entries = [{"index": a.index, "leaf_hash": b64encode(a.leaf_hash)} for a in outcome]
-        return JSONResponse({"entries": entries}, status_code=201 if created else 200)
+            where = f"events[{outcome.position}]."
+            return JSONResponse(error_body(outcome, where), status_code=status_of(outcome))
+        entries = [appended_body(a) for a in outcome]
+        return JSONResponse({"entries": entries}, status_code=appended_status(*outcome))
 
     def _int_params(request: Request, *names: str) -> list[int]:
         values = []
@@ -247,7 +229,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
                 with read_lock:
                     body = build(reader, first, second)
             except _BadRequest as bad:
-                return _error(422, bad.message, bad.field)
+                return _error(MALFORMED, bad.message, bad.field)
             except ProofError as exc:
                 return _error(422, str(exc))
             return JSONResponse(body)
@@ -261,7 +243,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
         try:
             start, stop = _int_params(request, "from", "to")
         except _BadRequest as bad:
-            return _error(422, bad.message, bad.field)
+            return _error(MALFORMED, bad.message, bad.field)
         if stop < start or stop - start > MAX_ENTRIES_PAGE:
             return _error(422, f"0 <= to - from <= {MAX_ENTRIES_PAGE}", "to")
         with read_lock:
@@ -297,7 +279,3 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
     app.state.committer = committer
     return app
 
-
-def _field(name: str) -> str:
-    """Error fields name the place in the posted body: the event's fields are under `event.`."""
-    return name if name.startswith("sig") else f"event.{name}" if name != "event" else "event"

@@ -43,10 +43,8 @@ class AppendError(Exception):
     `kind` is `invalid` (the event does not fit the vocabulary), `conflict`
     (its id is taken by a different event) or `signature` (unknown or revoked
     key, or a bad signature); `position` is the event's place in the batch.
+ledger.wire says which HTTP status each kind answers with.
     """
-
-    # The HTTP status each kind answers with (the service, and the demo's local transport).
-    STATUS = {"invalid": 422, "conflict": 409, "signature": 401}
 
     def __init__(self, position: int, kind: str, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
