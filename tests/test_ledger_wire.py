@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from conftest import NOW, event, register
+
 from ledger import AppendError, Ledger, Signer
 from ledger.commands import parse_submission
 from ledger.wire import (
@@ -55,7 +55,7 @@ def test_each_refusal_has_one_status_and_a_body_naming_the_place() -> None:
     assert status_of(AppendError(0, "invalid", "data.ring_s", "x")) == 422
     assert status_of(AppendError(0, "conflict", "id", "x")) == 409
     assert status_of(AppendError(0, "signature", "sig.key", "x")) == 401
-    assert FINAL_STATUSES == {401, 409, 422}
+    assert {401, 409, 422} == FINAL_STATUSES
     assert error_body(AppendError(0, "invalid", "data.ring_s", "bad")) == {
         "error": "bad",
         "field": "event.data.ring_s",
