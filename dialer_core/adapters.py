@@ -10,9 +10,10 @@ refusals and escalation requests; carriers and reassigned numbers for SMS.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class DialResult:
     ring_s: int
     ended_at: datetime
     message_left: bool | None = None
+    answered_at: datetime | None = None  # when the network answered (real telephony)
+    sip_status: int | None = None  # the final SIP status of an unanswered call, if any
+    lost: bool = False  # the seat's phone went away during the call
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,23 @@ class Conversation:
 
 
 class Telephony(Protocol):
-    """Dials a real phone number (decrypted from the data store just before; never logged)."""
+    """Dials a real phone number (decrypted from the data store just before; never logged).
 
-    def dial(self, phone: str, at: datetime, *, weekday: bool) -> DialResult: ...
+    `dial` places one call and returns when it has ended (docs/dialer.md, "Writing
+    a telephony adapter"). `weekday` is for simulators; `caller_id` is the
+    registered number the call shows; `progress(state, info)`, when given, is
+    told `ringing`, `connected` and `ended` as they happen.
+    """
+
+    def dial(
+        self,
+        phone: str,
+        at: datetime,
+        *,
+        weekday: bool = True,
+        caller_id: str | None = None,
+        progress: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> DialResult: ...
 
     def talk(self, case: str, number: str, at: datetime) -> Conversation: ...
 
@@ -67,7 +85,15 @@ class Simulator:
             return 0.45
         return {9: 0.30, 10: 0.30, 11: 0.30}.get(at.hour, 0.50 if at.hour >= 17 else 0.28)
 
-    def dial(self, phone: str, at: datetime, *, weekday: bool = True) -> DialResult:
+    def dial(
+        self,
+        phone: str,
+        at: datetime,
+        *,
+        weekday: bool = True,
+        caller_id: str | None = None,
+        progress: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> DialResult:
         rng = self.rng
         invalid = self._invalid.setdefault(phone, rng.random() < 0.03)
         if invalid:

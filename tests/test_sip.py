@@ -1,0 +1,185 @@
+"""Real SIP on loopback: a seat's baresip dials residents that are baresip instances too.
+
+Each resident is scripted through its own ctrl_tcp: answer after a few
+seconds, reject as busy (486), never answer, or not exist (404). The seat's
+`SipTelephony` must record what they did: the result from the signalling and
+the ring time measured from the 180 Ringing.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contract.calendar import TOKYO
+from dialer_core.sip import Baresip, SipConfig, SipTelephony, baresip_available, result_of, sip_status
+
+pytestmark = pytest.mark.skipif(not baresip_available(), reason="baresip-core is not installed")
+
+AT = datetime(2026, 9, 20, 10, 0, tzinfo=TOKYO)
+
+
+class Resident:
+    """A resident's phone: a baresip whose incoming calls are handled by a script."""
+
+    def __init__(
+        self,
+        home: Path,
+        number: str,
+        *,
+        answer_after: float | None,
+        reject_after: float | None,
+        talk_s: float = 2.0,
+    ) -> None:
+        self.phone = Baresip(home, {number: "manual"}).start()
+        self.number = number
+        self.answer_after = answer_after
+        self.reject_after = reject_after
+        self.talk_s = talk_s
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ctrl = self.phone.ctrl
+        assert ctrl is not None
+        while True:
+            event = ctrl.events.get()
+            if event is None:
+                return
+            kind = str(event.get("type"))
+            self.seen.append(kind)
+            if kind == "CALL_INCOMING":
+                if self.answer_after is not None:
+                    time.sleep(self.answer_after)
+                    ctrl.command("accept")
+                elif self.reject_after is not None:
+                    time.sleep(self.reject_after)
+                    ctrl.command("hangup")  # an unanswered incoming call is rejected: 486
+            elif kind == "CALL_ESTABLISHED":
+                time.sleep(self.talk_s)
+                ctrl.command("hangup")
+
+    def stop(self) -> None:
+        self.phone.stop()
+
+
+@pytest.fixture(scope="module")
+def seat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Baresip]:
+    phone = Baresip(tmp_path_factory.mktemp("seat01"), {"seat01": "manual"}).start()
+    yield phone
+    phone.stop()
+
+
+def dial(
+    seat: Baresip, resident_uri: str, *, ring_timeout_s: int = 35, no_signal_s: int = 15
+) -> tuple[Any, list[str]]:
+    assert seat.ctrl is not None
+    states: list[str] = []
+    phone = SipTelephony(
+        seat.ctrl,
+        SipConfig(uri_template=resident_uri, ring_timeout_s=ring_timeout_s, no_signal_s=no_signal_s),
+    )
+    result = phone.dial("090-1111-2222", AT, caller_id="0258-12-3456", progress=lambda s, _: states.append(s))
+    return result, states
+
+
+def test_answered_after_three_seconds(seat: Baresip, tmp_path: Path) -> None:
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=3, reject_after=None, talk_s=2)
+    try:
+        result, states = dial(seat, f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}")
+    finally:
+        resident.stop()
+    assert result.result == "answered"
+    assert result.ring_s == 3  # 180 Ringing -> 200 OK, the resident waited 3 s
+    assert result.answered_at is not None
+    assert (
+        1.5 <= (result.ended_at - result.answered_at).total_seconds() <= 4
+    )  # the resident hung up after 2 s
+    assert states == ["ringing", "connected", "ended"]
+    assert "CALL_ESTABLISHED" in resident.seen
+
+
+def test_busy_486(seat: Baresip, tmp_path: Path) -> None:
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=None, reject_after=1)
+    try:
+        result, states = dial(seat, f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}")
+    finally:
+        resident.stop()
+    assert (result.result, result.sip_status) == ("busy", 486)
+    assert result.ring_s == 1
+    assert states == ["ringing", "ended"]
+
+
+def test_not_existing_number_404_is_invalid(seat: Baresip, tmp_path: Path) -> None:
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=1, reject_after=None)
+    try:  # the resident's phone exists, the number dialled does not
+        result, states = dial(seat, f"sip:0000{{phone}}@127.0.0.1:{resident.phone.sip_port}")
+    finally:
+        resident.stop()
+    assert (result.result, result.sip_status, result.ring_s) == ("invalid", 404, 0)
+    assert states == ["ended"]
+    assert "CALL_INCOMING" not in resident.seen
+
+
+def test_never_answered_rings_the_full_35_seconds(seat: Baresip, tmp_path: Path) -> None:
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=None, reject_after=None)
+    started = time.monotonic()
+    try:
+        result, _ = dial(seat, f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}", ring_timeout_s=35)
+    finally:
+        resident.stop()
+    assert result.result == "no_answer"
+    assert result.ring_s == 35
+    assert time.monotonic() - started >= 35
+    assert "CALL_CLOSED" in resident.seen  # we cancelled: the resident's phone stopped ringing
+
+
+def test_nothing_answers_at_all_is_unavailable(seat: Baresip) -> None:
+    result, _ = dial(seat, "sip:{phone}@127.0.0.1:9", no_signal_s=3)  # nothing listens on port 9
+    assert result.result == "unavailable"
+    assert result.ring_s == 0
+
+
+def test_the_seat_phone_going_away_mid_call_still_gives_a_result(tmp_path: Path) -> None:
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=1, reject_after=None, talk_s=30)
+    phone = Baresip(tmp_path / "seat", {"seat02": "manual"}).start()
+    assert phone.ctrl is not None
+    out: queue.Queue[Any] = queue.Queue()
+    telephony = SipTelephony(
+        phone.ctrl, SipConfig(uri_template=f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}")
+    )
+
+    def on(state: str, _: dict[str, Any]) -> None:
+        if state == "connected":
+            assert phone.process is not None
+            phone.process.kill()  # the softphone crashes mid-call
+
+    threading.Thread(
+        target=lambda: out.put(telephony.dial("09011112222", AT, progress=on)), daemon=True
+    ).start()
+    try:
+        result = out.get(timeout=20)
+    finally:
+        phone.stop()
+        resident.stop()
+    assert (result.result, result.lost, result.ring_s) == ("answered", True, 1)
+
+
+def test_status_mapping() -> None:
+    assert sip_status("486 Busy Here") == 486
+    assert sip_status("Connection reset by user") is None
+    assert result_of(404, rang_s=0, gave_up=False, ring_seconds=35) == "invalid"
+    assert result_of(603, rang_s=2, gave_up=False, ring_seconds=35) == "busy"
+    assert result_of(480, rang_s=0, gave_up=False, ring_seconds=35) == "unavailable"
+    assert result_of(None, rang_s=35, gave_up=True, ring_seconds=35) == "no_answer"
+    assert result_of(None, rang_s=0, gave_up=True, ring_seconds=35) == "unavailable"
+    with pytest.raises(ValueError):
+        SipConfig(ring_timeout_s=30)
