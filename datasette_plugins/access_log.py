@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from ledger import Ledger
+from ledger.event import envelope
 from ledger.keyfile import write_key
 from ledger.note import Signer
 from ledger.store import Submission
@@ -68,13 +68,8 @@ class AccessLog:
     def _append(self, kind: str, person: str, data: dict[str, Any]) -> int:
         with self._lock:
             now = now_jst()
-            event = {
-                "id": str(uuid.uuid4()),
-                "type": kind,
-                "at": now.isoformat(timespec="milliseconds"),
-                "actor": person or "anonymous",
-                "data": data,
-            }
+            at = now.isoformat(timespec="milliseconds")
+            event = envelope(kind, person or "anonymous", data, at, written=now)
             (appended,) = self._ledger.append([Submission(event)], now=now)
             self._since_checkpoint += 1
             if self._since_checkpoint >= CHECKPOINT_EVERY:

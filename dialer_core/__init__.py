@@ -7,7 +7,7 @@ It writes to the ledger and reads only the contract profile and calendar from
 """
 
 from .campaign import Campaign, CampaignError, check_feasible, plan_days
-from .client import OperatorClient, key_registration, local_transport, new_key, uuid7
+from .client import OperatorClient, key_registration, local_transport, new_key
 from .datastore import DataStore, DataStoreError, Destroyed, Resident
 from .scheduler import CaseProgress, NumberProgress, Scheduler, Slot
 from .targets import TargetFileError, import_targets, parse_targets
@@ -32,5 +32,4 @@ __all__ = [
     "new_key",
     "parse_targets",
     "plan_days",
-    "uuid7",
 ]

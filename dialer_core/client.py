@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from ledger import Signer, read_key
+from ledger.event import envelope
 from ledger.note import b64encode
 from ledger.vocabulary import EventError, load_vocabulary
 from ledger.wire import FINAL_STATUSES, signed
@@ -38,15 +39,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     error TEXT
 )
 """
-
-
-def uuid7(now: datetime) -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits; sorts by time."""
-    millis = int(now.timestamp() * 1000)
-    rand = random.SystemRandom().getrandbits(74)
-    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True)
@@ -99,13 +91,7 @@ class OperatorClient:
     ) -> str:
         """Builds, checks, signs and stores an event; returns its id. Delivery is separate."""
         now = self._clock()
-        event = {
-            "id": event_id or uuid7(now),
-            "type": kind,
-            "at": (at or now).isoformat(),
-            "actor": self.actor,
-            "data": data,
-        }
+        event = envelope(kind, self.actor, data, at or now, event_id=event_id, written=now)
         self._vocabulary.validate(event)  # refuse locally what the ledger would refuse
         body = signed(event, self.signer)
         self._db.execute(
@@ -187,17 +173,8 @@ def new_key(holder: str, path: Path | str) -> Signer:
 def key_registration(signer: Signer, *, by: str, now: datetime) -> dict[str, Any]:
     """The `key.registered` event for the manager to append with `kansa ledger append`."""
     verifier = signer.verifier
-    return {
-        "id": uuid7(now),
-        "type": "key.registered",
-        "at": now.isoformat(),
-        "actor": by,
-        "data": {
-            "key": verifier.key_ref,
-            "public_key": b64encode(verifier.public_key),
-            "holder": verifier.name,
-        },
-    }
+    data = {"key": verifier.key_ref, "public_key": b64encode(verifier.public_key), "holder": verifier.name}
+    return envelope("key.registered", by, data, now)
 
 
 def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str], httpx.Response]:
@@ -223,5 +200,4 @@ __all__ = [
     "key_registration",
     "local_transport",
     "new_key",
-    "uuid7",
 ]

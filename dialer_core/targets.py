@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.event import envelope
+
 from .datastore import DataStore, Resident, new_ref
 
 REQUIRED = ("案件番号", "氏名", "電話番号1", "電話番号2", "滞納区分", "滞納額")
@@ -206,17 +208,17 @@ def import_targets(
     encrypted: bool,
     transport: str,
     now: datetime,
-    new_id: Callable[[], str],
+    new_id: Callable[[], str] | None = None,
 ) -> ParsedFile:
     """Parses the file (all or nothing), encrypts it into the store, and appends
-    custody.received, custody.imported and one case.opened per case."""
+    custody.received, custody.imported and one case.opened per case (ids from
+    `new_id`, or fresh UUIDv7s)."""
     raw = Path(path).read_bytes()
     parsed = parse_targets(raw)
     store.add_batch(batch, month, parsed.residents)
-    at = now.isoformat()
 
     def event(kind: str, actor: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"id": new_id(), "type": kind, "at": at, "actor": actor, "data": data}
+        return envelope(kind, actor, data, now, event_id=new_id() if new_id is not None else None)
 
     events = [
         event(

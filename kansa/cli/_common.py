@@ -50,13 +50,6 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def envelope(kind: str, actor: str, data: dict[str, Any], moment: datetime) -> dict[str, Any]:
-    """An event as events.md frames it, with a fresh UUIDv7 id (as events.md recommends)."""
-    from dialer_core.client import uuid7
-
-    return {"id": uuid7(moment), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
-
-
 def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:
     key_path = key if key is not None else (str(default_key_path(db)) if signing else None)
     return Ledger.open(db, key_path=key_path)

@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from ledger import Submission
+from ledger.event import envelope
 
-from ._common import envelope, key_option, now, open_ledger, user_errors
+from ._common import key_option, now, open_ledger, user_errors
 
 
 @click.command("report")

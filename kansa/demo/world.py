@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -35,6 +34,7 @@ from dialer_core.datastore import DataStore
 from dialer_core.scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
 from dialer_core.targets import import_targets
 from ledger import Ledger, Signer, Submission
+from ledger.event import envelope, uuid7
 
 FAMILY = [
     "佐藤",
@@ -148,13 +148,18 @@ class World:
 
     # -- writing ----------------------------------------------------------------------
 
-    def new_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def new_id(self, moment: datetime) -> str:
+        """An event id (ledger.event's UUIDv7) whose random part comes from the seed."""
+        return uuid7(moment, self.rng.getrandbits(128))
+
+    def new_call_id(self) -> str:
+        bits = f"{self.rng.getrandbits(128):032x}"
+        return f"K{bits[:8]}-{bits[8:11]}"
 
     def write(self, kind: str, moment: datetime, actor: str, /, **data: Any) -> None:
         """An event of the core, the manager, the city or the custodian (the ledger's key signs)."""
         self._n += 1
-        event = {"id": self.new_id(), "type": kind, "at": moment.isoformat(), "actor": actor, "data": data}
+        event = envelope(kind, actor, data, moment, event_id=self.new_id(moment))
         self.pending.append((moment, self._n, Submission(event)))
 
     def flush(self, now: datetime | None = None) -> None:
@@ -273,7 +278,7 @@ class World:
             encrypted=True,
             transport="hand_delivery",
             now=imported_at,
-            new_id=self.new_id,
+            new_id=lambda: self.new_id(imported_at),
             append=append,
         )
         self.write(
@@ -388,7 +393,7 @@ class World:
         # it goes to the telephony adapter and nowhere else.
         phone = self.store.read(slot.case).numbers[int(slot.number) - 1]
         result = sim.dial(phone, real, weekday=weekday)
-        call_id = f"K{self.new_id()[:12]}"
+        call_id = self.new_call_id()
         extra = {"message_left": True} if result.result == "voicemail" else {}
         self.write(
             "call.dialed",
