@@ -23,7 +23,7 @@ import nacl.signing
 
 from . import merkle
 from .canonical import CanonicalError, canonicalize_validated
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, open_checkpoint
 from .keyfile import read_key
 from .leaf import KEY_EVENT_TYPES, build_leaf, case_of, event_bytes
 from .note import NoteError, Signer, Verifier, b64decode, b64encode
@@ -427,6 +427,24 @@ class Ledger:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        return self._stored_checkpoint(note)
+
+    def add_cosigned_checkpoint(self, note: str, *, now: datetime) -> StoredCheckpoint:
+        """Stores a checkpoint this ledger signed, now carrying witnesses' cosignatures, as a new row.
+
+        The table stays append-only: the cosigned note is another row for the same
+        size and root, and the newest row for a size is the one to use.
+        """
+        checkpoint = open_checkpoint(note, self.verifier)
+        if checkpoint.origin != self.origin or checkpoint.root != self.root(checkpoint.size):
+            raise LedgerError(f"the checkpoint of size {checkpoint.size} is not this ledger's")
+        self._conn.execute(
+            "INSERT OR IGNORE INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+            (checkpoint.size, checkpoint.root, note, format_time(now)),
+        )
+        return self._stored_checkpoint(note)
+
+    def _stored_checkpoint(self, note: str) -> StoredCheckpoint:
         row = self._conn.execute(
             "SELECT seq, size, root, note, signed_at FROM checkpoints WHERE note = ?", (note,)
         ).fetchone()

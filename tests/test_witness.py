@@ -68,7 +68,7 @@ def test_key_id_is_sha256_of_name_newline_0x04_key() -> None:
     expected = hashlib.sha256(b"city.example/witness\n\x04" + public).digest()[:4]
     assert cosigner.key_id == int.from_bytes(expected, "big")
     vkey = cosigner.key.vkey
-    name, key_id, key = vkey.split("+")
+    name, key_id, key = vkey.split("+", 2)
     assert (name, key_id) == ("city.example/witness", expected.hex())
     assert base64.b64decode(key) == b"\x04" + public
     assert CosignerKey.parse(vkey) == cosigner.key

@@ -22,6 +22,7 @@ from ledger.commands import (
     LineError,
     default_key_path,
 )
+from ledger.policy import PolicyError
 from ledger.witness import WitnessError
 
 EXPECTED = (
@@ -32,6 +33,7 @@ EXPECTED = (
     ProofError,
     LineError,
     WitnessError,
+    PolicyError,
     OSError,
 )
 

@@ -20,6 +20,9 @@ from ledger.commands import (
     inclusion_json,
     init_ledger,
 )
+from ledger.policy import load_policy
+from ledger.witness_client import COSIGNED, add_witness, cosign
+from ledger.witnessed import verify_policy
 
 from ._common import key_option, now, open_ledger, progress_bar, user_errors
 
@@ -68,12 +71,45 @@ def ledger_append(db: str, file: TextIO, key: str | None) -> None:
 
 @ledger.command("checkpoint")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the witnesses' cosignatures (when witnesses are configured).",
+)
 @key_option
-def ledger_checkpoint(db: str, key: str | None) -> None:
-    """Sign a checkpoint of the current size and print the signed note."""
+def ledger_checkpoint(db: str, wait: float, key: str | None) -> None:
+    """Sign a checkpoint of the current size, have the witnesses cosign it, print the note.
+
+    Exit 0 when every witness cosigned, 1 when one refused it as inconsistent,
+    2 when one could not be reached (the note is stored and printed either way).
+    """
     with user_errors():
-        stored = open_ledger(db, key, signing=True).sign_checkpoint(now=now())
-        click.echo(stored.note, nl=False)
+        target = open_ledger(db, key, signing=True)
+        outcome = cosign(target, target.sign_checkpoint(now=now()), now=now(), wait=wait)
+    click.echo(outcome.checkpoint.note, nl=False)
+    for result in outcome.results:
+        if result.status != COSIGNED:
+            click.echo(f"{result.status}: {result.detail}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+@ledger.group("witness")
+def ledger_witness() -> None:
+    """The witnesses that cosign this ledger's checkpoints (C2SP tlog-witness)."""
+
+
+@ledger_witness.command("add")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", required=True, help="The witness's key name.")
+@click.option("--url", required=True, help="Its submission prefix, e.g. http://witness.example:8740.")
+@click.option("--vkey", required=True, help="Its verifier key (type 0x04), from `kansa witness init`.")
+def ledger_witness_add(db: str, name: str, url: str, vkey: str) -> None:
+    """Ask the witness NAME at URL to cosign every new checkpoint."""
+    with user_errors():
+        added = add_witness(open_ledger(db), name=name, url=url, vkey=vkey, now=now())
+        click.echo(f"witness {added.name} at {added.url}")
 
 
 @ledger.command("vkey")
@@ -140,8 +176,20 @@ def ledger_consistency(db: str, old: int, new: int) -> None:
 @click.option("--vkey", help="The verifier key you trust (default: the one stored in DB).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes (default: cores).")
 @click.option("--events", "check_events", is_flag=True, help="Also check every event against the vocabulary.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A C2SP tlog-policy file: also demand its quorum of cosignatures, and ask its witnesses.",
+)
 def ledger_verify(
-    db: str, checkpoint: Any, since: Any, vkey: str | None, workers: int | None, check_events: bool
+    db: str,
+    checkpoint: Any,
+    since: Any,
+    vkey: str | None,
+    workers: int | None,
+    check_events: bool,
+    policy_file: str | None,
 ) -> None:
     """Check the chain, every signature, column, tree node and checkpoint; exit 1 at the first bad index."""
     kept = checkpoint.read() if checkpoint else None
@@ -161,7 +209,15 @@ def ledger_verify(
                 db, checkpoint=kept, vkey=vkey, workers=workers, progress=progress, check_events=check_events
             )
     click.echo(report.summary())
-    sys.exit(0 if report.ok else 1)
+    if not report.ok:
+        sys.exit(1)
+    if policy_file is not None:
+        with user_errors():
+            policy = load_policy(policy_file)
+        checked = verify_policy(db, policy)
+        for line in checked.lines:
+            click.echo(line)
+        sys.exit(checked.exit_code)
 
 
 @ledger.command("serve")
