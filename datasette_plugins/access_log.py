@@ -101,6 +101,22 @@ class AccessLog:
 
         return self._executor.submit(find).result()
 
+    def recent_logins(self, since: datetime) -> list[tuple[float, dict[str, Any]]]:
+        """The sign-in records (`access.login` data) from `since` on, oldest first, with their
+        time in seconds: what the lock-out counters are rebuilt from after a restart."""
+
+        def find() -> list[tuple[float, dict[str, Any]]]:
+            rows = self._ledger._conn.execute(
+                "SELECT at, leaf FROM entries WHERE type = 'access.login' AND at >= ? ORDER BY idx",
+                (since.astimezone(JST).isoformat(timespec="milliseconds"),),
+            )
+            return [
+                (datetime.fromisoformat(at).timestamp(), json.loads(leaf)["event"]["data"])
+                for at, leaf in rows
+            ]
+
+        return self._executor.submit(find).result()
+
     def size(self) -> int:
         return self._executor.submit(lambda: self._ledger.size).result()
 

@@ -78,6 +78,35 @@ def _write(path: Path, auditors: dict[str, Auditor]) -> None:
     os.replace(tmp, path)
 
 
+class LiveAuditors:
+    """The auditors file as it is now: re-read whenever it changes on disk, so that
+    `kansa auditor add/remove` and role changes reach a running server on its next request.
+
+    A file that cannot be read counts as no auditors (nobody signs in) until it is fixed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._auditors: dict[str, Auditor] = {}
+
+    def current(self) -> tuple[dict[str, Auditor], bool]:
+        """The auditors, and whether they changed since the last call."""
+        try:
+            st = self.path.stat()
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp and self._stamp is not None:
+            return self._auditors, False
+        self._stamp = stamp
+        try:
+            self._auditors = read_auditors(self.path)
+        except (AuditorError, OSError):
+            self._auditors = {}
+        return self._auditors, True
+
+
 def plugin_config(auditors: dict[str, Auditor]) -> dict[str, object]:
     """datasette-auth-passwords' configuration: `NAME_password_hash` keys and the actors they become."""
     config: dict[str, object] = {f"{a.name}_password_hash": a.password_hash for a in auditors.values()}

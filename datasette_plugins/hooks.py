@@ -34,6 +34,7 @@ def shutdown(datasette: Any) -> None:
     site = getattr(datasette, "kansa_site", None)
     if site is not None:
         site.log.close()
+        site.sessions.close()
 
 
 @hookimpl

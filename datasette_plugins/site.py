@@ -21,7 +21,8 @@ from compliance.results import default_results_path
 from ledger import Ledger
 
 from .access_log import AccessLog, access_origin, default_access_log_path
-from .auditors import default_auditors_path, plugin_config, read_auditors
+from .auditors import LiveAuditors, default_auditors_path, plugin_config
+from .sessions import Sessions, default_sessions_path
 from .watch import LedgerWatch
 
 SESSION_SECONDS = 8 * 3600  # a working day; then sign in again
@@ -41,6 +42,8 @@ class Site:
     origin: str
     log: AccessLog
     watch: LedgerWatch
+    auditors: LiveAuditors
+    sessions: Sessions
     session_seconds: int = SESSION_SECONDS
 
 
@@ -90,7 +93,8 @@ def make_datasette(
             f" run `kansa check {ledger_path} --month YYYY-MM` first"
         )
     auditors_path = default_auditors_path(ledger_path)
-    auditors = read_auditors(auditors_path)
+    live = LiveAuditors(auditors_path)
+    auditors, _ = live.current()
     if not auditors:
         raise SiteError(f"no auditors yet: add one with `kansa auditor add NAME --ledger {ledger_path}`")
     access_path = default_access_log_path(ledger_path)
@@ -109,8 +113,18 @@ def make_datasette(
     for name, path in (("ledger", ledger_path), ("compliance", compliance_path), ("access", access_path)):
         datasette.add_database(Database(datasette, path=str(path), is_mutable=True), name=name)
     watch = LedgerWatch(ledger_path, origin, log)
+    sessions = Sessions(default_sessions_path(ledger_path))
     datasette.kansa_site = Site(
-        ledger_path, compliance_path, access_path, auditors_path, origin, log, watch, session_seconds
+        ledger_path,
+        compliance_path,
+        access_path,
+        auditors_path,
+        origin,
+        log,
+        watch,
+        live,
+        sessions,
+        session_seconds,
     )
     if verify_in_background:
         watch.start()

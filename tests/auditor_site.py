@@ -3,7 +3,9 @@ plus one call outside the calling hours so that there is a violation to look at.
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 from compliance import check_ledger
 from compliance.results import default_results_path, write_results
+from datasette_plugins.access_log import default_access_log_path
 from datasette_plugins.auditors import add_auditor, default_auditors_path
 from kansa.demo import run_demo
 from ledger import Ledger, Submission
@@ -19,6 +22,17 @@ from ledger.commands import default_key_path
 MONTH = "2026-09"
 PASSWORD = "correct horse battery staple"
 LATE_CALL_AT = "2026-09-15T21:30:00+09:00"  # a Tuesday: weekday calls end at 20:00
+
+
+def access_entries(db: Path) -> list[dict[str, Any]]:
+    """The access log's events, in order."""
+    conn = sqlite3.connect(default_access_log_path(db))
+    try:
+        return [
+            json.loads(leaf)["event"] for (leaf,) in conn.execute("SELECT leaf FROM entries ORDER BY idx")
+        ]
+    finally:
+        conn.close()
 
 
 def build_site(root: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auditor_site import MONTH, PASSWORD, build_site
+from auditor_site import MONTH, PASSWORD, access_entries, build_site
 from click.testing import CliRunner
 from datasette.utils import baseconv
 
@@ -70,6 +70,7 @@ class Client:
 
     def close(self) -> None:
         self.ds.kansa_site.log.close()
+        self.ds.kansa_site.sessions.close()
         self.loop.close()
 
 
@@ -78,16 +79,6 @@ def client(site: dict[str, Any]) -> Iterator[Client]:
     c = Client(make_datasette(site["db"], secret="test-secret", verify_in_background=False))
     yield c
     c.close()
-
-
-def access_entries(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(default_access_log_path(db))
-    try:
-        return [
-            json.loads(leaf)["event"] for (leaf,) in conn.execute("SELECT leaf FROM entries ORDER BY idx")
-        ]
-    finally:
-        conn.close()
 
 
 def read_paths(site: dict[str, Any]) -> list[str]:
@@ -252,6 +243,7 @@ def test_repeated_failed_sign_ins_lock_the_name(site: dict[str, Any], client: Cl
         "person": "sam",
         "terminal": "127.0.0.1",
         "success": False,
+        "reason": "locked",
     }
 
 
