@@ -228,9 +228,10 @@ def sms_candidates(review: MonthlyReview) -> Deliverable:
     rows = []
     for ref in sorted(called - reached_cases):
         case = ctx.state.cases[ref]
-        if case.stop is not None or case.ending() is not None:
+        if case.stopped_in(ctx.month) is not None or case.ending(ctx.month) is not None:
             continue
-        mobiles = [n["ref"] for n in case.numbers if n["kind"] == "mobile"]
+        listed = case.numbers_in(ctx.month) if case.listing(ctx.month) is not None else case.numbers
+        mobiles = [n["ref"] for n in listed if n["kind"] == "mobile"]
         if not mobiles:
             continue
         attempts = len([c for c in case.calls if ctx.in_month(c.at)])

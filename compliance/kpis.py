@@ -43,21 +43,39 @@ def cases_in(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[st
 def compute_kpis(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
     month = {ctx.month}
+    # A case counts once per period: once in the month, once over the contract (a resident
+    # listed in several months keeps one reference, so the sets below hold it once).
     called, reached_cases, promised = cases_in(ctx, month)
+    scope = {m for m in p.calling_months if m <= ctx.month} | month
+    c_called, c_reached, c_promised = (
+        cases_in(ctx, scope)
+        if "contract" in (p.contact_scope, p.promise_scope)
+        else (called, reached_cases, promised)
+    )
     if p.contact_scope == "contract":
-        scope = {m for m in p.calling_months if m <= ctx.month} | month
-        c_called, c_reached, _ = cases_in(ctx, scope)
         contact = _ratio(len(c_reached), len(c_called), p.contact_target)
         contact["scope"] = f"contract to {ctx.month}"
         contact["month"] = _ratio(len(reached_cases), len(called), None)
     else:
         contact = _ratio(len(reached_cases), len(called), p.contact_target)
         contact["scope"] = "month"
-    denominator = reached_cases if p.promise_denominator == "reached" else called
-    promise = _ratio(len(promised), len(denominator), p.promise_target or None)
-    promise["denominator_is"] = p.promise_denominator
-    promise["of_reached"] = _ratio(len(promised), len(reached_cases), None)["value"]
-    promise["of_called"] = _ratio(len(promised), len(called), None)["value"]
+
+    def promise_rate(
+        got: set[str], reached_: set[str], called_: set[str], target: float | None
+    ) -> dict[str, Any]:
+        rate = _ratio(len(got), len(reached_ if p.promise_denominator == "reached" else called_), target)
+        rate["denominator_is"] = p.promise_denominator
+        rate["of_reached"] = _ratio(len(got), len(reached_), None)["value"]
+        rate["of_called"] = _ratio(len(got), len(called_), None)["value"]
+        return rate
+
+    if p.promise_scope == "contract":
+        promise = promise_rate(c_promised, c_reached, c_called, p.promise_target or None)
+        promise["scope"] = f"contract to {ctx.month}"
+        promise["month"] = promise_rate(promised, reached_cases, called, None)
+    else:
+        promise = promise_rate(promised, reached_cases, called, p.promise_target or None)
+        promise["scope"] = "month"
 
     calls = [c for c in ctx.state.calls if ctx.in_month(c.at)]
     attempts: dict[str, int] = {}

@@ -76,7 +76,7 @@ def numbers_called(ctx: Context) -> Iterator[tuple[str, str, str, list[Call]]]:
     """(case, number, kind of number, the month's calls to it in call order), by case and number."""
     for ref in sorted(ctx.state.cases):
         case = ctx.state.cases[ref]
-        kinds = {n["ref"]: n["kind"] for n in case.numbers}
+        kinds = {n["ref"]: n["kind"] for o in case.openings for n in o.data.get("numbers", [])}
         for number in sorted({c.number for c in case.calls}):
             calls = case.calls_to(number, ctx.month)
             if calls:

@@ -34,12 +34,17 @@ class Call:
 
 @dataclass
 class Case:
+    """A resident, for the whole contract. Listed again in a later month (events.md "Cases"),
+    it has one case.opened per month of listing: a listing runs from its case.opened to the
+    next one, and stops, unsuitability and endings belong to the listing they fall in."""
+
     ref: str
-    opened: Entry | None = None
+    opened: Entry | None = None  # the first listing
+    openings: list[Entry] = field(default_factory=list)  # every listing, in ledger order
     calls: list[Call] = field(default_factory=list)
     outcomes: list[Entry] = field(default_factory=list)
-    stop: Entry | None = None
-    unsuitable: Entry | None = None
+    stops: list[Entry] = field(default_factory=list)
+    unsuitables: list[Entry] = field(default_factory=list)
     escalations: list[Entry] = field(default_factory=list)
     sms_sent: list[Entry] = field(default_factory=list)
     sms_lookups: list[Entry] = field(default_factory=list)
@@ -48,6 +53,7 @@ class Case:
 
     @property
     def month(self) -> str | None:
+        """The first month the case was listed in."""
         return str(self.opened.data["month"]) if self.opened else None
 
     @property
@@ -55,8 +61,44 @@ class Case:
         return str(self.opened.data["batch"]) if self.opened else None
 
     @property
+    def months(self) -> list[str]:
+        return sorted({str(o.data["month"]) for o in self.openings})
+
+    @property
+    def stop(self) -> Entry | None:
+        return self.stops[0] if self.stops else None
+
+    @property
+    def unsuitable(self) -> Entry | None:
+        return self.unsuitables[0] if self.unsuitables else None
+
+    def listing(self, month: str) -> Entry | None:
+        """The case.opened that lists the case in `month` (the first, if the city sent two)."""
+        return next((o for o in self.openings if o.data["month"] == month), None)
+
+    @property
     def numbers(self) -> list[dict[str, str]]:
         return list(self.opened.data.get("numbers", [])) if self.opened else []
+
+    def numbers_in(self, month: str) -> list[dict[str, str]]:
+        opening = self.listing(month)
+        return list(opening.data.get("numbers", [])) if opening else []
+
+    def relisted_between(self, earlier: datetime, later: datetime) -> bool:
+        """Whether a case.opened lists the case again after `earlier`, by `later`: what
+        happened before it (a stop, an ending) belongs to the earlier listing."""
+        return any(earlier < o.at <= later for o in self.openings)
+
+    def in_listing(self, entry: Entry, month: str) -> bool:
+        """Whether `entry` belongs to the listing of `month`: after the month's case.opened
+        (or any time, with no later listing), and before the next case.opened."""
+        opening = self.listing(month)
+        if opening is None:
+            return True
+        if entry.at < opening.at and any(o.at < opening.at for o in self.openings):
+            return False  # before this listing, and an earlier listing holds it
+        later = [o.at for o in self.openings if o.at > opening.at]
+        return entry.at < min(later) if later else True
 
     def calls_to(self, number: str, month: str | None = None) -> list[Call]:
         """Calls to a number in the order they were made (entries may arrive late: not ledger order)."""
@@ -71,23 +113,59 @@ class Case:
         ym = (int(month[:4]), int(month[5:7]))
         return [c for c in found if (c.at.year, c.at.month) == ym]
 
-    def ending(self) -> Entry | None:
-        """The first outcome whose disposition ends the case, if any."""
+    def ending(self, month: str | None = None) -> Entry | None:
+        """The first outcome whose disposition ends the case (in `month`, if given), if any."""
         for outcome in self.outcomes:
-            if outcome.data["disposition"] in CASE_ENDING:
+            if outcome.data["disposition"] in CASE_ENDING and (month is None or _in(outcome.at, month)):
                 return outcome
         return None
 
-    def number_ended(self, number: str) -> Entry | None:
-        """The outcome that ended this number as unusable (オ), if any."""
+    def ended_before(self, moment: datetime) -> bool:
+        """Whether an ending outcome at or before `moment` still holds then (no re-listing since)."""
+        return any(
+            o.data["disposition"] in CASE_ENDING
+            and o.at <= moment
+            and not self.relisted_between(o.at, moment)
+            for o in self.outcomes
+        )
+
+    def stopped_before(self, moment: datetime) -> Entry | None:
+        """The city's stop order in force at `moment`: made by then, and not lifted by a re-listing."""
+        return next(
+            (s for s in self.stops if s.at <= moment and not self.relisted_between(s.at, moment)), None
+        )
+
+    def stopped_in(self, month: str) -> Entry | None:
+        """A stop order of the month's listing (it ends that listing's work, §10(4)ケ / §8(4)ク)."""
+        return next((s for s in self.stops if self.in_listing(s, month) and _on_or_before(s.at, month)), None)
+
+    def unsuitable_in(self, month: str) -> Entry | None:
+        return next((u for u in self.unsuitables if self.in_listing(u, month)), None)
+
+    def number_ended(self, number: str, month: str | None = None) -> Entry | None:
+        """The outcome that ended this number as unusable (オ) (in `month`, if given), if any."""
         for call in self.calls:
             if (
                 call.number == number
                 and call.outcome
                 and call.outcome.data["disposition"] == "number_unusable"
+                and (month is None or _in(call.at, month))
             ):
                 return call.outcome
         return None
+
+
+def previous_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
+
+
+def _in(moment: datetime, month: str) -> bool:
+    return (moment.year, moment.month) == (int(month[:4]), int(month[5:7]))
+
+
+def _on_or_before(moment: datetime, month: str) -> bool:
+    return (moment.year, moment.month) <= (int(month[:4]), int(month[5:7]))
 
 
 @dataclass
@@ -130,7 +208,9 @@ def derive(entries: list[Entry]) -> LedgerState:
         by_type[entry.type].append(entry)
         kind, data = entry.type, entry.data
         if kind == "case.opened":
-            case(data["case"]).opened = case(data["case"]).opened or entry
+            target = case(data["case"])
+            target.opened = target.opened or entry
+            target.openings.append(entry)
         elif kind == "call.dialed":
             call = Call(entry)
             calls.append(call)
@@ -144,11 +224,9 @@ def derive(entries: list[Entry]) -> LedgerState:
                 orphans.append(entry)
             case(data["case"]).outcomes.append(entry)
         elif kind == "case.stop":
-            target = case(data["case"])
-            target.stop = target.stop or entry
+            case(data["case"]).stops.append(entry)
         elif kind == "case.unsuitable":
-            target = case(data["case"])
-            target.unsuitable = target.unsuitable or entry
+            case(data["case"]).unsuitables.append(entry)
         elif kind == "escalation.raised":
             case(data["case"]).escalations.append(entry)
         elif kind == "sms.sent":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time
 from importlib import resources
 from pathlib import Path
@@ -64,14 +64,36 @@ class Profile:
     contact_target: float
     contact_scope: str
     promise_target: float
+    promise_scope: str
     promise_denominator: str
     calls_expected: dict[str, int]
     sms_expected: dict[str, int]
     clauses: dict[str, str]
     quotes: dict[str, str]  # rule id -> the contract's words, verbatim (「…」 marks an elision)
+    # Who may write what: an event type, or a family as `custody.*`, -> the roles that may write
+    # it besides `system` (rules.md "Who may write what"; DESIGNATED-ACTOR reads it).
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    for_themselves: tuple[str, ...] = ()  # types (or families) whose `person` must be the actor
+    device_may_sign: tuple[str, ...] = ()  # what a device's key (a console's) may sign
 
     def applies(self, rule_id: str) -> bool:
         return rule_id in self.clauses
+
+    def roles_for(self, kind: str) -> tuple[str, ...]:
+        """The roles that may write an event of type `kind` (the exact type first, then its family)."""
+        found = self.roles.get(kind)
+        if found is None:
+            found = self.roles.get(kind.split(".", 1)[0] + ".*", ())
+        return found
+
+    def _listed(self, kinds: tuple[str, ...], kind: str) -> bool:
+        return kind in kinds or kind.split(".", 1)[0] + ".*" in kinds
+
+    def for_themselves_only(self, kind: str) -> bool:
+        return self._listed(self.for_themselves, kind)
+
+    def device_signs(self, kind: str) -> bool:
+        return self._listed(self.device_may_sign, kind)
 
 
 class _Reader:
@@ -112,15 +134,44 @@ class _Reader:
         def walk(node: Any, prefix: str) -> None:
             for key, value in node.items():
                 path = f"{prefix}{key}"
-                if isinstance(value, dict) and path not in self.used and path not in ("clauses", "quotes"):
+                if isinstance(value, dict) and path not in self.used and path not in _FREE_TABLES:
                     if path in ("kpis.calls_expected", "kpis.sms_expected"):
                         continue
                     walk(value, path + ".")
-                elif path not in self.used and not path.startswith(("clauses", "quotes")):
+                elif path not in self.used and not path.startswith(_FREE_TABLES):
                     found.append(path)
 
         walk(self.raw, "")
         return found
+
+
+_FREE_TABLES = ("clauses", "quotes", "roles")  # tables whose keys are ids, checked where they are read
+ROLES = ("operator", "manager", "custodian", "city")
+
+
+def _kinds(r: _Reader, path: str) -> tuple[str, ...]:
+    return tuple(
+        r.get(
+            path,
+            list,
+            lambda v: all(isinstance(k, str) and "." in k for k in v),
+            "a list of event types (or families as custody.*)",
+        )
+    )
+
+
+def _roles(r: _Reader) -> dict[str, tuple[str, ...]]:
+    table = r.get("roles", dict, what="a table of event type = [roles]")
+    roles: dict[str, tuple[str, ...]] = {}
+    for kind, allowed in table.items():
+        if "." not in kind:
+            raise ProfileError(f"{r.source}: roles.{kind}: expected an event type or a family as {kind}.*")
+        if not isinstance(allowed, list) or not all(a in ROLES for a in allowed):
+            raise ProfileError(
+                f"{r.source}: roles.{kind}: expected a list of {', '.join(ROLES)}, got {allowed!r}"
+            )
+        roles[str(kind)] = tuple(allowed)
+    return roles
 
 
 def _positive(v: int) -> bool:
@@ -131,9 +182,7 @@ def _non_negative(v: int) -> bool:
     return v >= 0
 
 
-def parse_profile(
-    raw: dict[str, Any], source: str, *, known_rules: Collection[str] | None = None
-) -> Profile:
+def parse_profile(raw: dict[str, Any], source: str, *, known_rules: Collection[str] | None = None) -> Profile:
     """A profile from parsed TOML. ``known_rules`` (the compliance engine's registry) lets the
     caller refuse clause ids it has no rule for; the contract package itself knows no rules."""
     r = _Reader(raw, source)
@@ -221,6 +270,9 @@ def parse_profile(
             "kpis.contact_scope", str, lambda v: v in ("month", "contract"), "month or contract"
         ),
         promise_target=r.get("kpis.promise_target", float, lambda v: 0 <= v <= 1, "a share 0-1"),
+        promise_scope=r.get(
+            "kpis.promise_scope", str, lambda v: v in ("month", "contract"), "month or contract"
+        ),
         promise_denominator=r.get(
             "kpis.promise_denominator", str, lambda v: v in ("reached", "called"), "reached or called"
         ),
@@ -228,6 +280,9 @@ def parse_profile(
         sms_expected=dict(r.get("kpis.sms_expected", dict)),
         clauses={str(k): str(v) for k, v in clauses.items()},
         quotes={str(k): str(v) for k, v in quotes.items()},
+        roles=_roles(r),
+        for_themselves=_kinds(r, "actors.for_themselves"),
+        device_may_sign=_kinds(r, "actors.device_may_sign"),
     )
     extra = r.unknown()
     if extra:

@@ -14,14 +14,14 @@ import io
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ledger.event import envelope
 
-from .datastore import DataStore, Resident, new_ref
+from .datastore import DataStore, DataStoreError, Resident, new_ref
 
 REQUIRED = ("案件番号", "氏名", "電話番号1", "電話番号2", "滞納区分", "滞納額")
 OPTIONAL = ("住所", "生年月日", "備考")
@@ -93,12 +93,14 @@ EVENT_KIND = {"mobile": "mobile", "landline": "landline", "ip": "ip", "tollfree"
 @dataclass(frozen=True)
 class ParsedFile:
     residents: list[Resident]
-    kinds: dict[str, list[str]]  # case_ref -> kinds of its numbers, in order
+    kinds: dict[str, list[str]]  # case_ref -> kinds of its numbers, in the order of number_refs
     sha256: str
     encoding: str
 
 
 def parse_targets(raw: bytes) -> ParsedFile:
+    """The file's residents, checked. Their references here are random placeholders: an import
+    gives each the contract's stable references (DataStore.add_batch)."""
     text, encoding = decode(raw)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -211,11 +213,17 @@ def import_targets(
     new_id: Callable[[], str] | None = None,
 ) -> ParsedFile:
     """Parses the file (all or nothing), encrypts it into the store, and appends
-    custody.received, custody.imported and one case.opened per case (ids from
-    `new_id`, or fresh UUIDv7s)."""
+    custody.received, custody.imported and one case.opened per case (ids from `new_id`, or
+    fresh UUIDv7s), all written by the custodian who imports. A resident listed in an earlier
+    month keeps its case reference, and each of its numbers keeps its reference while it is
+    the same number."""
     raw = Path(path).read_bytes()
     parsed = parse_targets(raw)
-    store.add_batch(batch, month, parsed.residents)
+    _key_id, placed = store.add_batch(batch, month, parsed.residents)
+    kinds = {
+        new.case_ref: parsed.kinds[old.case_ref] for old, new in zip(parsed.residents, placed, strict=True)
+    }
+    parsed = replace(parsed, residents=placed, kinds=kinds)
 
     def event(kind: str, actor: str, data: dict[str, Any]) -> dict[str, Any]:
         return envelope(kind, actor, data, now, event_id=new_id() if new_id is not None else None)
@@ -242,13 +250,14 @@ def import_targets(
     ]
     for resident in parsed.residents:
         numbers = [
-            {"ref": str(i + 1), "kind": kind} for i, kind in enumerate(parsed.kinds[resident.case_ref])
+            {"ref": ref, "kind": kind}
+            for ref, kind in zip(resident.number_refs, parsed.kinds[resident.case_ref], strict=True)
         ]
         category = resident.category
         events.append(
             event(
                 "case.opened",
-                "system",
+                custodian,
                 {
                     "case": resident.case_ref,
                     "batch": batch,
@@ -260,3 +269,37 @@ def import_targets(
         )
     append(events)
     return parsed
+
+
+def destroy_targets(
+    store: DataStore,
+    *,
+    batch: str | None,
+    custodian: str,
+    now: datetime,
+    new_id: Callable[[], str] | None = None,
+) -> list[dict[str, Any]]:
+    """Crypto-shreds one batch (`batch`), or the whole contract's data at its end (`batch` None):
+    every batch not yet destroyed and the contract's secret that maps 案件番号 to references.
+    Returns the custody.destroyed events to append, one per batch, with the ids of the keys
+    destroyed; the secret's id (`S…`) is listed with the last batch destroyed, or, when every
+    batch was destroyed before, in a custody.destroyed of the newest batch naming it alone."""
+
+    def destroyed(of: str, keys: list[str]) -> dict[str, Any]:
+        data = {"batch": of, "method": "crypto_shred", "keys": keys}
+        return envelope("custody.destroyed", custodian, data, now, event_id=new_id() if new_id else None)
+
+    if batch is not None:
+        return [destroyed(batch, [store.destroy(batch)])]
+    known = store.batches()
+    if not known:
+        raise DataStoreError("the store holds no batch: nothing to destroy")
+    batches, secret_id = store.destroy_contract()
+    events = [destroyed(b, [key_id]) for b, key_id in batches]
+    if secret_id is not None:
+        if events:
+            events[-1]["data"]["keys"].append(secret_id)
+        else:
+            newest = max(known, key=lambda b: (b[1], b[0]))[0]
+            events.append(destroyed(newest, [secret_id]))
+    return events

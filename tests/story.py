@@ -47,6 +47,12 @@ class Story:
             self.staff(person, role, at)
         return self
 
+    def ready(self, person: str, at: str = "2026-09-01 07:00", actor: str = "system") -> Story:
+        """`person` trained and pledged (STAFF-READY): the bootstrap manager's by the system."""
+        self.add("staff.trained", at, actor=actor, person=person, course="laws_manual", by="mgr01")
+        self.add("staff.pledged", at, actor=actor, person=person, sha256="c" * 64, to="city01")
+        return self
+
     def lines(self, *numbers: str, at: str = "2026-09-01 08:00") -> Story:
         for number in numbers or ("0258-00-0001", "0258-00-0002"):
             self.add("callerid.registered", at, actor="mgr01", number=number, kind="landline")
@@ -134,6 +140,7 @@ class Story:
         mobile_asked: bool = False,
         requests: list[str] | None = None,
         actor: str = "op07",
+        **extra: Any,
     ) -> Entry:
         return self.add(
             "call.outcome",
@@ -149,6 +156,7 @@ class Story:
             callback_at=t(callback_at).isoformat() if callback_at else None,
             mobile_asked=mobile_asked,
             requests=requests or [],
+            **extra,
         )
 
     # -- judging -----------------------------------------------------------------------

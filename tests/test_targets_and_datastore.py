@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,8 +108,8 @@ def test_bad_encoding_is_refused(tmp_path: Path) -> None:
         parse_targets(path.read_bytes())
 
 
-def importer(tmp_path: Path, ledger_signer):
-    led = Ledger.create(tmp_path / "ledger.db", origin=ORIGIN, signer=ledger_signer, now=NOW)
+def importer(tmp_path: Path, ledger_signer, led: Ledger | None = None):
+    led = led or Ledger.create(tmp_path / "ledger.db", origin=ORIGIN, signer=ledger_signer, now=NOW)
     store = DataStore(tmp_path / "store.db")
 
     def run(path: Path, batch: str = "B2026-09") -> object:
@@ -164,7 +167,7 @@ def test_destroying_a_batch_makes_it_unreadable_and_the_ledger_still_verifies(
     parsed = run(target_file(tmp_path))
     ref = parsed.residents[0].case_ref
     assert store.read(ref).name == "長岡 太郎"
-    key_files = list(store.key_dir.glob("*.key"))
+    key_files = list(store.key_dir.glob("K*.key"))  # the batch's (S*.key is the contract's secret)
     assert len(key_files) == 1 and oct(key_files[0].stat().st_mode & 0o777) == "0o600"
     key_id = store.destroy("B2026-09")
     led.append(
@@ -183,9 +186,124 @@ def test_destroying_a_batch_makes_it_unreadable_and_the_ledger_still_verifies(
     )
     with pytest.raises(Destroyed):
         store.read(ref)
-    assert not list(store.key_dir.glob("*.key"))
+    assert not list(store.key_dir.glob("K*.key"))
     with pytest.raises(Destroyed):
         store.destroy("B2026-09")
     with pytest.raises(DataStoreError):
         store.read("C-nope")
     assert verify_ledger(tmp_path / "ledger.db").ok
+
+
+# -- one case per resident for the whole contract (events.md "Cases") ---------------------
+
+OCTOBER = [
+    # The same resident, its mobile kept, its landline changed: ref 1 stays, the new number is 3.
+    "2026-0001,長岡 太郎,090-1234-5678,0258-99-0000,初期滞納,9000,新潟県長岡市幸町2-1-1\n",
+    "2026-0004,栃尾 三郎,090-5555-6666,,その他,5000,\n",
+]
+
+
+def opened(led: Ledger) -> list[dict]:
+    events = [__import__("json").loads(led.leaf(i))["event"] for i in range(led.size)]
+    return [e for e in events if e["type"] == "case.opened"]
+
+
+def import_two_months(tmp_path: Path, ledger_signer):
+    led, store, run = importer(tmp_path, ledger_signer)
+    september = run(target_file(tmp_path), batch="B2026-09")
+    (tmp_path / "oct").mkdir()
+    october = run(target_file(tmp_path / "oct", OCTOBER), batch="B2026-10")
+    return led, store, september, october
+
+
+def test_a_resident_listed_again_is_the_same_case_and_keeps_its_numbers(
+    tmp_path: Path, ledger_signer
+) -> None:
+    led, store, september, october = import_two_months(tmp_path, ledger_signer)
+    sep, oct_ = september.residents[0], october.residents[0]
+    assert sep.case_number == oct_.case_number == "2026-0001"
+    assert sep.case_ref == oct_.case_ref
+    assert october.residents[1].case_ref not in {r.case_ref for r in september.residents}
+    assert sep.number_refs == ("1", "2") and oct_.number_refs == ("1", "3")
+    cases = opened(led)
+    relisted = [e for e in cases if e["data"]["case"] == sep.case_ref]
+    assert [(e["data"]["batch"], e["data"]["numbers"]) for e in relisted] == [
+        ("B2026-09", [{"ref": "1", "kind": "mobile"}, {"ref": "2", "kind": "landline"}]),
+        ("B2026-10", [{"ref": "1", "kind": "mobile"}, {"ref": "3", "kind": "landline"}]),
+    ]
+    # Opaque: not the 案件番号, nor its plain hash; another contract's secret gives other refs.
+    assert "2026" not in sep.case_ref
+    assert hashlib.sha256(b"2026-0001").hexdigest()[:16] not in sep.case_ref
+    other = DataStore(tmp_path / "other.db")
+    assert other.case_ref("2026-0001") != sep.case_ref
+    assert store.case_ref("2026-0001") == sep.case_ref
+    # Once per batch in the store; a read is the newest batch's record.
+    rows = store._db.execute("SELECT batch FROM records WHERE case_ref = ?", (sep.case_ref,)).fetchall()
+    assert sorted(rows) == [("B2026-09",), ("B2026-10",)]
+    assert store.read(sep.case_ref).amount == 9000
+    assert store.read(sep.case_ref).phone("3") == "0258990000"
+    secret = [p for p in store.key_dir.glob("S*.key")]
+    assert len(secret) == 1 and oct(secret[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_destroying_a_batch_destroys_its_records_only(tmp_path: Path, ledger_signer) -> None:
+    led, store, september, october = import_two_months(tmp_path, ledger_signer)
+    ref = september.residents[0].case_ref
+    store.destroy("B2026-10")
+    assert store.read(ref).amount == 12000  # September's record, still readable
+    with pytest.raises(Destroyed):
+        store.read(october.residents[1].case_ref)
+    store.destroy("B2026-09")
+    with pytest.raises(Destroyed):
+        store.read(ref)
+    # The contract's secret stays: a resident listed again keeps its reference.
+    assert store.case_ref("2026-0001") == ref and list(store.key_dir.glob("S*.key"))
+
+
+def test_destroying_the_contract_destroys_its_secret(tmp_path: Path, ledger_signer) -> None:
+    led, store, september, october = import_two_months(tmp_path, ledger_signer)
+    store.destroy("B2026-09")
+    batches, secret_id = store.destroy_contract()
+    assert [b for b, _ in batches] == ["B2026-10"] and secret_id and secret_id.startswith("S")
+    assert not list(store.key_dir.glob("*.key"))
+    assert store._db.execute("SELECT count(*) FROM numbers").fetchone() == (0,)
+    with pytest.raises(Destroyed):
+        store.case_ref("2026-0001")
+    with pytest.raises(Destroyed):
+        store.destroy_contract()
+
+
+def test_kansa_custody_destroy_contract_records_every_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kansa.cli import main
+    from ledger.commands import init_ledger
+
+    db = tmp_path / "ledger.db"
+    led, _key = init_ledger(db, origin=ORIGIN, contract="nagaoka-nhi-2026", key_path=None, now=NOW)
+    led, store, run = importer(tmp_path, None, led)
+    for batch, rows in (("B2026-09", ROWS), ("B2026-10", OCTOBER)):
+        (tmp_path / batch).mkdir()
+        run(target_file(tmp_path / batch, rows), batch=batch)
+    led.close()
+    secret_id = store._db.execute("SELECT key_id FROM contract").fetchone()[0]
+    store.close()
+    args = ["--store", str(tmp_path / "store.db"), "--ledger", str(db), "--by", "cus01"]
+    runner = CliRunner()
+    one = runner.invoke(main, ["custody", "destroy", "B2026-09", *args])
+    assert one.exit_code == 0, one.output
+    assert runner.invoke(main, ["custody", "destroy", *args]).exit_code == 2  # BATCH or --contract
+    end = runner.invoke(main, ["custody", "destroy", "--contract", *args])
+    assert end.exit_code == 0, end.output
+    assert "batch B2026-10: key K" in end.output and secret_id in end.output
+    events = [
+        json.loads(line) for line in runner.invoke(main, ["ledger", "export", str(db)]).output.splitlines()
+    ]
+    leaves = [json.loads(base64.b64decode(e["leaf"]))["event"] for e in events]
+    destroyed = [e["data"] for e in leaves if e["type"] == "custody.destroyed"]
+    assert [d["batch"] for d in destroyed] == ["B2026-09", "B2026-10"]
+    assert destroyed[1]["keys"][-1] == secret_id and len(destroyed[1]["keys"]) == 2
+    again = runner.invoke(main, ["custody", "destroy", "--contract", *args])
+    assert again.exit_code == 1 and "already destroyed" in again.output
+    with DataStore(tmp_path / "store.db") as store:
+        assert not list(store.key_dir.glob("*.key"))

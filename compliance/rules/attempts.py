@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from contract.calendar import add_business_days, end_of_day, is_weekday
 
 from ..model import Entry, Finding
-from ..state import NON_CONTACT, Call, Case
+from ..state import NON_CONTACT, Call, Case, previous_month
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -19,28 +19,37 @@ ESCALATING_REQUESTS = ("installment", "refusal", "tax_dispute")
 
 
 def _month_cases(ctx: Context) -> Iterator[Case]:
-    """Cases of this month: opened for it, or else first called in it."""
+    """Cases listed this month (a case listed in several months is judged in each, on that
+    month's calls), or never listed and called this month."""
     for case in ctx.state.cases.values():
-        if case.month == ctx.month or (case.month is None and any(ctx.in_month(c.at) for c in case.calls)):
+        if case.listing(ctx.month) is not None or (
+            case.opened is None and any(ctx.in_month(c.at) for c in case.calls)
+        ):
             yield case
 
 
-def _ended_before(case: Case, moment: datetime) -> bool:
-    ending = case.ending()
-    return ending is not None and ending.at <= moment
+def _done_in(case: Case, month: str) -> bool:
+    """The month's listing needs no more calls: completed, refused, absent or stopped in the
+    month, or found unsuitable in its data check."""
+    return (
+        case.ending(month) is not None
+        or case.stopped_in(month) is not None
+        or case.unsuitable_in(month) is not None
+    )
 
 
 @rule("NUMBERS-MAX")
 def numbers_max(ctx: Context) -> Iterator[Finding]:
     limit = ctx.profile.numbers_max
     for case in _month_cases(ctx):
-        if case.opened is not None and len(case.numbers) > limit:
+        opening, numbers = case.listing(ctx.month), case.numbers_in(ctx.month)
+        if opening is not None and len(numbers) > limit:
             yield ctx.finding(
                 "NUMBERS-MAX",
                 case=case.ref,
-                entries=[case.opened.index],
-                ja=f"電話番号が {len(case.numbers)} 件（1案件につき最大{limit}番号）",
-                en=f"{len(case.numbers)} numbers for one case; at most {limit}",
+                entries=[opening.index],
+                ja=f"電話番号が {len(numbers)} 件（1案件につき最大{limit}番号）",
+                en=f"{len(numbers)} numbers for one case; at most {limit}",
             )
 
 
@@ -49,24 +58,26 @@ def numbers_all(ctx: Context) -> Iterator[Finding]:
     if not ctx.month_over:
         return
     for case in _month_cases(ctx):
-        if case.opened is None or case.ending() is not None or case.stop is not None or case.unsuitable:
+        opening = case.listing(ctx.month)
+        if opening is None or _done_in(case, ctx.month):
             continue
-        for number in case.numbers:
-            if not case.calls_to(number["ref"]):
+        for number in case.numbers_in(ctx.month):
+            if not case.calls_to(number["ref"], ctx.month):
                 yield ctx.finding(
                     "NUMBERS-ALL",
                     case=case.ref,
-                    entries=[case.opened.index],
+                    entries=[opening.index],
                     ja=f"番号 {number['ref']} に一度も架電していない",
                     en=f"number {number['ref']} was never dialled",
                 )
 
 
 def _same_result_exempt(ctx: Context, case: Case, number: str, calls: list[Call]) -> bool:
-    """T §10(4)ク: twice this month the same non-contact result as the last call of the previous month."""
+    """T §10(4)ク: twice this month the same non-contact result as the last call of the same
+    number (同一番号, the same reference) in the previous month."""
     if not ctx.profile.same_result_exemption or len(calls) != 2:
         return False
-    earlier = [c for c in case.calls_to(number) if c.at < calls[0].at and not ctx.in_month(c.at)]
+    earlier = case.calls_to(number, previous_month(ctx.month))
     if not earlier:
         return False
     previous = earlier[-1].dialed.data["result"]
@@ -79,18 +90,19 @@ def attempts_min(ctx: Context) -> Iterator[Finding]:
     if not ctx.month_over:
         return
     for case in _month_cases(ctx):
-        if case.opened is None or case.ending() is not None or case.stop is not None or case.unsuitable:
+        opening = case.listing(ctx.month)
+        if opening is None or _done_in(case, ctx.month):
             continue
-        for number in case.numbers:
+        for number in case.numbers_in(ctx.month):
             calls = case.calls_to(number["ref"], ctx.month)
-            if len(calls) >= need or case.number_ended(number["ref"]) is not None:
+            if len(calls) >= need or case.number_ended(number["ref"], ctx.month) is not None:
                 continue
             if _same_result_exempt(ctx, case, number["ref"], calls):
                 continue
             yield ctx.finding(
                 "ATTEMPTS-MIN",
                 case=case.ref,
-                entries=[case.opened.index, *(c.dialed.index for c in calls)],
+                entries=[opening.index, *(c.dialed.index for c in calls)],
                 ja=f"番号 {number['ref']} への架電は {len(calls)} 回（最低{need}回）",
                 en=f"number {number['ref']} was dialled {len(calls)} times; at least {need}",
             )
@@ -140,7 +152,7 @@ def attempts_nonweekday(ctx: Context) -> Iterator[Finding]:
             if len(calls) < need:
                 continue
             third = calls[need - 1]
-            if _ended_before(case, third.at) or case.number_ended(number) is not None:
+            if case.ended_before(third.at) or case.number_ended(number, ctx.month) is not None:
                 continue
             if any(not is_weekday(c.at.date()) for c in calls[:need]):
                 continue
@@ -176,14 +188,17 @@ def completion_basis(ctx: Context) -> Iterator[Finding]:
 @rule("STOP-HONOURED")
 def stop_honoured(ctx: Context) -> Iterator[Finding]:
     for case in ctx.state.cases.values():
-        if case.stop is None:
+        if not case.stops:
             continue
-        stop = case.stop
-        later = [c.dialed for c in case.calls if c.at > stop.at] + [
-            s for s in case.sms_sent if s.at > stop.at
-        ]
-        for entry in later:
-            if ctx.in_month(entry.at):
+        for entry in [c.dialed for c in case.calls] + case.sms_sent:
+            if not ctx.in_month(entry.at):
+                continue
+            # A stop holds until the city lists the case again (a later case.opened).
+            stop = next(
+                (s for s in case.stops if s.at < entry.at and not case.relisted_between(s.at, entry.at)),
+                None,
+            )
+            if stop is not None:
                 kind = "架電" if entry.type == "call.dialed" else "SMS送信"
                 yield ctx.finding(
                     "STOP-HONOURED",
@@ -235,9 +250,13 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
         call = ctx.state.calls_by_id.get(str(outcome.data["call"]))
         number_end = case.number_ended(call.number) if call is not None else None
         if (
-            _ended_before(case, asked)
-            or (case.stop is not None and case.stop.at <= asked)
-            or (number_end is not None and number_end.at <= asked)
+            case.ended_before(asked)
+            or case.stopped_before(asked) is not None
+            or (
+                number_end is not None
+                and number_end.at <= asked
+                and not case.relisted_between(number_end.at, asked)
+            )
         ):
             continue  # completed, stopped, or the number ended before the time: the appointment lapses
         if ctx.in_calling_period(asked):
@@ -290,9 +309,12 @@ def record_every_call(ctx: Context) -> Iterator[Finding]:
 @rule("MOBILE-ASKED")
 def mobile_asked(ctx: Context) -> Iterator[Finding]:
     for case in _month_cases(ctx):
-        if not case.numbers or any(n["kind"] != "landline" for n in case.numbers):
+        numbers = case.numbers_in(ctx.month) if case.opened is not None else []
+        if not numbers or any(n["kind"] != "landline" for n in numbers):
             continue
-        reached = [o for o in case.outcomes if o.data["party"] in ("self", "household")]
+        reached = [
+            o for o in case.outcomes if o.data["party"] in ("self", "household") and ctx.in_month(o.at)
+        ]
         if reached and not any(o.data["mobile_asked"] for o in reached):
             yield ctx.finding(
                 "MOBILE-ASKED",
@@ -350,8 +372,10 @@ def unsuitable_not_called(ctx: Context) -> Iterator[Finding]:
     month_calls = [c for c in ctx.state.calls if ctx.in_month(c.at)]
     first = min((c.at for c in month_calls), default=None)
     for case in ctx.state.cases.values():
-        mark = case.unsuitable
-        if mark is None or not ctx.in_month(mark.at) and case.month != ctx.month:
+        mark = case.unsuitable_in(ctx.month) if case.listing(ctx.month) is not None else None
+        if mark is None:
+            mark = next((u for u in case.unsuitables if ctx.in_month(u.at)), None)
+        if mark is None:
             continue
         if first is not None and mark.at > first:
             yield ctx.finding(
@@ -362,7 +386,7 @@ def unsuitable_not_called(ctx: Context) -> Iterator[Finding]:
                 en="the unsuitable case was reported after the month's first call",
             )
         for call in case.calls:
-            if call.at > mark.at:
+            if call.at > mark.at and not case.relisted_between(mark.at, call.at):
                 yield ctx.finding(
                     "UNSUITABLE-NOT-CALLED",
                     case=case.ref,

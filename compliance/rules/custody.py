@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from contract.calendar import add_business_days, end_of_day, month_days, next_month
@@ -23,33 +22,6 @@ ORDER = (
     "custody.returned",
     "custody.destroyed",
 )
-ROLES_FOR: dict[str, tuple[str, ...]] = {
-    "call.": ("operator", "manager"),
-    "callback.": ("operator", "manager"),
-    "escalation.": ("operator", "manager"),
-    "custody.": ("custodian",),
-    "case.stop": ("city",),
-    "sms.designated": ("city",),
-    "case.": ("manager",),
-    "sms.": ("operator", "manager"),
-    "report.": ("manager",),
-    "campaign.": ("manager",),
-    "callerid.": ("manager",),
-    "key.": ("manager",),
-    "staff.": ("manager", "city"),
-    "access.": ("operator", "manager", "custodian", "city"),
-}
-
-
-_PREFIXES = sorted(ROLES_FOR, key=len, reverse=True)  # the most specific prefix first
-
-
-@lru_cache(maxsize=256)
-def roles_for(kind: str) -> tuple[str, ...]:
-    for prefix in _PREFIXES:
-        if kind.startswith(prefix):
-            return ROLES_FOR[prefix]
-    return ()
 
 
 def _staff_timelines(ctx: Context) -> dict[str, list[Entry]]:
@@ -89,8 +61,16 @@ def _batches(ctx: Context) -> dict[str, list[Entry]]:
     return {b: sorted(es, key=lambda e: e.index) for b, es in found.items()}
 
 
+def _openings(ctx: Context) -> dict[str, list[Entry]]:
+    """batch -> the case.opened of its cases (a re-listed case is in several batches)."""
+    found: dict[str, list[Entry]] = defaultdict(list)
+    for entry in ctx.state.of("case.opened"):
+        found[str(entry.data["batch"])].append(entry)
+    return found
+
+
 def _batch_month(ctx: Context, batch: str) -> str | None:
-    months = [c.month for c in ctx.state.cases.values() if c.batch == batch and c.month]
+    months = [str(o.data["month"]) for o in ctx.memo("batch-openings", lambda: _openings(ctx)).get(batch, [])]
     return min(months) if months else None
 
 
@@ -116,21 +96,21 @@ def custody_order(ctx: Context) -> Iterator[Finding]:
                 en=f"batch {batch}: custody events out of order",
             )
         imported, destroyed = first["custody.imported"], first["custody.destroyed"]
-        for case in ctx.state.cases.values():
-            if case.batch != batch or case.opened is None:
-                continue
-            if imported is None or case.opened.index < imported.index:
+        for opening in ctx.memo("batch-openings", lambda: _openings(ctx)).get(batch, []):
+            case = ctx.state.cases[str(opening.data["case"])]
+            if imported is None or opening.index < imported.index:
                 yield ctx.finding(
                     "CUSTODY-ORDER",
                     case=case.ref,
-                    entries=[case.opened.index],
+                    entries=[opening.index],
                     ja=f"バッチ {batch} の取込前に案件を開始",
                     en=f"case opened before batch {batch} was imported",
                 )
             if destroyed is not None:
                 touched = [c.dialed for c in case.calls] + case.sms_sent + case.outcomes
                 for entry in touched:
-                    if entry.index > destroyed.index:
+                    # Used on this batch's data: its latest listing by then is this batch's.
+                    if entry.index > destroyed.index and _listing_at(case.openings, entry) is opening:
                         yield ctx.finding(
                             "CUSTODY-ORDER",
                             case=case.ref,
@@ -162,6 +142,15 @@ def custody_order(ctx: Context) -> Iterator[Finding]:
                 ja=f"バッチ {batch} を返却せずに削除",
                 en=f"batch {batch} destroyed without being returned",
             )
+
+
+def _listing_at(openings: list[Entry], entry: Entry) -> Entry | None:
+    """The case.opened in force when `entry` was written (the latest before it in the ledger)."""
+    found = None
+    for opening in openings:
+        if opening.index < entry.index:
+            found = opening
+    return found
 
 
 def _destroy_due(ctx: Context, batch_month: str) -> datetime:
@@ -225,32 +214,74 @@ def access_logged(ctx: Context) -> Iterator[Finding]:
             )
 
 
+def _key_events(ctx: Context) -> tuple[dict[str, str], dict[str, int], set[str]]:
+    """(key id -> holder, key id -> index of its revocation, every person ever designated)."""
+    holders = {e.data["key"]: e.data["holder"] for e in ctx.state.of("key.registered")}
+    revoked: dict[str, int] = {}
+    for entry in ctx.state.of("key.revoked"):
+        revoked.setdefault(entry.data["key"], entry.index)
+    people = {e.data["person"] for e in ctx.state.of("staff.designated")}
+    return holders, revoked, people
+
+
 @rule("DESIGNATED-ACTOR")
 def designated_actor(ctx: Context) -> Iterator[Finding]:
-    holders = {e.data["key"]: e.data["holder"] for e in ctx.state.of("key.registered")}
+    profile = ctx.profile
+    holders, revoked, people = ctx.memo("key-events", lambda: _key_events(ctx))
+    designations = ctx.state.of("staff.designated")
+    bootstrap = designations[0].index if designations else -1
     for entry in ctx.state.entries:
         if not ctx.in_month(entry.at):
             continue
-        if entry.key in holders and holders[entry.key] != entry.actor:
+        case = entry.data.get("case")
+        holder = holders.get(entry.key)
+        # A key registered to something that was never designated staff is a device's (a console's).
+        device = holder is not None and holder not in people
+        if holder is not None and entry.index > revoked.get(entry.key, entry.index):
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
-                case=entry.data.get("case"),
+                case=case,
+                entries=[revoked[entry.key], entry.index],
+                ja=f"失効した鍵（{holder}）で署名された記録",
+                en=f"signed with a revoked key (of {holder})",
+            )
+        if device and profile.device_signs(entry.type):
+            continue  # what a device records (a failed sign-in) is kept, whoever tried
+        if device:
+            yield ctx.finding(
+                "DESIGNATED-ACTOR",
+                case=case,
                 entries=[entry.index],
-                ja=f"{entry.actor} の記録が {holders[entry.key]} の鍵で署名されている",
-                en=f"an event of {entry.actor} signed with the key of {holders[entry.key]}",
+                ja=f"端末 {holder} の鍵で {entry.type} が署名されている（端末の鍵は端末が記録するものだけに使う）",
+                en=f"{entry.type} signed with the key of the device {holder}, which signs only what it records",
+            )
+        elif holder is not None and holder != entry.actor:
+            yield ctx.finding(
+                "DESIGNATED-ACTOR",
+                case=case,
+                entries=[entry.index],
+                ja=f"{entry.actor} の記録が {holder} の鍵で署名されている",
+                en=f"an event of {entry.actor} signed with the key of {holder}",
             )
         if entry.actor == "system":
             continue
-        allowed = roles_for(entry.type)
-        held = roles_at(ctx, entry.actor, entry.index)
-        if entry.type == "staff.designated" and not ctx.state.of("staff.designated")[0].index < entry.index:
-            continue  # the very first designation bootstraps the staff list
-        if not held & set(allowed):
+        if profile.for_themselves_only(entry.type) and entry.data.get("person") != entry.actor:
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
-                case=entry.data.get("case"),
+                case=case,
                 entries=[entry.index],
-                ja=f"{entry.actor} は {entry.type} を記録できる役割（{'/'.join(allowed)}）に指定されていない",
-                en=f"{entry.actor} is not designated in a role that may write {entry.type}"
-                f" ({'/'.join(allowed)})",
+                ja=f"{entry.actor} が他人（{entry.data.get('person')}）の {entry.type} を記録",
+                en=f"{entry.actor} wrote {entry.type} for someone else, {entry.data.get('person')}",
+            )
+        if entry.type == "staff.designated" and entry.index == bootstrap:
+            continue  # the very first designation bootstraps the staff list
+        allowed = profile.roles_for(entry.type)
+        if not roles_at(ctx, entry.actor, entry.index) & set(allowed):
+            who = "/".join(allowed) or "system only"
+            yield ctx.finding(
+                "DESIGNATED-ACTOR",
+                case=case,
+                entries=[entry.index],
+                ja=f"{entry.actor} は {entry.type} を記録できる役割（{who}）に指定されていない",
+                en=f"{entry.actor} is not designated in a role that may write {entry.type} ({who})",
             )

@@ -63,7 +63,7 @@ def sms_frequency(ctx: Context) -> Iterator[Finding]:
     for ref in sorted(designated):
         case = ctx.state.cases.get(ref)
         sent = [e for e in case.sms_sent if ctx.in_month(e.at)] if case else []
-        blocked = bool(case and (case.sms_blocked or case.stop))
+        blocked = bool(case and (case.sms_blocked or case.stopped_before(ctx.month_end)))
         if len(sent) > high:
             yield ctx.finding(
                 "SMS-FREQUENCY",
