@@ -13,8 +13,9 @@ install: $(STAMP) debian-deps
 # Go's sumdb/note and sumdb/tlog check our artefacts independently (tests/test_go_interop.py);
 # chromium and chromium-driver drive the browser test of the auditors' Datasette
 # (tests/test_datasette_browser.py) and print the monthly report to PDF; fonts-noto-cjk
-# draws the Japanese in both; baresip-core is the seats' SIP phone (tests/test_sip*.py).
-DEBIAN_PACKAGES := golang-go golang-golang-x-mod-dev chromium chromium-driver fonts-noto-cjk baresip-core
+# draws the Japanese in both (and the ✔ ✘ ⏳ marks: fonts-noto-color-emoji); baresip-core is the
+# seats' SIP phone (tests/test_sip*.py).
+DEBIAN_PACKAGES := golang-go golang-golang-x-mod-dev chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji baresip-core
 
 debian-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

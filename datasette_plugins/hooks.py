@@ -11,9 +11,12 @@ from markupsafe import Markup
 from . import middleware, pages
 
 NAV = (
-    ("/-/kansa/status", "台帳の状態と検証 Ledger status and verification"),
-    ("/-/kansa/findings", "所見（契約条項つき） Findings with the contract's clauses"),
-    ("/-/kansa/kpis", "KPI と目標 KPIs against targets"),
+    ("/-/kansa/month", "月ごとの監査（契約条項ごとの確認）"),
+    ("/-/kansa/findings", "所見（契約条項つき）"),
+    ("/-/kansa/attempts", "番号ごとの架電回数"),
+    ("/-/kansa/custody", "個人情報の管理（バッチごと）"),
+    ("/-/kansa/kpis", "KPI と目標"),
+    ("/-/kansa/status", "台帳の状態と検証"),
 )
 
 
@@ -50,3 +53,11 @@ def top_homepage(datasette: Any, request: Any) -> str | None:
         return None
     items = "".join(f'<li><a href="{datasette.urls.path(href)}">{label}</a></li>' for href, label in NAV)
     return Markup(f'<nav class="kansa-nav"><ul>{items}</ul></nav>')
+
+
+@hookimpl
+def extra_template_vars() -> dict[str, Any]:
+    """Words and times for every template (Kansa's pages and Datasette's own)."""
+    from compliance.present import JST_NOTE, jst, month_ja, word
+
+    return {"jst": jst, "month_ja": month_ja, "word": word, "jst_note": JST_NOTE}

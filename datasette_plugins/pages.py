@@ -17,10 +17,11 @@ from datasette.utils.asgi import NotFound, Response
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from compliance.present import JST_NOTE, jst, word
 from ledger import Ledger, ProofError, event_bytes, leaf_hash, verify_inclusion
 from ledger.note import b64decode, b64encode
 
-from .charts import kpi_chart
+from . import audit_pages
 from .site import site_of
 
 LEDGER_DB = "ledger"
@@ -187,12 +188,21 @@ async def entry(request: Any, datasette: Any) -> Response:
                 "vkey": view.vkey,
             }
         )
+    runs = await audit_pages.latest_runs(datasette)
+    case = view.event.get("data", {}).get("case") if isinstance(view.event.get("data"), dict) else None
     return await _render(
         datasette,
         request,
         "kansa_entry.html",
         {
             "e": view,
+            "case": case,
+            "kind": word("event", view.event.get("type")),
+            "words": audit_pages.describe(view.event, await audit_pages._bands(datasette, runs)),
+            "at_jst": jst(view.event.get("at")),
+            "received_jst": jst(view.received, seconds=True),
+            "cited": await audit_pages.case_findings(datasette, runs, entry=view.index),
+            "jst_note": JST_NOTE,
             "event_json": json.dumps(view.event, ensure_ascii=False, indent=2, sort_keys=True),
             "ledger_file": site.ledger_path.name,
         },
@@ -257,33 +267,9 @@ async def findings(request: Any, datasette: Any) -> Response:
     )
 
 
-async def kpis(request: Any, datasette: Any) -> Response:
-    await _require(datasette, request, COMPLIANCE_DB)
-    db = datasette.get_database(COMPLIANCE_DB)
-    runs = await _runs(datasette)
-    table: list[dict[str, Any]] = []
-    for run in runs:
-        rows = (
-            await db.execute(
-                "SELECT * FROM kpis WHERE month = ? AND size = ? AND root = ? ORDER BY kpi",
-                (run["month"], run["size"], run["root"]),
-            )
-        ).rows
-        for row in rows:
-            item = dict(row)
-            item["details"] = json.loads(item["details"])
-            table.append(item)
-    return await _render(
-        datasette,
-        request,
-        "kansa_kpis.html",
-        {"runs": runs, "kpis": table, "chart": kpi_chart(table)},
-    )
-
-
 ROUTES = [
     (r"^/-/kansa/status(?P<format>\.json)?$", status),
     (r"^/-/kansa/entry/(?P<index>\d+)(?P<format>\.json)?$", entry),
     (r"^/-/kansa/findings$", findings),
-    (r"^/-/kansa/kpis$", kpis),
+    *audit_pages.ROUTES,
 ]

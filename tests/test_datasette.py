@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import sqlite3
@@ -321,7 +322,7 @@ def test_findings_quote_the_contract_and_link_the_entries(site: dict[str, Any], 
 def test_kpis_page_charts_against_targets(client: Client) -> None:
     client.login("alice", PASSWORD)
     page = client.get("/-/kansa/kpis").text
-    assert page.count("<svg") >= 4 and "目標 target 50.0%" in page and "KPI-CONTACT" in page
+    assert page.count("<svg") >= 4 and "目標 50.0%" in page and "接触率" in page and "納付了承率" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
@@ -424,3 +425,68 @@ def test_kansa_serve_signs_the_access_log_when_stopped(site: dict[str, Any], tmp
         latest = access.latest_checkpoint()
         assert latest is not None and latest.size == access.size >= 2
     assert verify_ledger(log).ok
+
+
+def visible(page: str) -> str:
+    """The text a reader sees: no tags, scripts, styles or collapsed evidence (<details>)."""
+    page = re.sub(r"<(script|style|details)\b.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+ENGLISH_CODES = ("number_unusable", "household", "violation", "judgement", "True", "False", "no_answer")
+
+
+def test_month_page_accounts_for_every_clause(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    assert client.get("/-/kansa/month").headers["location"] == f"/-/kansa/month/{MONTH}"
+    page = client.get(f"/-/kansa/month/{MONTH}").text
+    profile = load_profile("nagaoka-nhi-2026")
+    for rule in profile.clauses:  # every rule of the profile, with its clause quoted
+        row = page.split(f'id="rule-{rule}"', 1)[1].split("</tr>", 1)[0]
+        assert profile.quotes[rule][:20] in html.unescape(row), rule
+        assert any(mark in row for mark in ("✔", "✘", "△", "⏳", "－")), rule
+    hours = page.split('id="rule-CALL-HOURS"', 1)[1].split("</tr>", 1)[0]
+    assert "✘" in hours and "仕様書6(2)イ" in hours and "違反 1 件" in hours
+    conn = sqlite3.connect(site["db"])
+    calls = conn.execute(
+        "SELECT count(*) FROM entries WHERE type = 'call.dialed' AND substr(at, 1, 7) = ?", (MONTH,)
+    ).fetchone()[0]
+    assert f"架電 {calls:,} 件の開始時刻を確認" in hours
+    # The link lists exactly the records counted.
+    link = html.unescape(re.search(r'class="examined-link" href="([^"]+)"', hours).group(1))  # type: ignore[union-attr]
+    listed = client.get(link.replace("/ledger/entries?", "/ledger/entries.json?") + "&_shape=array&_size=max")
+    assert len(listed.json()) == calls
+    held = page.split('id="rule-RING-35"', 1)[1].split("</tr>", 1)[0]
+    assert "✔</span> 適合" in held and "確認した記録の一覧" in held
+    text = visible(page)
+    assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]
+
+
+def test_case_page_tells_the_story_and_entries_link_back(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    conn = sqlite3.connect(site["db"])
+    idx, case = conn.execute("SELECT idx, case_ref FROM entries WHERE idx = ?", (site["late_index"],)).fetchone()
+    page = client.get(f"/-/kansa/case/{case}").text
+    assert f'href="/-/kansa/entry/{idx}"' in page and "架電" in page and "時間帯" in page
+    assert "仕様書6(2)イ" in page  # the CALL-HOURS finding that cites the late call
+    entry = client.get(f"/-/kansa/entry/{idx}").text
+    assert f'href="/-/kansa/case/{case}"' in entry and "rule=CALL-HOURS" in entry
+    for text in (visible(page), visible(entry)):
+        assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]
+    assert client.get("/-/kansa/case/nope").status_code == 404
+
+
+def test_attempts_and_custody_pages(site: dict[str, Any], client: Client) -> None:
+    client.login("alice", PASSWORD)
+    page = client.get(f"/-/kansa/attempts?month={MONTH}").text
+    conn = sqlite3.connect(site["db"])
+    pairs = conn.execute(
+        "SELECT count(DISTINCT case_ref || '/' || json_extract(leaf, '$.event.data.number')) FROM entries"
+        " WHERE type = 'call.dialed' AND substr(at, 1, 7) = ?",
+        (MONTH,),
+    ).fetchone()[0]
+    assert page.count('<tr><td><a href="/-/kansa/case/') == pairs
+    custody = client.get("/-/kansa/custody").text
+    assert 'id="batch-B2026-09"' in custody and "データの受領" in custody and "custody.received" not in custody
+    for text in (visible(page), visible(custody)):
+        assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]
