@@ -17,7 +17,7 @@ from datasette.utils.asgi import NotFound, Response
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from compliance.present import JST_NOTE, jst, word
+from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, word
 from ledger import Ledger, ProofError, event_bytes, leaf_hash, verify_inclusion
 from ledger.note import b64decode, b64encode
 
@@ -254,9 +254,15 @@ async def findings(request: Any, datasette: Any) -> Response:
         for row in rows:
             item = dict(row)
             item["entries"] = json.loads(item["entries"])
+            item["severity_words"] = SEVERITY_MARK["pending" if item["pending"] else item["severity"]]
             if not groups or groups[-1]["rule"] != item["rule"]:
                 groups.append(
-                    {"rule": item["rule"], "clause": item["clause"], "quote": item["quote"], "items": []}
+                    {
+                        "rule": item["rule"],
+                        "clause": clause_ja(item["clause"]),
+                        "quote": item["quote"],
+                        "items": [],
+                    }
                 )
             groups[-1]["items"].append(item)
     return await _render(

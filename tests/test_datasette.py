@@ -465,7 +465,9 @@ def test_month_page_accounts_for_every_clause(site: dict[str, Any], client: Clie
 def test_case_page_tells_the_story_and_entries_link_back(site: dict[str, Any], client: Client) -> None:
     client.login("alice", PASSWORD)
     conn = sqlite3.connect(site["db"])
-    idx, case = conn.execute("SELECT idx, case_ref FROM entries WHERE idx = ?", (site["late_index"],)).fetchone()
+    idx, case = conn.execute(
+        "SELECT idx, case_ref FROM entries WHERE idx = ?", (site["late_index"],)
+    ).fetchone()
     page = client.get(f"/-/kansa/case/{case}").text
     assert f'href="/-/kansa/entry/{idx}"' in page and "架電" in page and "時間帯" in page
     assert "仕様書6(2)イ" in page  # the CALL-HOURS finding that cites the late call
@@ -487,6 +489,7 @@ def test_attempts_and_custody_pages(site: dict[str, Any], client: Client) -> Non
     ).fetchone()[0]
     assert page.count('<tr><td><a href="/-/kansa/case/') == pairs
     custody = client.get("/-/kansa/custody").text
-    assert 'id="batch-B2026-09"' in custody and "データの受領" in custody and "custody.received" not in custody
+    assert 'id="batch-B2026-09"' in custody and "データの受領" in custody
+    assert "custody.received" not in custody
     for text in (visible(page), visible(custody)):
         assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]

@@ -6,6 +6,7 @@ Skipped only where the Debian packages are missing (`make install` adds them as 
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -121,23 +122,54 @@ def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, 
     assert "平日" in group.find_element(By.TAG_NAME, "blockquote").text
     browser.save_screenshot(str(shots / "4-findings.png"))
     group.find_element(By.CSS_SELECTOR, "a.entry-link").click()
-    assert f"台帳番号 {server['late_index']}" in browser.find_element(By.TAG_NAME, "h1").text
+    assert f"台帳の記録 {server['late_index']}番" in browser.find_element(By.TAG_NAME, "h1").text
     assert browser.find_element(By.ID, "proof-ok").is_displayed()
     assert browser.find_element(By.ID, "signature-ok").is_displayed()
+    assert browser.find_element(By.ID, "cited-findings").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#evidence summary").click()  # the evidence, collapsed by default
     assert '"hashes": [' in browser.find_element(By.ID, "proof").text
     browser.save_screenshot(str(shots / "5-entry-proof.png"))
+    visible_texts = {"5-entry-proof": ""}  # the evidence is open here on purpose
+    browser.find_element(By.ID, "case-link").click()
+    assert "の経過" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.save_screenshot(str(shots / "6-case.png"))
+    visible_texts["6-case"] = browser.find_element(By.TAG_NAME, "body").text
 
+    for name, path in (
+        ("7-month", f"/-/kansa/month/{MONTH}"),
+        ("8-attempts", f"/-/kansa/attempts?month={MONTH}"),
+        ("9-custody", "/-/kansa/custody"),
+        ("10-kpis", "/-/kansa/kpis"),
+        ("11-findings", f"/-/kansa/findings?month={MONTH}"),
+    ):
+        browser.get(url + path)
+        browser.save_screenshot(str(shots / f"{name}.png"))
+        visible_texts[name] = browser.find_element(By.TAG_NAME, "body").text
+    assert "✘" in visible_texts["7-month"] and "仕様書6(2)イ" in visible_texts["7-month"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.kpi-chart")) == 0  # (on the findings page)
     browser.get(f"{url}/-/kansa/kpis")
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.kpi-chart")) >= 4
-    browser.save_screenshot(str(shots / "6-kpis.png"))
+    # No English code in the visible text of any page Kansa renders.
+    codes = ("number_unusable", "household", "violation", "judgement", "True", "False")
+    leaks = {
+        name: [c for c in codes if re.search(rf"\b{c}\b", text)] for name, text in visible_texts.items()
+    }
+    assert not any(leaks.values()), leaks
 
-    assert sorted(p.name for p in shots.iterdir()) == [
-        "1-sign-in.png",
-        "2-home.png",
-        "3-status.png",
-        "4-findings.png",
-        "5-entry-proof.png",
-        "6-kpis.png",
-    ]
+    assert sorted(p.name for p in shots.iterdir()) == sorted(
+        [
+            "1-sign-in.png",
+            "2-home.png",
+            "3-status.png",
+            "4-findings.png",
+            "5-entry-proof.png",
+            "6-case.png",
+            "7-month.png",
+            "8-attempts.png",
+            "9-custody.png",
+            "10-kpis.png",
+            "11-findings.png",
+        ]
+    )
     assert all(p.stat().st_size > 5000 for p in shots.iterdir())
     assert console_errors(browser) == []
