@@ -406,8 +406,11 @@ class Ledger:
         return [StoredCheckpoint(s, n, bytes(r), note, at) for s, n, r, note, at in rows]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
-        found = self.checkpoints()
-        return found[-1] if found else None
+        """The largest checkpoint, in its newest row (the one with the most cosignatures)."""
+        row = self._conn.execute(
+            "SELECT seq, size, root, note, signed_at FROM checkpoints ORDER BY size DESC, seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4])
 
     # -- writing -----------------------------------------------------------
 

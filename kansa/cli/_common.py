@@ -23,6 +23,7 @@ from ledger.commands import (
     default_key_path,
 )
 from ledger.policy import PolicyError
+from ledger.tiles import TileError
 from ledger.witness import WitnessError
 
 EXPECTED = (
@@ -34,6 +35,7 @@ EXPECTED = (
     LineError,
     WitnessError,
     PolicyError,
+    TileError,
     OSError,
 )
 

@@ -21,6 +21,7 @@ from ledger.commands import (
     init_ledger,
 )
 from ledger.policy import load_policy
+from ledger.tiles import write_ledger_tiles
 from ledger.witness_client import COSIGNED, add_witness, cosign
 from ledger.witnessed import verify_policy
 
@@ -218,6 +219,19 @@ def ledger_verify(
         for line in checked.lines:
             click.echo(line)
         sys.exit(checked.exit_code)
+
+
+@ledger.command("tiles")
+@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.argument("directory", type=click.Path(file_okay=False))
+def ledger_tiles(db: str, directory: str) -> None:
+    """Write the log up to its latest checkpoint as static C2SP tlog-tiles in DIRECTORY (incrementally)."""
+    with user_errors():
+        written = write_ledger_tiles(open_ledger(db), directory)
+        click.echo(
+            f"{directory}: size {written.size} (was {written.previous}), {written.files - 1} new tile(s)"
+            " and the checkpoint"
+        )
 
 
 @ledger.command("serve")
