@@ -29,9 +29,11 @@ from starlette.routing import Route
 
 from .commands import consistency_json, export_lines, inclusion_json
 from .merkle import ProofError
-from .store import Appended, AppendError, Ledger, Submission
+from .store import Appended, AppendError, Ledger, StoredCheckpoint, Submission
+from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
 from .vocabulary import is_rfc3339
 from .wire import MALFORMED, WireError, appended_body, appended_status, error_body, parse_signed, status_of
+from .witness_client import BackgroundCosigning, configured_witnesses
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,15 @@ class _Request:
 class GroupCommitter:
     """The one thread that writes: drains the queue, appends it as one transaction, answers."""
 
-    def __init__(self, ledger: Ledger, clock: Clock, config: ServiceConfig) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Clock,
+        config: ServiceConfig,
+        on_checkpoint: Callable[[StoredCheckpoint], None] | None = None,
+    ) -> None:
         self._ledger = ledger
+        self._on_checkpoint = on_checkpoint
         self._clock = clock
         self._config = config
         self._queue: queue.Queue[_Request | None] = queue.Queue()
@@ -132,7 +141,9 @@ class GroupCommitter:
             and time.monotonic() - self._last_checkpoint >= self._config.checkpoint_seconds
         )
         if due:
-            self._ledger.sign_checkpoint(now=self._clock())
+            stored = self._ledger.sign_checkpoint(now=self._clock())
+            if self._on_checkpoint is not None:
+                self._on_checkpoint(stored)
             self._checkpointed_size = size
             self._last_checkpoint = time.monotonic()
 
@@ -165,7 +176,10 @@ _BadRequest = WireError
 
 def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None) -> Starlette:
     """The ASGI app. `ledger` must have been opened with its key (it signs checkpoints)."""
-    committer = GroupCommitter(ledger, clock, config or ServiceConfig())
+    witnesses = BackgroundCosigning(str(ledger.path), clock) if configured_witnesses(ledger) else None
+    committer = GroupCommitter(
+        ledger, clock, config or ServiceConfig(), witnesses.submit if witnesses is not None else None
+    )
     # Reads use their own connection so they never wait behind the writer's transaction.
     reader = Ledger.open(ledger.path, readonly=True)
     read_lock = threading.Lock()
@@ -255,13 +269,29 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
             size = reader.size
         return JSONResponse({"ok": True, "size": size, "origin": ledger.origin, "commits": committer.commits})
 
+    async def get_tile(request: Request) -> Response:
+        """C2SP tlog-tiles, computed from the stored tree; a tile never changes once it exists."""
+        try:
+            tile = parse_tile_path("tile/" + request.path_params["path"])
+            with read_lock:
+                read, leaves = ledger_readers(reader)
+                data = tile_bytes(tile, read, leaves, reader.size)
+        except TileError as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=404)
+        immutable = {"Cache-Control": "public, max-age=31536000, immutable"}
+        return Response(data, media_type="application/octet-stream", headers=immutable)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if witnesses is not None:
+            witnesses.start()
         committer.start()
         try:
             yield
         finally:
             committer.stop()
+            if witnesses is not None:
+                witnesses.stop()
             reader.close()
 
     app = Starlette(
@@ -273,9 +303,13 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
             Route("/v1/proof/consistency", get_consistency),
             Route("/v1/entries", get_entries),
             Route("/healthz", healthz),
+            # C2SP tlog-tiles: the checkpoint (with its cosignatures) and the tiles.
+            Route("/checkpoint", get_checkpoint),
+            Route("/tile/{path:path}", get_tile),
         ],
         lifespan=lifespan,
     )
     app.state.committer = committer
+    app.state.witnesses = witnesses
     return app
 

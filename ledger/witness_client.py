@@ -18,6 +18,7 @@ know this log or key (404, 403): retried with backoff until the deadline.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS witness_state (
     cosigned_at TEXT NOT NULL
 );
 """
+
+log = logging.getLogger(__name__)
 
 COSIGNED, REFUSED, UNREACHABLE = "cosigned", "refused", "unreachable"
 _BACKOFF = (0.25, 0.5, 1.0, 2.0)
@@ -268,3 +271,68 @@ def cosign(ledger: Ledger, stored: StoredCheckpoint, *, now: datetime, wait: flo
         base = same_size[-1].note if same_size else stored.note
         outcome.checkpoint = ledger.add_cosigned_checkpoint(add_signatures(base, lines), now=now)
     return outcome
+
+
+class BackgroundCosigning:
+    """The service's witness thread: each checkpoint the writer signs is sent to the witnesses.
+
+    It has its own connection (the writer's is busy). Unreachable witnesses are
+    retried with backoff (up to a minute apart) until they answer or a newer
+    checkpoint replaces the one waiting; a refusal is logged as an error, loudly:
+    the witness says the ledger's history changed after it cosigned.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], datetime], *, wait: float = 10.0) -> None:
+        self._path = path
+        self._clock = clock
+        self._wait = wait
+        self._pending: StoredCheckpoint | None = None
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ledger-witnesses", daemon=True)
+        self.last: CosignOutcome | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+
+    def submit(self, stored: StoredCheckpoint) -> None:
+        with self._wake:
+            self._pending = stored
+            self._wake.notify()
+
+    def _take(self, timeout: float | None) -> StoredCheckpoint | None:
+        with self._wake:
+            if self._pending is None and not self._stopping:
+                self._wake.wait(timeout)
+            stored, self._pending = self._pending, None
+            return stored
+
+    def _run(self) -> None:
+        retry: StoredCheckpoint | None = None
+        delay = 1.0
+        with Ledger.open(self._path) as ledger:
+            while not self._stopping:
+                stored = self._take(delay if retry is not None else None) or retry
+                if stored is None or self._stopping:
+                    continue
+                try:
+                    self.last = cosign(ledger, stored, now=self._clock(), wait=self._wait)
+                except Exception:  # never let the witness thread die: log, retry later
+                    log.exception("witnesses: unexpected error")
+                    retry, delay = stored, min(delay * 2, 60.0)
+                    continue
+                for result in self.last.results:
+                    if result.status == REFUSED:
+                        log.error("WITNESS REFUSED the checkpoint of size %d: %s", stored.size, result.detail)
+                    elif result.status == UNREACHABLE:
+                        log.warning("witness %s: %s (will retry)", result.witness, result.detail)
+                if self.last.exit_code == 2:
+                    retry, delay = stored, min(delay * 2, 60.0)
+                else:
+                    retry, delay = None, 1.0

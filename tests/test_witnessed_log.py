@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_a_forked_log_is_refused_and_the_evidence_kept(setup: Setup) -> None:
     assert kansa("ledger", "checkpoint", str(setup.db)).returncode == 0
     # A second history with the same key: a copy of the file at size 10 that diverges.
     fork = setup.tmp / "fork.db"
-    with sqlite3.connect(setup.db) as src, sqlite3.connect(fork) as dst:
+    with closing(sqlite3.connect(setup.db)) as src, closing(sqlite3.connect(fork)) as dst:
         src.backup(dst)
     shutil.copy(f"{setup.db}.key", f"{fork}.key")
     append(setup.db, 5)
