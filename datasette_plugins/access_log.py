@@ -88,16 +88,20 @@ class AccessLog:
     def last_verified_note(self, ledger_origin: str) -> str | None:
         """The newest checkpoint note a successful `ledger.verified` recorded: where incremental
         verification of the contract's ledger starts after a restart."""
+        for _, data in self.verifications(ledger_origin):
+            if data.get("ok") and data.get("note"):
+                return str(data["note"])
+        return None
 
-        def find() -> str | None:
-            conn = self._ledger._conn
-            for (leaf,) in conn.execute(
-                "SELECT leaf FROM entries WHERE type = 'ledger.verified' ORDER BY idx DESC"
-            ):
-                data = json.loads(leaf)["event"]["data"]
-                if data.get("ok") and data.get("origin") == ledger_origin and data.get("note"):
-                    return str(data["note"])
-            return None
+    def verifications(self, ledger_origin: str) -> list[tuple[str, dict[str, Any]]]:
+        """The `ledger.verified` records of that ledger, newest first: (at, data)."""
+
+        def find() -> list[tuple[str, dict[str, Any]]]:
+            rows = self._ledger._conn.execute(
+                "SELECT at, leaf FROM entries WHERE type = 'ledger.verified' ORDER BY idx DESC"
+            )
+            found = [(str(at), json.loads(leaf)["event"]["data"]) for at, leaf in rows]
+            return [(at, data) for at, data in found if data.get("origin") == ledger_origin]
 
         return self._executor.submit(find).result()
 

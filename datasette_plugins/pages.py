@@ -41,14 +41,29 @@ async def _render(datasette: Any, request: Any, template: str, context: dict[str
 # -- status ------------------------------------------------------------------------------------
 
 
+def _check_json(check: Any) -> dict[str, Any]:
+    report = check.report
+    return {
+        "running": check.running,
+        "done": check.done,
+        "total": check.total,
+        "ok": check.ok,
+        "from_index": check.start,
+        "size": report.size if report else None,
+        "bad_index": report.bad_index if report else None,
+        "reason": report.reason if report else None,
+        "at": check.at.isoformat() if check.at else None,
+    }
+
+
 async def status(request: Any, datasette: Any) -> Response:
     await _require(datasette, request, LEDGER_DB)
     site = site_of(datasette)
     state = await asyncio.to_thread(site.watch.verify)
     info = await asyncio.to_thread(_ledger_info, site.ledger_path)
-    context = {"state": state, "report": state.report, **info, "ledger_file": site.ledger_path.name}
+    context = {"state": state, "failed": state.failed, **info, "ledger_file": site.ledger_path.name}
     if request.url_vars.get("format") == ".json":
-        report = state.report
+        failed = state.failed
         return Response.json(
             {
                 "size": info["size"],
@@ -56,14 +71,16 @@ async def status(request: Any, datasette: Any) -> Response:
                 "vkey": info["vkey"],
                 "checkpoint": info["checkpoint"],
                 "verification": {
-                    "running": state.running,
-                    "done": state.done,
-                    "total": state.total,
+                    # ok: true only once this start's full verification passed (and the latest
+                    # incremental check); null while it runs; false when either failed.
                     "ok": state.ok,
-                    "verified_size": report.size if report else None,
-                    "bad_index": report.bad_index if report else None,
-                    "reason": report.reason if report else None,
-                    "at": state.at.isoformat() if state.at else None,
+                    "running": state.running,
+                    "verified_size": state.verified_size,
+                    "bad_index": failed.report.bad_index if failed and failed.report else None,
+                    "reason": failed.report.reason if failed and failed.report else None,
+                    "full": _check_json(state.full),
+                    "incremental": _check_json(state.incremental),
+                    "previous_full": state.previous_full,
                 },
             }
         )

@@ -258,7 +258,7 @@ def test_status_page_verifies_and_records_it(site: dict[str, Any], client: Clien
     page = client.get("/-/kansa/status")
     with Ledger.open(site["db"], readonly=True) as ledger:
         size, vkey, note = ledger.size, ledger.verifier.vkey, ledger.latest_checkpoint().note  # type: ignore[union-attr]
-    assert f"台帳番号 {size - 1} まで検証済み" in page.text and 'id="verify-ok"' in page.text
+    assert f"全 {size} 件（台帳番号 0 〜 {size - 1}）" in page.text and 'id="verify-ok"' in page.text
     assert vkey in page.text and note.splitlines()[2] in page.text
     status = client.get("/-/kansa/status.json").json()
     assert status["verification"]["ok"] is True and status["verification"]["verified_size"] == size

@@ -112,7 +112,7 @@ def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, 
         assert time.time() < deadline, "verification never finished"
         time.sleep(0.5)
     assert browser.find_elements(By.ID, "verify-ok") and not browser.find_elements(By.ID, "verify-failed")
-    assert "まで検証済み" in browser.find_element(By.ID, "verify-ok").text
+    assert "検証済み verified: 全" in browser.find_element(By.ID, "verify-ok").text
     assert browser.find_element(By.ID, "checkpoint-note").text.startswith("kansa.demo/")
     browser.save_screenshot(str(shots / "3-status.png"))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -252,3 +253,44 @@ def test_a_sign_in_without_a_name_is_refused_and_logged(server: Server, form: st
     last = access_entries(server.db)[-1]
     assert last["type"] == "access.login"
     assert last["data"] == {"person": "-", "terminal": "127.0.0.42", "success": False, "reason": "no name"}
+
+
+# -- item 9: the status page says no more than was checked -------------------------------------------
+
+
+def test_history_rewritten_while_stopped_is_never_shown_as_verified(
+    server: Server, built: dict[str, Any]
+) -> None:
+    with server.client("127.0.0.51") as web:
+        assert sign_in(web, "alice", PASSWORD).status_code == 302
+        deadline = time.time() + 60
+        while web.get("/-/kansa/status.json").json()["verification"]["ok"] is not True:
+            assert time.time() < deadline
+            time.sleep(0.2)
+    server.stop()
+    # An entry well before the last checkpoint the access log recorded as verified is rewritten.
+    conn = sqlite3.connect(server.db)
+    (target,) = conn.execute("SELECT min(idx) FROM entries WHERE type = 'call.dialed'").fetchone()
+    assert target < built["late_index"] - 10
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute(
+        "UPDATE entries SET leaf = replace(leaf, '\"ring_s\":', '\"ring_s\":1') WHERE idx = ?", (target,)
+    )
+    conn.commit()
+    conn.close()
+    server.start()
+    with server.client("127.0.0.51") as web:
+        assert sign_in(web, "alice", PASSWORD).status_code == 302
+        deadline = time.time() + 60
+        while True:
+            page = web.get("/-/kansa/status").text
+            status = web.get("/-/kansa/status.json").json()["verification"]
+            assert 'id="verify-ok"' not in page and status["ok"] is not True
+            if status["ok"] is False:
+                break
+            assert time.time() < deadline
+            time.sleep(0.1)
+    assert 'id="verify-failed"' in page and f"index {target}" in page
+    assert status["bad_index"] == target and status["full"]["ok"] is False
+    records = [e["data"] for e in access_entries(server.db) if e["type"] == "ledger.verified"]
+    assert any(r["full"] and not r["ok"] for r in records)
