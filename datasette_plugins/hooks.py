@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from datasette import hookimpl
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from . import middleware, pages
+from . import csv_bom, middleware, pages
 
 NAV = (
     ("/-/kansa/month", "月ごとの監査（契約条項ごとの確認）"),
@@ -27,7 +27,7 @@ def register_routes() -> list[tuple[str, Any]]:
 
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Any:
-    return lambda app: middleware.wrap(app, datasette)
+    return lambda app: middleware.wrap(csv_bom.wrap(app), datasette)
 
 
 @hookimpl
@@ -52,7 +52,16 @@ def top_homepage(datasette: Any, request: Any) -> str | None:
     if getattr(datasette, "kansa_site", None) is None:
         return None
     items = "".join(f'<li><a href="{datasette.urls.path(href)}">{label}</a></li>' for href, label in NAV)
-    return Markup(f'<nav class="kansa-nav"><ul>{items}</ul></nav>')
+    queries = "".join(
+        f'<li><a href="{datasette.urls.path(f"/{db}/{name}")}">{escape(q["title"])}</a>'
+        f" — {escape(q['description'].split('。')[0])}。</li>"
+        for db, config in (datasette.config or {}).get("databases", {}).items()
+        for name, q in config.get("queries", {}).items()
+    )
+    return Markup(
+        f'<nav class="kansa-nav"><h2>監査のページ</h2><ul>{items}</ul>'
+        f"<h2>保存された検索（対象月を入れて実行）</h2><ul>{queries}</ul></nav>"
+    )
 
 
 @hookimpl
@@ -60,4 +69,48 @@ def extra_template_vars() -> dict[str, Any]:
     """Words and times for every template (Kansa's pages and Datasette's own)."""
     from compliance.present import JST_NOTE, jst, month_ja, word
 
-    return {"jst": jst, "month_ja": month_ja, "word": word, "jst_note": JST_NOTE}
+    return {
+        "jst": jst,
+        "month_ja": month_ja,
+        "word": word,
+        "jst_note": JST_NOTE,
+        "lookup_ja": LOOKUP_JA,
+        "parameter_ja": PARAMETER_JA,
+        "kansa_titles": _titles(),
+    }
+
+
+def _titles() -> dict[str, Any]:
+    """metadata.yaml's database and table titles, for the home page's list."""
+    from .site import load_yaml
+
+    databases: dict[str, Any] = load_yaml("metadata.yaml").get("databases", {})
+    return databases
+
+
+# Datasette's filter operations (table pages) and the stored queries' parameters, in Japanese.
+LOOKUP_JA = {
+    "exact": "＝（等しい）",
+    "not": "≠（等しくない）",
+    "contains": "を含む",
+    "notcontains": "を含まない",
+    "endswith": "で終わる",
+    "startswith": "で始まる",
+    "gt": "＞（より大きい）",
+    "gte": "≧（以上）",
+    "lt": "＜（より小さい）",
+    "lte": "≦（以下）",
+    "like": "LIKE パターン",
+    "notlike": "LIKE パターンでない",
+    "glob": "GLOB パターン",
+    "in": "のいずれか（カンマ区切り）",
+    "notin": "のいずれでもない",
+    "arraycontains": "配列が含む",
+    "arraynotcontains": "配列が含まない",
+    "date": "日付が",
+    "isnull": "空（NULL）",
+    "notnull": "空でない",
+    "isblank": "空欄",
+    "notblank": "空欄でない",
+}
+PARAMETER_JA = {"month": "対象月（例 2026-09）", "batch": "バッチ（例 B2026-09）", "case": "案件の参照番号"}

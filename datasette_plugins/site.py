@@ -110,6 +110,8 @@ def make_datasette(
         secret=secret or secret_for(ledger_path),
         default_deny=True,
     )
+    if "_memory" in datasette.databases:  # Datasette's scratch database: nothing for an auditor there
+        datasette.remove_database("_memory")
     for name, path in (("ledger", ledger_path), ("compliance", compliance_path), ("access", access_path)):
         datasette.add_database(Database(datasette, path=str(path), is_mutable=True), name=name)
     watch = LedgerWatch(ledger_path, origin, log)

@@ -104,9 +104,9 @@ def read_paths(site: dict[str, Any]) -> list[str]:
         for table in tables:
             paths += [f"/{database}/{table}", f"/{database}/{table}.json", f"/{database}/{table}.csv"]
     paths += ["/ledger/entries/1", "/ledger/entries/1.json", "/compliance/findings/1.json"]
-    for query in ("numbers_under_three_attempts", "sms_possibly_reassigned", "calls_by_hour"):
+    for query in ("sms_without_lookup", "sms_possibly_reassigned", "calls_by_hour"):
         paths += [f"/ledger/{query}", f"/ledger/{query}.json", f"/ledger/{query}.csv"]
-    paths += ["/ledger/custody_timeline?batch=B2026-09", "/ledger/custody_timeline.json?batch=B2026-09"]
+    paths += [f"/ledger/custody_timeline?month={MONTH}", f"/ledger/custody_timeline.json?month={MONTH}"]
     for query in ("calls_outside_hours", "numbers_attempts_findings", "late_reports"):
         paths += [f"/compliance/{query}", f"/compliance/{query}.json", f"/compliance/{query}.csv"]
     paths += [
@@ -116,6 +116,8 @@ def read_paths(site: dict[str, Any]) -> list[str]:
         f"/-/kansa/entry/{idx}.json",
     ]
     paths += ["/-/kansa/findings", f"/-/kansa/findings?month={MONTH}", "/-/kansa/kpis"]
+    paths += [f"/-/kansa/month/{MONTH}", f"/-/kansa/attempts?month={MONTH}", "/-/kansa/custody"]
+    paths += [f"/-/kansa/case/{site['case']}"]
     return paths
 
 
@@ -326,19 +328,42 @@ def test_kpis_page_charts_against_targets(client: Client) -> None:
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
-def test_stored_queries_answer_from_the_ledger(site: dict[str, Any], client: Client) -> None:
+def test_stored_queries_take_the_month_and_explain_themselves(site: dict[str, Any], client: Client) -> None:
     client.login("alice", PASSWORD)
-    rows = client.get("/ledger/custody_timeline.json?batch=B2026-09&_shape=array").json()
-    assert [r["種別 type"] for r in rows][:2] == ["custody.received", "custody.imported"]
-    outside = client.get("/compliance/calls_outside_hours.json?_shape=array").json()
-    assert [json.loads(r["台帳番号 entries"]) for r in outside] == [[site["late_index"]]]
-    short = client.get("/ledger/numbers_under_three_attempts.json?_shape=array&_size=max").json()
+    rows = client.get(f"/ledger/custody_timeline.json?month={MONTH}&_shape=array").json()
+    assert [r["手順"] for r in rows][:2] == ["データの受領", "データの取込"]
+    outside = client.get(f"/compliance/calls_outside_hours.json?month={MONTH}&_shape=array").json()
+    assert [json.loads(r["根拠の記録"]) for r in outside] == [[site["late_index"]]]
+    assert client.get("/compliance/calls_outside_hours.json?month=2026-01&_shape=array").json() == []
+    by_hour = client.get(f"/ledger/calls_by_hour.json?month={MONTH}&_shape=array").json()
     conn = sqlite3.connect(site["db"])
-    expected = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM entries WHERE type = 'call.dialed'"
-        " GROUP BY case_ref, json_extract(leaf, '$.event.data.number') HAVING count(*) < 3)"
+    calls = conn.execute(
+        "SELECT count(*) FROM entries WHERE type = 'call.dialed' AND substr(at, 1, 7) = ?", (MONTH,)
     ).fetchone()[0]
-    assert len(short) == expected > 0
+    assert sum(r["架電件数"] for r in by_hour) == calls and {r["曜日"] for r in by_hour} <= set(
+        "日月火水木金土"
+    )
+    # The old 1,000-row list of every month is gone (the attempts page replaces it).
+    assert client.get("/ledger/numbers_under_three_attempts").status_code == 404
+    page = client.get("/ledger/calls_by_hour").text
+    assert "対象月" in page and "SELECT" not in visible(page)  # the explanation, not the SQL, up front
+    home = client.get("/").text
+    for name in ("calls_by_hour", "sms_without_lookup", "calls_outside_hours", "late_reports"):
+        assert f"/{name}" in home
+    assert "_memory" not in home and client.get("/_memory").status_code == 404
+
+
+def test_csv_exports_start_with_a_bom(client: Client) -> None:
+    client.login("alice", PASSWORD)
+    for path in (
+        "/ledger/entries.csv",
+        "/ledger/entries.csv?_dl=1",
+        f"/compliance/calls_outside_hours.csv?month={MONTH}",
+        "/compliance/findings.csv?_stream=on",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200 and response.content.startswith("\ufeff".encode()), path
+        assert response.content.count("\ufeff".encode()) == 1
 
 
 def test_metadata_describes_every_table_and_column(site: dict[str, Any]) -> None:
