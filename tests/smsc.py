@@ -111,20 +111,25 @@ class LoopbackSmsc:
             f"id:{smsc_id} sub:001 dlvrd:{'001' if status == 'delivered' else '000'} submit date:2609201000 "
             f"done date:2609201001 stat:{stat} err:000 text:"
         )
-        for _ in range(100):  # to a bound session; after a cut, the next one
-            for session in list(self._sessions.values()):
-                with contextlib.suppress(Exception):
-                    await session.deliver_sm(
-                        sender,
-                        text.encode(),
-                        source_addr=resident,
-                        esm_class=0x04,
-                        tlvs=[
-                            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, smsc_id.encode() + b"\0"),
-                            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([state])),
-                        ],
+        for _ in range(100):  # to a bound session, the newest first; after a cut, the next one
+            for session in reversed(list(self._sessions.values())):
+                try:
+                    await asyncio.wait_for(
+                        session.deliver_sm(
+                            sender,
+                            text.encode(),
+                            source_addr=resident,
+                            esm_class=0x04,
+                            tlvs=[
+                                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, smsc_id.encode() + b"\0"),
+                                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([state])),
+                            ],
+                        ),
+                        1.0,
                     )
                     return
+                except Exception:  # a session the cut killed: forget it
+                    self._sessions = {k: v for k, v in self._sessions.items() if v is not session}
             await asyncio.sleep(0.05)
 
     def texts(self) -> dict[str, list[str]]:
