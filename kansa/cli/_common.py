@@ -23,6 +23,7 @@ from ledger.commands import (
     default_key_path,
 )
 from ledger.policy import PolicyError
+from ledger.receipt import ReceiptError
 from ledger.tiles import TileError
 from ledger.witness import WitnessError
 
@@ -36,6 +37,7 @@ EXPECTED = (
     WitnessError,
     PolicyError,
     TileError,
+    ReceiptError,
     OSError,
 )
 

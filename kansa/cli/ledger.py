@@ -21,6 +21,7 @@ from ledger.commands import (
     init_ledger,
 )
 from ledger.policy import load_policy
+from ledger.receipt import ReceiptError, make_receipt, verify_receipt
 from ledger.tiles import write_ledger_tiles
 from ledger.witness_client import COSIGNED, add_witness, cosign
 from ledger.witnessed import verify_policy
@@ -138,16 +139,49 @@ def ledger_export(db: str, start: int, stop: int | None) -> None:
 @click.option(
     "--size", type=click.IntRange(min=1), default=None, help="Tree size (default: the latest checkpoint's)."
 )
-def ledger_prove(db: str, index: int, size: int | None) -> None:
+@click.option(
+    "--receipt",
+    is_flag=True,
+    help="Print a C2SP tlog-proof receipt instead (the cosigned checkpoint and the entry's leaf).",
+)
+def ledger_prove(db: str, index: int, size: int | None, receipt: bool) -> None:
     """Print the RFC 6962 inclusion proof of entry INDEX in the tree of --size entries."""
     with user_errors():
         target = open_ledger(db)
+        if receipt:
+            if size is not None:
+                raise click.ClickException("a receipt is for the latest checkpoint: drop --size")
+            click.echo(make_receipt(target, index).text, nl=False)
+            return
         if size is None:
             latest = target.latest_checkpoint()
             if latest is None:
                 raise click.ClickException("no checkpoint yet: give --size")
             size = latest.size
         click.echo(json.dumps(inclusion_json(target, index, size)))
+
+
+@ledger.command("verify-receipt")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The C2SP tlog-policy to hold it to (the log's key, the witnesses, the quorum).",
+)
+def ledger_verify_receipt(file: TextIO, policy_file: str) -> None:
+    """Check a tlog-proof receipt offline: the leaf, its inclusion, the checkpoint and its quorum."""
+    with user_errors():
+        policy = load_policy(policy_file)
+        text = file.read()
+    try:
+        checked = verify_receipt(text, policy)
+    except ReceiptError as exc:
+        click.echo(f"FAILED: {exc}")
+        sys.exit(1)
+    who = ", ".join(checked.cosigners) or "no witness (quorum none)"
+    click.echo(f"OK: entry {checked.index} is in the checkpoint of size {checked.size}, cosigned by {who}")
 
 
 @ledger.command("consistency")
