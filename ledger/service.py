@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .commands import consistency_json, export_lines, inclusion_json
+from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
 from .store import Appended, AppendError, Ledger, StoredCheckpoint, Submission
 from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
@@ -174,8 +175,13 @@ def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
 _BadRequest = WireError
 
 
-def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None) -> Starlette:
-    """The ASGI app. `ledger` must have been opened with its key (it signs checkpoints)."""
+def create_app(
+    ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None, key_policy: KeyPolicy | None = None
+) -> Starlette:
+    """The ASGI app. `ledger` must have been opened with its key (it signs checkpoints).
+
+    With `key_policy`, `POST /v1/keys` appends key events that a person the policy allows
+    asked for in a signed request (ledger.key_requests); without it, that endpoint answers 404."""
     witnesses = BackgroundCosigning(str(ledger.path), clock) if configured_witnesses(ledger) else None
     committer = GroupCommitter(
         ledger, clock, config or ServiceConfig(), witnesses.submit if witnesses is not None else None
@@ -217,6 +223,35 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
             return JSONResponse(error_body(outcome, where), status_code=status_of(outcome))
         entries = [appended_body(a) for a in outcome]
         return JSONResponse({"entries": entries}, status_code=appended_status(*outcome))
+
+    async def post_key_request(request: Request) -> Response:
+        if key_policy is None:
+            return _error(404, "key requests are not enabled on this service")
+        try:
+            body = await read_json(request)
+        except _BadRequest as bad:
+            return _error(MALFORMED, bad.message, bad.field)
+
+        def authorise() -> dict[str, Any]:
+            # A fresh read-only view: the key table and the staff as committed right now.
+            with Ledger.open(ledger.path, readonly=True) as view:
+                event = open_key_request(body, view.keys(), view.size)
+                if not key_policy(event["actor"], view):
+                    raise KeyRequestError(403, f"{event['actor']} may not manage keys", "request.actor")
+                return event
+
+        try:
+            event = await asyncio.to_thread(authorise)
+            item = _parse_item({"event": event, "sig": {"key": "", "ed25519": ""}}, clock)
+        except KeyRequestError as refused:
+            return _error(refused.status, refused.message, refused.field)
+        except _BadRequest as bad:
+            return _error(MALFORMED, bad.message, bad.field.replace("event.", "request."))
+        outcome = await asyncio.wrap_future(committer.submit([Submission(item.event)]))
+        if isinstance(outcome, AppendError):
+            return JSONResponse(error_body(outcome), status_code=status_of(outcome))
+        (appended,) = outcome
+        return JSONResponse(appended_body(appended), status_code=appended_status(appended))
 
     def _int_params(request: Request, *names: str) -> list[int]:
         values = []
@@ -298,6 +333,7 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
         routes=[
             Route("/v1/events", post_event, methods=["POST"]),
             Route("/v1/events:batch", post_batch, methods=["POST"]),
+            Route("/v1/keys", post_key_request, methods=["POST"]),
             Route("/v1/checkpoint", get_checkpoint),
             Route("/v1/proof/inclusion", get_inclusion),
             Route("/v1/proof/consistency", get_consistency),
@@ -312,4 +348,3 @@ def create_app(ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = N
     app.state.committer = committer
     app.state.witnesses = witnesses
     return app
-

@@ -291,16 +291,34 @@ def ledger_tiles(db: str, directory: str) -> None:
     type=int,
     help="... and at least every this many entries.",
 )
+@click.option(
+    "--key-requests-from",
+    default="manager",
+    show_default=True,
+    help="The role whose signed requests to POST /v1/keys are appended as key events ('' turns it off).",
+)
 @key_option
 def ledger_serve(
-    db: str, host: str, port: int, checkpoint_seconds: float, checkpoint_entries: int, key: str | None
+    db: str,
+    host: str,
+    port: int,
+    checkpoint_seconds: float,
+    checkpoint_entries: int,
+    key_requests_from: str,
+    key: str | None,
 ) -> None:
     """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints)."""
     import uvicorn
 
+    from contract.staff import designated
     from ledger.service import ServiceConfig, create_app
 
     with user_errors():
         target = open_ledger(db, key, signing=True)
-        app = create_app(target, clock=now, config=ServiceConfig(checkpoint_seconds, checkpoint_entries))
+        app = create_app(
+            target,
+            clock=now,
+            config=ServiceConfig(checkpoint_seconds, checkpoint_entries),
+            key_policy=designated(key_requests_from) if key_requests_from else None,
+        )
     uvicorn.run(app, host=host, port=port, log_level="warning")
