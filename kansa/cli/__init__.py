@@ -8,6 +8,7 @@ import click
 from .auditor import auditor
 from .check import check
 from .client import client
+from .console import console
 from .custody import custody
 from .demo import demo
 from .keys import keys
@@ -23,7 +24,7 @@ def main() -> None:
     """Kansa (監査): a verifiable ledger and contract checks for payment-reminder call centers."""
 
 
-for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness):
+for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness, console):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -24,12 +24,32 @@ def keys() -> None:
     help="The key file to write (default: HOLDER.key).",
 )
 @click.option("--by", default="system", show_default=True, help="The actor of the key.registered event.")
-def keys_new(holder: str, out: str | None, by: str) -> None:
-    """Write a new key file (0600) and print its key.registered event for the manager to append."""
+@click.option(
+    "--passphrase",
+    is_flag=True,
+    help="Seal the key under a passphrase (asked twice) for the console's sign-in: HOLDER.sealed.",
+)
+def keys_new(holder: str, out: str | None, by: str, passphrase: bool) -> None:
+    """Write a new key file (0600) and print its key.registered event for the manager to append.
+
+    With --passphrase the key is sealed (Argon2id + SecretBox) and never written in clear; put
+    the file in the console's keys folder and the manager registers it from their desk."""
     from dialer_core.client import key_registration, new_key
 
     with user_errors():
-        path = Path(out or f"{holder}.key")
-        signer = new_key(holder, path)
+        if passphrase:
+            from console.keystore import SealedKeyError, write_sealed
+            from ledger import Signer
+
+            secret = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
+            path = Path(out or f"{holder}.sealed")
+            signer = Signer.generate(holder)
+            try:
+                write_sealed(path, signer, secret)
+            except SealedKeyError as exc:
+                raise click.ClickException(str(exc)) from exc
+        else:
+            path = Path(out or f"{holder}.key")
+            signer = new_key(holder, path)
         click.echo(json.dumps(key_registration(signer, by=by, now=now()), ensure_ascii=False))
         click.echo(f"key file: {path.resolve()} (mode 0600)", err=True)

@@ -1,0 +1,931 @@
+"""The operators' console and the manager's and city's desks: one Starlette application.
+
+Every event is signed with the key of the person signed in (unsealed into their
+session only) and committed to that person's outbox before the page answers;
+a background thread delivers the outboxes to the ledger service, so a ledger
+outage never stalls a call. The application takes its clock as a parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from contract.calendar import TOKYO
+from contract.profile import load_profile
+from dialer_core.client import OperatorClient
+from dialer_core.datastore import DataStore, DataStoreError
+from dialer_core.targets import CATEGORIES
+from ledger import Signer, read_key
+from ledger.key_requests import sign_key_request
+
+from .board import Board
+from .config import ConsoleConfig
+from .documents import KINDS, DocumentError, Documents
+from .keystore import SealedKeyError, read_sealed
+from .loop_client import LoopClient, LoopError, Seat
+from .outcome import DISPOSITIONS, PARTIES, REQUESTS, SCRIPTS, check_outcome
+
+HERE = Path(__file__).parent
+COOKIE = "kansa_console"
+PRE_COOKIE = "kansa_console_pre"
+ROLES = {"operator": "オペレータ", "manager": "管理者", "city": "市職員"}
+HOME = {"operator": "/op", "manager": "/manager", "city": "/city"}
+BANDS = ("午前（9–12時）", "午後（12–17時）", "夜間（17–20時）")
+REASONS = {
+    "installment": "分割納付の相談",
+    "refusal": "納付拒否",
+    "tax_dispute": "賦課内容への不服",
+    "complaint": "苦情",
+    "callback_outside_period": "期間外の折り返し希望",
+    "other": "その他（架電停止の希望など）",
+}
+CATEGORY_JA = {code: words for words, code in CATEGORIES.items()}  # as the city's file writes them
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Session:
+    token: str
+    person: str
+    role: str
+    csrf: str
+    started: datetime
+    expires: datetime
+    seat: str
+    viewed: dict[str, Any] = field(default_factory=dict)  # call id -> the resident shown for it
+
+
+@dataclass
+class Writer:
+    """One person's outbox client; the lock keeps recording and delivery one at a time."""
+
+    client: OperatorClient
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+        with self.lock:
+            event_id = self.client.record(kind, data, at=at)
+        return {"id": event_id, "type": kind, "at": at.isoformat(), "actor": self.client.actor, "data": data}
+
+
+class Console:
+    """The application's state: sessions, writers, the board, the documents."""
+
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        *,
+        clock: Clock,
+        loop: LoopClient | None = None,
+        http: httpx.Client | None = None,
+        deliver_every: float = 0.2,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.profile = load_profile(config.profile)
+        self.board = Board(config.ledger_copy, self.profile)
+        config.outboxes.mkdir(parents=True, exist_ok=True)
+        self.board.load_outboxes(sorted(config.outboxes.glob("*.outbox")))
+        self.documents = Documents(config.documents)
+        self.store = DataStore(config.store)
+        self.loop = loop or LoopClient(config.loop_url, _read_token(config))
+        self._http = http or httpx.Client(timeout=10.0)
+        self.sessions: dict[str, Session] = {}
+        self.writers: dict[str, Writer] = {}
+        self._writers_lock = threading.Lock()
+        device = read_key(config.device_key)
+        self.device = self._writer_for(device)
+        self.deliver_every = deliver_every
+        self._stop = threading.Event()
+        self._courier = threading.Thread(target=self._deliver_forever, name="console-courier", daemon=True)
+
+    # -- writers and delivery --------------------------------------------------------
+
+    def _writer_for(self, signer: Signer) -> Writer:
+        with self._writers_lock:
+            writer = self.writers.get(signer.name)
+            if writer is None or writer.client.signer.verifier != signer.verifier:
+                client = OperatorClient(
+                    self.config.ledger_url,
+                    signer,
+                    self.config.outboxes / f"{signer.name}.outbox",
+                    clock=self.clock,
+                    http=self._http,
+                )
+                writer = Writer(client)
+                self.writers[signer.name] = writer
+            return writer
+
+    def record(self, writer: Writer, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Signs and commits the event to the writer's outbox (durable on return); notes it on the board."""
+        envelope = writer.record(kind, data, self.clock())
+        self.board.note(envelope)
+        return envelope
+
+    def deliver_once(self) -> int:
+        """One delivery round over every outbox; returns what is still pending."""
+        pending = 0
+        for writer in list(self.writers.values()):
+            with writer.lock:
+                if writer.client.pending():
+                    # A deadline of now: one try per event; a failure waits for the next round.
+                    pending += writer.client.deliver(deadline=time.monotonic()).pending
+        return pending
+
+    def _deliver_forever(self) -> None:
+        while not self._stop.wait(self.deliver_every):
+            with contextlib.suppress(Exception):  # the next round tries again
+                self.deliver_once()
+
+    def start(self) -> None:
+        self._courier.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._courier.is_alive():
+            self._courier.join(10)
+        with contextlib.suppress(Exception):
+            self.deliver_once()
+        for writer in self.writers.values():
+            writer.client.close()
+        self.documents.close()
+        self.store.close()
+
+    # -- sessions --------------------------------------------------------------------
+
+    def session_of(self, request: Request) -> Session | None:
+        token = request.cookies.get(COOKIE)
+        session = self.sessions.get(token or "")
+        if session is None:
+            return None
+        if self.clock() >= session.expires:
+            self.sessions.pop(session.token, None)
+            return None
+        return session
+
+    def sign_in(self, person: str, passphrase: str, role: str, seat: str) -> Session | str:
+        """A session, or the reason (Japanese) it was refused; every attempt is logged."""
+        signer: Signer | None = None
+        try:
+            signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)
+        except SealedKeyError:
+            signer = None
+        if signer is None or signer.name != person:
+            self._failed(person)
+            return "IDまたはパスフレーズが違います。"
+        registered = self.board.registered_keys()
+        if registered.get(signer.verifier.key_ref) != person:
+            self._failed(person)
+            return "この鍵はまだ台帳に登録されていません。管理者に登録を依頼してください。"
+        if role not in self.board.roles(person):
+            self._failed(person)
+            return f"{ROLES.get(role, role)}として指定されていません。"
+        writer = self._writer_for(signer)
+        self.record(
+            writer, "access.login", {"person": person, "terminal": self.config.terminal, "success": True}
+        )
+        now = self.clock()
+        session = Session(
+            secrets.token_urlsafe(32),
+            person,
+            role,
+            secrets.token_urlsafe(32),
+            now,
+            now + timedelta(minutes=self.config.session_minutes),
+            seat or person,
+        )
+        self.sessions[session.token] = session
+        return session
+
+    def _failed(self, person: str) -> None:
+        """A failed sign-in: no key could be unlocked, so the console's own device key signs it."""
+        self.record(
+            self.device,
+            "access.login",
+            {"person": person[:64], "terminal": self.config.terminal, "success": False},
+        )
+
+    def sign_out(self, session: Session) -> None:
+        self.sessions.pop(session.token, None)
+        writer = self.writers.get(session.person)
+        if writer is not None:
+            self.record(writer, "access.logout", {"person": session.person, "terminal": self.config.terminal})
+
+    def writer(self, session: Session) -> Writer:
+        return self.writers[session.person]
+
+    # -- documents -----------------------------------------------------------------------
+
+    def approved(self, kind: str) -> tuple[Any, Any] | None:
+        """The latest approved version of `kind` that this console holds: (document, approval)."""
+        for approval in reversed(self.board.approvals()):
+            if approval.data["kind"] != kind:
+                continue
+            doc = self.documents.get(kind, approval.data["version"])
+            if doc is not None and doc.sha256 == approval.data["sha256"]:
+                return doc, approval
+        return None
+
+
+def _read_token(config: ConsoleConfig) -> str:
+    """The seats API's bearer token: from the file the configuration names, else $KANSA_LOOP_TOKEN."""
+    if config.loop_token_file is not None:
+        return config.loop_token_file.read_text().strip()
+    return os.environ.get("KANSA_LOOP_TOKEN", "")
+
+
+# -- the web layer ---------------------------------------------------------------------------
+
+
+class _Headers(BaseHTTPMiddleware):
+    """Nothing personal is cached (no-store on every page); scripts only from ourselves."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith("/static/"):
+            response.headers["cache-control"] = "no-store"
+            response.headers["pragma"] = "no-cache"
+        response.headers["content-security-policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self';"
+            " frame-ancestors 'none'"
+        )
+        response.headers["x-content-type-options"] = "nosniff"
+        response.headers["referrer-policy"] = "no-referrer"
+        return response
+
+
+def create_app(console: Console) -> Starlette:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    env = templates.env
+    env.globals.update(
+        ROLES=ROLES,
+        PARTIES=PARTIES,
+        SCRIPTS=SCRIPTS,
+        DISPOSITIONS=DISPOSITIONS,
+        REQUESTS=REQUESTS,
+        REASONS=REASONS,
+        KINDS=KINDS,
+        CATEGORY_JA=CATEGORY_JA,
+    )
+    env.filters["hm"] = lambda d: d.astimezone(TOKYO).strftime("%m/%d %H:%M") if d else ""
+    env.filters["yen"] = lambda n: f"{n:,}円"
+    env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f}%"
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        session = console.session_of(request)
+        context.setdefault("session", session)
+        context.setdefault("now", console.clock())
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    async def form_of(request: Request, session: Session | None) -> FormData | None:
+        """The posted form, if its CSRF token is this session's."""
+        form = await request.form()
+        # Uploads are read into memory and their spooled files closed at once (they are small).
+        uploads: dict[str, tuple[str, bytes]] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads[name] = (value.filename or "", await value.read())
+                await value.close()
+        request.state.uploads = uploads
+        token = str(form.get("csrf", ""))
+        expected = session.csrf if session else request.cookies.get(PRE_COOKIE, "")
+        if not expected or not hmac.compare_digest(token, expected):
+            return None
+        return form
+
+    def refused(request: Request) -> Response:
+        return page(
+            request, "error.html", 403, message="フォームの有効期限が切れました。画面を開き直してください。"
+        )
+
+    def need(request: Request, role: str) -> Session | Response:
+        session = console.session_of(request)
+        if session is None:
+            return RedirectResponse("/signin", 303)
+        if session.role != role:
+            return page(request, "error.html", 403, message="この画面を使う権限がありません。")
+        return session
+
+    async def role_form(request: Request, role: str) -> tuple[Session, FormData] | Response:
+        """The session and the posted form of a desk's action, or the answer refusing it."""
+        session = need(request, role)
+        if isinstance(session, Response):
+            return session
+        form = await form_of(request, session)
+        if form is None:
+            return refused(request)
+        return session, form
+
+    Action = Callable[[Request, Session, FormData], Awaitable[Response]]
+
+    def action(role: str) -> Callable[[Action], Callable[[Request], Awaitable[Response]]]:
+        """A form's endpoint for `role`: signed in, in that role, with this session's CSRF token."""
+
+        def wrap(handler: Action) -> Callable[[Request], Awaitable[Response]]:
+            async def endpoint(request: Request) -> Response:
+                got = await role_form(request, role)
+                if isinstance(got, Response):
+                    return got
+                return await handler(request, *got)
+
+            return endpoint
+
+        return wrap
+
+    # -- sign-in ------------------------------------------------------------------------
+
+    async def home(request: Request) -> Response:
+        session = console.session_of(request)
+        return RedirectResponse(HOME[session.role] if session else "/signin", 303)
+
+    async def signin_form(request: Request) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = page(request, "signin.html", pre=token, error=None, values={})
+        response.set_cookie(
+            PRE_COOKIE, token, httponly=True, samesite="strict", secure=console.config.secure_cookies
+        )
+        return response
+
+    async def signin(request: Request) -> Response:
+        form = await form_of(request, None)
+        if form is None:
+            return refused(request)
+        person = str(form.get("person", "")).strip()
+        role = str(form.get("role", "operator"))
+        seat = str(form.get("seat", "")).strip()
+        result = await run_in_threadpool(console.sign_in, person, str(form.get("passphrase", "")), role, seat)
+        if isinstance(result, str):
+            values = {"person": person, "role": role, "seat": seat}
+            pre = request.cookies.get(PRE_COOKIE, "")
+            return page(request, "signin.html", 401, pre=pre, error=result, values=values)
+        response = RedirectResponse(HOME[result.role], 303)
+        response.set_cookie(
+            COOKIE,
+            result.token,
+            httponly=True,
+            samesite="strict",
+            secure=console.config.secure_cookies,
+            max_age=console.config.session_minutes * 60,
+        )
+        response.delete_cookie(PRE_COOKIE)
+        return response
+
+    async def signout(request: Request) -> Response:
+        session = console.session_of(request)
+        if session is None:
+            return RedirectResponse("/signin", 303)
+        if await form_of(request, session) is None:
+            return refused(request)
+        if session.role == "operator":
+            with contextlib.suppress(LoopError):
+                await console.loop.signout(session.seat)
+        await run_in_threadpool(console.sign_out, session)
+        response = RedirectResponse("/signin", 303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # -- the operator ----------------------------------------------------------------------
+
+    def documents_with_approvals() -> list[dict[str, Any]]:
+        approvals = console.board.approvals()
+        return [
+            {
+                "doc": doc,
+                "approval": next(
+                    (a for a in approvals if a.data["kind"] == doc.kind and a.data["sha256"] == doc.sha256),
+                    None,
+                ),
+            }
+            for doc in console.documents.all()
+        ]
+
+    def script_context() -> dict[str, Any]:
+        approved = console.approved("talk_script")
+        faq = console.approved("faq")
+        return {
+            "script": approved[0] if approved else None,
+            "faq": faq[0] if faq else None,
+        }
+
+    def call_context(seat: Seat) -> dict[str, Any]:
+        call = seat.call
+        if call is None or call.case is None:
+            return {}
+        number = call.number or ""
+        previous = [
+            e
+            for e in console.board.events("call.dialed")
+            if e.data["case"] == call.case and e.data["number"] == number and e.data["call"] != call.call
+        ]
+        started = datetime.fromisoformat(call.started) if call.started else console.clock()
+        started = started.astimezone(TOKYO)
+        month = f"{started:%Y-%m}"
+        attempt = 1 + sum(1 for e in previous if f"{e.at:%Y-%m}" == month)
+        band = next(
+            (
+                BANDS[i]
+                for i, (b0, b1) in enumerate(console.profile.time_bands)
+                if b0 <= started.time() < b1 and i < len(BANDS)
+            ),
+            "時間外",
+        )
+        kinds = {n["ref"]: n["kind"] for n in console.board.case_numbers(call.case)}
+        return {
+            "attempt": attempt,
+            "attempts_min": console.profile.attempts_per_number,
+            "band": band,
+            "number_kind": kinds.get(number, "unknown"),
+            "started": started,
+        }
+
+    async def op_home(request: Request) -> Response:
+        session = need(request, "operator")
+        if isinstance(session, Response):
+            return session
+        try:
+            seat = await console.loop.seat(session.seat)
+        except LoopError as exc:
+            return page(request, "op_home.html", seat=None, loop_error=exc.detail, **op_context(session))
+        if seat.call is not None or seat.state in ("dialing", "ringing", "connected", "wrap_up"):
+            return RedirectResponse("/op/call", 303)
+        return page(request, "op_home.html", seat=seat, loop_error=None, **op_context(session))
+
+    def op_context(session: Session) -> dict[str, Any]:
+        today = console.clock().astimezone(TOKYO).date()
+        return {"figures": console.board.figures(today, actor=session.person), **script_context()}
+
+    @action("operator")
+    async def op_ready(request: Request, session: Session, _form: FormData) -> Response:
+        if script_context()["script"] is None:
+            return page(
+                request, "error.html", 409, message="承認済みのトークスクリプトがないため発信できません。"
+            )
+        try:
+            await console.loop.ready(session.seat, session.person)
+        except LoopError as exc:
+            return page(request, "error.html", 502, message=f"発信システムに接続できません（{exc.detail}）")
+        return RedirectResponse("/op/call", 303)
+
+    @action("operator")
+    async def op_pause(request: Request, session: Session, _form: FormData) -> Response:
+        with contextlib.suppress(LoopError):
+            await console.loop.pause(session.seat)
+        return RedirectResponse("/op", 303)
+
+    async def op_seat_json(request: Request) -> Response:
+        """The seat's state and version for the waiting page's long poll: references only."""
+        session = console.session_of(request)
+        if session is None or session.role != "operator":
+            return JSONResponse({"error": "signin"}, status_code=401)
+        raw = request.query_params.get("version", "")
+        try:
+            seat = await console.loop.seat(session.seat, wait_version=int(raw) if raw.isdigit() else None)
+        except LoopError as exc:
+            return JSONResponse({"error": exc.code}, status_code=502)
+        return JSONResponse({"state": seat.state, "version": seat.version})
+
+    async def resident_for(session: Session, seat: Seat) -> Any:
+        """The resident of the seat's answered call: access.viewed (purpose call) is signed and
+        durable in the operator's outbox before the data store is read."""
+        call = seat.call
+        assert call is not None and call.case is not None
+        shown = session.viewed.get(call.call)
+        if shown is not None:
+            return shown
+        writer = console.writer(session)
+
+        def view() -> Any:
+            return console.store.read_case(
+                call.case or "",
+                person=session.person,
+                purpose="call",
+                log=lambda data: console.record(writer, "access.viewed", data),
+            )
+
+        resident = await run_in_threadpool(view)
+        session.viewed = {call.call: resident}  # only the current call's resident stays in memory
+        return resident
+
+    async def op_call(request: Request) -> Response:
+        session = need(request, "operator")
+        if isinstance(session, Response):
+            return session
+        try:
+            seat = await console.loop.seat(session.seat)
+        except LoopError as exc:
+            return page(request, "error.html", 502, message=f"発信システムに接続できません（{exc.detail}）")
+        return await render_call(request, session, seat)
+
+    async def render_call(
+        request: Request, session: Session, seat: Seat, status: int = 200, form: Any = None
+    ) -> Response:
+        call = seat.call
+        base = {"seat": seat, **op_context(session)}
+        if call is None or call.state in ("dialing", "ringing"):
+            return page(request, "op_wait.html", **base, **call_context(seat))
+        if call.case is None:  # an unidentified inbound callback: nothing to show
+            return page(request, "op_wait.html", **base, **call_context(seat))
+        try:
+            resident = await resident_for(session, seat)
+        except DataStoreError as exc:
+            return page(request, "error.html", 500, message=f"案件の情報を読めません（{exc}）")
+        classification = call.classification
+        if isinstance(classification, dict):
+            kind = classification.get("kind")
+            message_left = classification.get("message_left")
+        else:
+            kind = classification
+            message_left = call.raw.get("message_left")
+        script = base["script"]
+        context = {
+            **base,
+            **call_context(seat),
+            "call": call,
+            "resident": resident,
+            "kind": kind,
+            "message_left": message_left,
+            "landline_only": console.board.landline_only(call.case),
+            "steps": script.steps if script else [],
+            "form": form,
+        }
+        return page(request, "op_call.html", status, **context)
+
+    @action("operator")
+    async def op_classify(request: Request, session: Session, form: FormData) -> Response:
+        seat = await console.loop.seat(session.seat)
+        if seat.call is None:
+            return RedirectResponse("/op", 303)
+        kind = str(form.get("kind", ""))
+        try:
+            if kind == "person":
+                await console.loop.classify(seat.call.call, "person")
+            elif kind in ("voicemail_left", "voicemail_none"):
+                await console.loop.classify(seat.call.call, "voicemail", kind == "voicemail_left")
+            else:
+                return RedirectResponse("/op/call", 303)
+        except LoopError as exc:
+            return page(request, "error.html", 502, message=f"発信システムが受け付けません（{exc.detail}）")
+        return RedirectResponse("/op/call", 303)
+
+    @action("operator")
+    async def op_outcome(request: Request, session: Session, form: FormData) -> Response:
+        seat = await console.loop.seat(session.seat)
+        call = seat.call
+        if call is None or call.case is None or str(form.get("call", "")) != call.call:
+            return page(request, "error.html", 409, message="この通話はすでに記録済みか、終了しています。")
+        if call.call not in session.viewed:
+            return RedirectResponse("/op/call", 303)
+        script = script_context()["script"]
+        classification = call.classification
+        kind = classification.get("kind") if isinstance(classification, dict) else classification
+        fields: dict[str, Any] = {k: v for k, v in form.items() if k not in ("requests", "step")}
+        fields["requests"] = form.getlist("requests")
+        fields["step"] = form.getlist("step")
+        checked = check_outcome(
+            fields,
+            case=call.case,
+            call=call.call,
+            voicemail=kind == "voicemail",
+            landline_only=console.board.landline_only(call.case),
+            last_step=len(script.steps) if script else 0,
+            now=console.clock(),
+            in_period=console.board.in_period,
+        )
+        if kind is None:
+            checked.errors["kind"] = "先に通話の種類（本人・家族等／留守番電話）を選んでください。"
+        if script is None:
+            checked.errors["script"] = "承認済みのトークスクリプトがありません。"
+        if checked.errors or checked.data is None:
+            return await render_call(request, session, seat, 422, checked)
+        data = {**checked.data, "script_version": script.version if script else None}
+        writer = console.writer(session)
+        envelope = await run_in_threadpool(console.record, writer, "call.outcome", data)
+        try:
+            await console.loop.outcome(call.call, envelope["id"])
+        except LoopError as exc:
+            return page(
+                request,
+                "error.html",
+                502,
+                message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
+            )
+        session.viewed = {}
+        return RedirectResponse("/op/call", 303)
+
+    # -- the manager -----------------------------------------------------------------------
+
+    async def manager_home(request: Request, status: int = 200, **extra: Any) -> Response:
+        session = need(request, "manager")
+        if isinstance(session, Response):
+            return session
+        now = console.clock().astimezone(TOKYO)
+        today = now.date()
+        escalations = console.board.escalations()
+        registered = console.board.registered_keys()
+        sealed = []
+        for path in sorted(console.config.keys.glob("*.sealed")):
+            info = json.loads(path.read_text())
+            sealed.append({**info, "registered": info.get("key") in registered})
+        docs = documents_with_approvals()
+        context = {
+            "escalations": sorted(escalations, key=lambda e: (e.raised is not None, e.deadline)),
+            "callbacks": console.board.callbacks_on(today),
+            "inbound": console.board.inbound_callbacks(today),
+            "figures": console.board.figures(today),
+            "reports": console.board.reports_due(today),
+            "violations": violations(console, f"{today:%Y-%m}"),
+            "staff": console.board.staff(),
+            "sealed": sealed,
+            "documents": docs,
+            "sessions": sorted(console.sessions.values(), key=lambda s: s.started),
+            "errors": {},
+            "message": None,
+            **extra,
+        }
+        return page(request, "manager.html", status, **context)
+
+    @action("manager")
+    async def manager_escalate(request: Request, session: Session, form: FormData) -> Response:
+        case, reason = str(form.get("case", "")), str(form.get("reason", ""))
+        if reason not in REASONS or not case:
+            return await manager_home(request, 422, errors={"escalate": "案件と理由を選んでください。"})
+        data = {"case": case, "reason": reason, "to": console.config.escalate_to}
+        await run_in_threadpool(console.record, console.writer(session), "escalation.raised", data)
+        return RedirectResponse("/manager#escalations", 303)
+
+    @action("manager")
+    async def manager_staff(request: Request, session: Session, form: FormData) -> Response:
+        action = str(form.get("action", ""))
+        person = str(form.get("person", "")).strip()
+        role = str(form.get("role", ""))
+        errors: dict[str, str] = {}
+        if not person:
+            errors["person"] = "職員IDを入力してください。"
+        kind = ""
+        data: dict[str, Any] = {}
+        if action in ("designate", "revoke"):
+            if role not in ("operator", "manager", "custodian", "city"):
+                errors["role"] = "役割を選んでください。"
+            kind = "staff.designated" if action == "designate" else "staff.revoked"
+            data = {"person": person, "role": role, "by": session.person}
+        elif action == "trained":
+            course = str(form.get("course", "")).strip()
+            if not course:
+                errors["course"] = "研修の名前を入力してください。"
+            kind, data = "staff.trained", {"person": person, "course": course, "by": session.person}
+        elif action == "pledged":
+            digest = str(form.get("sha256", "")).strip().lower()
+            filename, scan = request.state.uploads.get("pledge", ("", b""))
+            if filename and scan:
+                digest = hashlib.sha256(scan).hexdigest()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                errors["sha256"] = "誓約書のスキャンファイルを選ぶか、SHA-256（64桁）を入力してください。"
+            to = str(form.get("to", "")).strip()
+            if not to:
+                errors["to"] = "誓約書を受け取った市の担当者を入力してください。"
+            kind, data = "staff.pledged", {"person": person, "sha256": digest, "to": to}
+        else:
+            errors["action"] = "操作を選んでください。"
+        if errors:
+            return await manager_home(request, 422, errors=errors)
+        await run_in_threadpool(console.record, console.writer(session), kind, data)
+        if kind == "staff.revoked":
+            for other in list(console.sessions.values()):
+                if other.person == person and other.role == role:
+                    console.sessions.pop(other.token, None)
+        return RedirectResponse("/manager#staff", 303)
+
+    @action("manager")
+    async def manager_keys(request: Request, session: Session, form: FormData) -> Response:
+        action = str(form.get("action", "register"))
+        person = str(form.get("person", "")).strip()
+        path = console.config.keys / f"{person}.sealed"
+        if action == "register":
+            if not person or "/" in person or not path.exists():
+                return await manager_home(request, 422, errors={"keys": "その職員の鍵ファイルがありません。"})
+            info = json.loads(path.read_text())
+            kind = "key.registered"
+            data = {"key": info["key"], "public_key": info["public_key"], "holder": info["holder"]}
+        else:
+            key = str(form.get("key", ""))
+            reason = str(form.get("reason", "")).strip() or "revoked by the manager"
+            kind, data = "key.revoked", {"key": key, "reason": reason}
+        writer = console.writer(session)
+        body = sign_key_request(writer.client.signer, kind, data, now=console.clock())
+        try:
+            response = await run_in_threadpool(
+                console._http.post, f"{console.config.ledger_url.rstrip('/')}/v1/keys", json=body
+            )
+        except httpx.TransportError:
+            return await manager_home(
+                request, 503, errors={"keys": "台帳サービスに接続できません。後でもう一度。"}
+            )
+        if response.status_code not in (200, 201):
+            return await manager_home(
+                request, 422, errors={"keys": f"台帳サービスが受け付けませんでした：{response.text[:200]}"}
+            )
+        console.board.refresh(force=True)
+        return RedirectResponse("/manager#keys", 303)
+
+    @action("manager")
+    async def manager_documents(request: Request, session: Session, form: FormData) -> Response:
+        filename, raw = request.state.uploads.get("file", ("", b""))
+        if not filename:
+            return await manager_home(request, 422, errors={"documents": "ファイルを選んでください。"})
+        try:
+            console.documents.load(
+                str(form.get("kind", "")),
+                str(form.get("version", "")),
+                filename,
+                raw,
+                by=session.person,
+                now=console.clock(),
+            )
+        except DocumentError as exc:
+            return await manager_home(request, 422, errors={"documents": str(exc)})
+        return RedirectResponse("/manager#documents", 303)
+
+    @action("manager")
+    async def manager_revoke_session(request: Request, _session: Session, form: FormData) -> Response:
+        started = str(form.get("session", ""))
+        for other in list(console.sessions.values()):
+            if hmac.compare_digest(session_id(other), started):
+                console.sessions.pop(other.token, None)
+                writer = console.writers.get(other.person)
+                if writer is not None:
+                    data = {"person": other.person, "terminal": console.config.terminal}
+                    await run_in_threadpool(console.record, writer, "access.logout", data)
+        return RedirectResponse("/manager#sessions", 303)
+
+    # -- the city ---------------------------------------------------------------------------
+
+    async def city_home(request: Request, status: int = 200, **extra: Any) -> Response:
+        session = need(request, "city")
+        if isinstance(session, Response):
+            return session
+        today = console.clock().astimezone(TOKYO).date()
+        docs = documents_with_approvals()
+        escalations = [e for e in console.board.escalations() if e.raised is not None]
+        context = {
+            "figures": console.board.figures(today),
+            "documents": docs,
+            "raised": escalations,
+            "stops": console.board.events("case.stop"),
+            "errors": {},
+            "values": {},
+            **extra,
+        }
+        return page(request, "city.html", status, **context)
+
+    @action("city")
+    async def city_stop(request: Request, session: Session, form: FormData) -> Response:
+        case = str(form.get("case", "")).strip()
+        reason = str(form.get("reason", "")).strip()
+        errors = {}
+        if not any(e.data["case"] == case for e in console.board.events("case.opened")):
+            errors["case"] = "その案件番号（参照）はありません。"
+        if not reason:
+            errors["reason"] = "停止の理由を入力してください。"
+        if errors:
+            return await city_home(request, 422, errors=errors, values=dict(form))
+        data = {"case": case, "by": session.person, "reason": reason}
+        await run_in_threadpool(console.record, console.writer(session), "case.stop", data)
+        return RedirectResponse("/city#stop", 303)
+
+    @action("city")
+    async def city_sms(request: Request, session: Session, form: FormData) -> Response:
+        batch = str(form.get("batch", "")).strip()
+        cases = [c.strip() for c in str(form.get("cases", "")).split() if c.strip()]
+        sender_id = str(form.get("sender_id", "")).strip()
+        errors = {}
+        opened = {e.data["case"] for e in console.board.events("case.opened") if e.data["batch"] == batch}
+        if not opened:
+            errors["batch"] = "そのバッチはありません。"
+        unknown = [c for c in cases if c not in opened]
+        if not cases:
+            errors["cases"] = "案件を1行に1件ずつ入力してください。"
+        elif unknown and opened:
+            errors["cases"] = f"このバッチにない案件があります：{'、'.join(unknown[:5])}"
+        try:
+            send_at = datetime.fromisoformat(str(form.get("send_at", ""))).replace(tzinfo=TOKYO)
+        except ValueError:
+            errors["send_at"] = "送信日時を入力してください。"
+        if not sender_id:
+            errors["sender_id"] = "表示する送信元番号を入力してください。"
+        if errors:
+            return await city_home(request, 422, errors=errors, values=dict(form))
+        data = {"batch": batch, "cases": cases, "send_at": send_at.isoformat(), "sender_id": sender_id}
+        await run_in_threadpool(console.record, console.writer(session), "sms.designated", data)
+        return RedirectResponse("/city#sms", 303)
+
+    @action("city")
+    async def city_approve(request: Request, session: Session, form: FormData) -> Response:
+        doc = console.documents.get(str(form.get("kind", "")), str(form.get("version", "")))
+        if doc is None:
+            return await city_home(request, 422, errors={"approve": "その文書はありません。"})
+        data = {"kind": doc.kind, "version": doc.version, "sha256": doc.sha256, "by": session.person}
+        await run_in_threadpool(console.record, console.writer(session), "document.approved", data)
+        return RedirectResponse("/city#documents", 303)
+
+    async def document_text(request: Request) -> Response:
+        session = console.session_of(request)
+        if session is None:
+            return RedirectResponse("/signin", 303)
+        doc = console.documents.get(request.path_params["kind"], request.path_params["version"])
+        if doc is None:
+            return page(request, "error.html", 404, message="その文書はありません。")
+        return page(request, "document.html", doc=doc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        console.start()
+        try:
+            yield
+        finally:
+            await asyncio.shield(console.loop.close())
+            console.stop()
+
+    env.globals["session_id"] = session_id
+    routes = [
+        Route("/", home),
+        Route("/signin", signin_form, methods=["GET"]),
+        Route("/signin", signin, methods=["POST"]),
+        Route("/signout", signout, methods=["POST"]),
+        Route("/op", op_home),
+        Route("/op/ready", op_ready, methods=["POST"]),
+        Route("/op/pause", op_pause, methods=["POST"]),
+        Route("/op/seat.json", op_seat_json),
+        Route("/op/call", op_call),
+        Route("/op/classify", op_classify, methods=["POST"]),
+        Route("/op/outcome", op_outcome, methods=["POST"]),
+        Route("/manager", manager_home),
+        Route("/manager/escalate", manager_escalate, methods=["POST"]),
+        Route("/manager/staff", manager_staff, methods=["POST"]),
+        Route("/manager/keys", manager_keys, methods=["POST"]),
+        Route("/manager/documents", manager_documents, methods=["POST"]),
+        Route("/manager/sessions/revoke", manager_revoke_session, methods=["POST"]),
+        Route("/city", city_home),
+        Route("/city/stop", city_stop, methods=["POST"]),
+        Route("/city/sms", city_sms, methods=["POST"]),
+        Route("/city/approve", city_approve, methods=["POST"]),
+        Route("/documents/{kind}/{version}", document_text),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_Headers)], lifespan=lifespan)
+    app.state.console = console
+    return app
+
+
+def session_id(session: Session) -> str:
+    """A session's public handle on the manager's desk (never its cookie)."""
+    return hashlib.sha256(session.token.encode()).hexdigest()[:16]
+
+
+def violations(console: Console, month: str) -> dict[str, Any] | None:
+    """Findings of the latest compliance run of the month (not pending), from the results database."""
+    path = console.config.results
+    if path is None or not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        run = conn.execute(
+            "SELECT size, root, as_of FROM runs WHERE month = ? ORDER BY size DESC LIMIT 1", (month,)
+        ).fetchone()
+        if run is None:
+            return {"size": None, "as_of": None, "rules": []}
+        rows = conn.execute(
+            "SELECT rule, count(*) FROM findings WHERE month = ? AND size = ? AND root = ? AND pending = 0"
+            " GROUP BY rule ORDER BY rule",
+            (month, run[0], run[1]),
+        ).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return {"size": run[0], "as_of": run[2], "rules": rows, "total": sum(n for _, n in rows)}

@@ -1,0 +1,323 @@
+"""What the desks know: the ledger's events (read from a read-only copy on this host) and the
+events this console has recorded but not yet delivered, merged by id.
+
+Everything shown on the desks is derived here from events, never stored beside them
+(design decision 4): escalations to raise, callbacks due, staff, documents, figures.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time as _time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from contract.calendar import TOKYO, add_business_days, end_of_day, is_weekday
+from contract.profile import Profile
+from ledger import Ledger, parse_leaf
+
+# Requests that the contract says must be passed to the city (ESCALATION-REQUIRED), and
+# the others that still go to the manager's desk.
+REQUIRED_ESCALATIONS = ("installment", "refusal", "tax_dispute")
+DESK_REQUESTS = ("installment", "refusal", "tax_dispute", "complaint", "stop_contact")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    at: datetime  # in Asia/Tokyo
+    actor: str
+    data: dict[str, Any]
+    index: int | None  # None while it waits in an outbox
+
+    @classmethod
+    def of(cls, envelope: dict[str, Any], index: int | None) -> Event:
+        at = datetime.fromisoformat(envelope["at"]).astimezone(TOKYO)
+        return cls(envelope["id"], envelope["type"], at, envelope["actor"], envelope["data"], index)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    case: str
+    reason: str
+    outcome: Event
+    deadline: datetime
+    required: bool  # ESCALATION-REQUIRED (or CALLBACK-APPOINTMENT) asks for it
+    raised: Event | None
+
+
+@dataclass
+class Board:
+    ledger_path: Path
+    profile: Profile
+    refresh_seconds: float = 0.5
+    _events: dict[str, Event] = field(default_factory=dict)
+    _order: list[str] = field(default_factory=list)
+    _size: int = 0
+    _checked: float = 0.0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _sorted: list[Event] | None = None
+
+    # -- reading ----------------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reads the ledger entries appended since the last look (at most every refresh_seconds)."""
+        with self._lock:
+            now = _time.monotonic()
+            if not force and now - self._checked < self.refresh_seconds:
+                return
+            self._checked = now
+            if not self.ledger_path.exists():
+                return
+            with Ledger.open(self.ledger_path, readonly=True) as ledger:
+                size = ledger.size
+                if size <= self._size:
+                    return
+                for index, leaf, _digest in ledger.leaves(self._size, size):
+                    self._add(Event.of(parse_leaf(leaf)["event"], index))
+                self._size = size
+
+    def note(self, envelope: dict[str, Any]) -> None:
+        """An event this console just recorded (signed and in an outbox)."""
+        with self._lock:
+            self._add(Event.of(envelope, None))
+
+    def load_outboxes(self, outboxes: Iterable[Path]) -> None:
+        """At start: what earlier runs recorded and did not deliver yet."""
+        for path in outboxes:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = conn.execute("SELECT body FROM outbox WHERE state = 'pending' ORDER BY seq").fetchall()
+            except sqlite3.Error:
+                rows = []
+            finally:
+                conn.close()
+            for (body,) in rows:
+                self.note(json.loads(body)["event"])
+
+    def _add(self, event: Event) -> None:
+        known = self._events.get(event.id)
+        if known is None:
+            self._order.append(event.id)
+        if known is None or event.index is not None:
+            self._events[event.id] = event
+            self._sorted = None
+
+    def events(self, *types: str) -> list[Event]:
+        self.refresh()
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(
+                    self._events.values(), key=lambda e: (e.at, e.index if e.index is not None else 1 << 62)
+                )
+            chosen = self._sorted
+        return [e for e in chosen if e.type in types] if types else list(chosen)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    # -- staff ------------------------------------------------------------------------
+
+    def roles(self, person: str) -> set[str]:
+        held: set[str] = set()
+        for e in self.events("staff.designated", "staff.revoked"):
+            if e.data.get("person") != person:
+                continue
+            if e.type == "staff.designated":
+                held.add(e.data["role"])
+            else:
+                held.discard(e.data["role"])
+        return held
+
+    def staff(self) -> list[dict[str, Any]]:
+        people: dict[str, dict[str, Any]] = {}
+
+        def person(name: str) -> dict[str, Any]:
+            return people.setdefault(
+                name, {"person": name, "roles": set(), "trained": [], "pledged": None, "keys": []}
+            )
+
+        for e in self.events(
+            "staff.designated",
+            "staff.revoked",
+            "staff.trained",
+            "staff.pledged",
+            "key.registered",
+            "key.revoked",
+        ):
+            d = e.data
+            if e.type == "staff.designated":
+                person(d["person"])["roles"].add(d["role"])
+            elif e.type == "staff.revoked":
+                person(d["person"])["roles"].discard(d["role"])
+            elif e.type == "staff.trained":
+                person(d["person"])["trained"].append(d["course"])
+            elif e.type == "staff.pledged":
+                person(d["person"])["pledged"] = e.at
+            elif e.type == "key.registered":
+                person(d["holder"])["keys"].append(d["key"])
+            elif e.type == "key.revoked":
+                for p in people.values():
+                    if d["key"] in p["keys"]:
+                        p["keys"].remove(d["key"])
+        return sorted(people.values(), key=lambda p: p["person"])
+
+    def registered_keys(self) -> dict[str, str]:
+        """key id -> holder, for keys registered and not revoked."""
+        keys: dict[str, str] = {}
+        for e in self.events("key.registered", "key.revoked"):
+            if e.type == "key.registered":
+                keys[e.data["key"]] = e.data["holder"]
+            else:
+                keys.pop(e.data["key"], None)
+        return keys
+
+    # -- documents ----------------------------------------------------------------------
+
+    def approvals(self) -> list[Event]:
+        return self.events("document.approved")
+
+    # -- the calendar of the month --------------------------------------------------------
+
+    def calling_days(self, month: str) -> list[date]:
+        days: list[date] = []
+        for e in self.events("campaign.scheduled"):
+            if e.data["month"] == month:
+                excluded = set(e.data.get("excluded") or [])
+                days = [date.fromisoformat(d) for d in e.data["days"] if d not in excluded]
+        return days
+
+    def hours(self, day: date) -> tuple[time, time]:
+        return self.profile.weekday_hours if is_weekday(day) else self.profile.weekend_hours
+
+    def in_period(self, moment: datetime) -> bool:
+        """A calling day of the month's schedule, inside that day's hours (CALLBACK-APPOINTMENT)."""
+        moment = moment.astimezone(TOKYO)
+        day = moment.date()
+        start, end = self.hours(day)
+        return day in self.calling_days(f"{day:%Y-%m}") and start <= moment.time() < end
+
+    def case_numbers(self, case: str) -> list[dict[str, str]]:
+        numbers: list[dict[str, str]] = []
+        for e in self.events("case.opened"):
+            if e.data["case"] == case:
+                numbers = list(e.data["numbers"])
+        return numbers
+
+    def landline_only(self, case: str) -> bool:
+        numbers = self.case_numbers(case)
+        return bool(numbers) and all(n["kind"] == "landline" for n in numbers)
+
+    # -- the manager's desk ----------------------------------------------------------------
+
+    def escalations(self) -> list[Escalation]:
+        """Every matter an outcome passed to the manager, with its deadline and whether it was raised."""
+        raised: dict[tuple[str, str], list[Event]] = defaultdict(list)
+        for e in self.events("escalation.raised"):
+            raised[(e.data["case"], e.data["reason"])].append(e)
+        found: list[Escalation] = []
+        for outcome in self.events("call.outcome"):
+            d = outcome.data
+            reasons = [r for r in d.get("requests", []) if r in DESK_REQUESTS]
+            callback = d.get("callback_at")
+            if callback and not self.in_period(datetime.fromisoformat(callback)):
+                reasons.append("callback_outside_period")
+            for request in reasons:
+                reason = (
+                    request if request in ("installment", "refusal", "tax_dispute", "complaint") else "other"
+                )
+                if request == "callback_outside_period":
+                    reason = request
+                done = next((r for r in raised[(d["case"], reason)] if r.at >= outcome.at), None)
+                deadline = end_of_day(
+                    add_business_days(outcome.at.date(), self.profile.escalation_business_days)
+                )
+                required = request in REQUIRED_ESCALATIONS or request == "callback_outside_period"
+                found.append(Escalation(d["case"], reason, outcome, deadline, required, done))
+        return found
+
+    def callbacks_on(self, day: date) -> list[dict[str, Any]]:
+        """Callbacks residents asked for, due on `day` inside the period, and whether they were made."""
+        due = []
+        window = timedelta(minutes=self.profile.callback_window_minutes)
+        dialed = self.events("call.dialed")
+        for outcome in self.events("call.outcome"):
+            callback = outcome.data.get("callback_at")
+            if not callback:
+                continue
+            moment = datetime.fromisoformat(callback).astimezone(TOKYO)
+            if moment.date() != day or not self.in_period(moment):
+                continue
+            made = any(
+                c.data["case"] == outcome.data["case"] and abs(c.at - moment) <= window and c.at >= outcome.at
+                for c in dialed
+            )
+            due.append({"case": outcome.data["case"], "at": moment, "seat": outcome.actor, "made": made})
+        return sorted(due, key=lambda c: c["at"])
+
+    def inbound_callbacks(self, day: date) -> list[Event]:
+        return [e for e in self.events("callback.received") if e.at.date() == day]
+
+    def figures(self, day: date, *, actor: str | None = None) -> dict[str, Any]:
+        """Calls, contacts and promises of a day and of its month (an operator's own with `actor`)."""
+        month = f"{day:%Y-%m}"
+
+        def mine(e: Event) -> bool:
+            return actor is None or e.actor == actor
+
+        outcomes = [e for e in self.events("call.outcome") if mine(e)]
+        dialed = self.events("call.dialed")
+
+        def period(events: list[Event], today: bool) -> Iterator[Event]:
+            for e in events:
+                if (e.at.date() == day) if today else (f"{e.at:%Y-%m}" == month and e.at.date() <= day):
+                    yield e
+
+        result: dict[str, Any] = {}
+        for name, today in (("today", True), ("month", False)):
+            outs = list(period(outcomes, today))
+            reached = {
+                e.data["case"]
+                for e in outs
+                if e.data["party"] == "self" or (e.data["party"] == "household" and e.data["proxy_consent"])
+            }
+            if actor is None:
+                called = {e.data["case"] for e in period(dialed, today)}
+                calls = sum(1 for _ in period(dialed, today))
+            else:
+                called = {e.data["case"] for e in outs}
+                calls = len(outs)
+            result[name] = {
+                "calls": calls,
+                "cases": len(called),
+                "contacts": len(reached),
+                "promises": len({e.data["case"] for e in outs if e.data.get("promise")}),
+                "contact_rate": (len(reached) / len(called)) if called else None,
+            }
+        result["contact_target"] = self.profile.contact_target
+        return result
+
+    def reports_due(self, today: date) -> list[dict[str, Any]]:
+        """Daily reports (REPORT-DAILY) for calling days with calls, and their deadlines."""
+        submitted = {e.data["covers"] for e in self.events("report.submitted") if e.data["kind"] == "daily"}
+        days = sorted({e.at.date() for e in self.events("call.dialed") if e.at.date() <= today})
+        due = []
+        for day in days:
+            if day.isoformat() in submitted:
+                continue
+            if self.profile.daily_counts == "business_days":
+                next_day = add_business_days(day, 1)
+            else:
+                next_day = day + timedelta(days=1)
+            due.append(
+                {"covers": day, "deadline": datetime.combine(next_day, self.profile.daily_deadline, TOKYO)}
+            )
+        return due

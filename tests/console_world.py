@@ -1,0 +1,326 @@
+"""A small call center for the console's tests: a real ledger (set up for September 2026 of the
+NHI contract), the ledger service, the dialling loop's seats API, and the console, each served
+over loopback by uvicorn in a thread, all on one simulated clock."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nacl.pwhash
+import uvicorn
+from console_standin import Planned, StandinLoop
+
+from console.app import Console, create_app
+from console.config import ConsoleConfig
+from console.documents import Documents
+from console.keystore import write_sealed
+from contract.calendar import TOKYO
+from contract.profile import load_profile
+from dialer_core.campaign import plan_days
+from dialer_core.datastore import DataStore
+from dialer_core.targets import import_targets
+from ledger import Ledger, Signer, Submission, write_key
+from ledger.commands import init_ledger
+from ledger.service import ServiceConfig
+from ledger.service import create_app as create_service
+
+CONTRACT = "nagaoka-nhi-2026"
+MONTH = "2026-09"
+PASSPHRASES = {"op01": "オペレータ01のパス", "mgr01": "manager-pass-01", "city01": "city-pass-0001"}
+FAST = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN, "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
+TALK_SCRIPT = """# 国民健康保険料 納付のご案内 トークスクリプト
+
+1. 名乗り：「長岡市国民健康保険料納付コールセンターの○○です。」
+2. 本人確認：お名前を確認する（ご家族の場合は続柄を伺う）
+3. 用件：国民健康保険料が未納になっていることをお伝えする
+4. 納付のお願い：納付方法と納付期限をご案内する
+5. お礼とあいさつ：「お忙しいところありがとうございました。」
+"""
+FAQ = "# よくある質問\n\nQ. 分割で払えますか。\nA. 市の担当課にご相談ください。担当者から連絡します。\n"
+MANUAL = "# 業務マニュアル\n\n架電の手順、個人情報の扱い、エスカレーションの手順。\n"
+
+# The city's file: five residents to call and one more.
+RESIDENTS = [
+    ("202609-00001", "佐藤 太郎", "090-1234-5678", "", "初期滞納", 48000),
+    ("202609-00002", "鈴木 花子", "0258-22-1234", "", "長期・高額滞納", 126000),
+    ("202609-00003", "高橋 一郎", "080-2345-6789", "0258-33-2345", "分納不履行", 30000),
+    ("202609-00004", "田中 美咲", "070-3456-7890", "", "初期滞納", 15000),
+    ("202609-00005", "渡辺 健太", "090-4567-8901", "", "その他", 72000),
+    ("202609-00006", "伊藤 陽子", "080-5678-9012", "", "初期滞納", 9000),
+]
+
+
+def t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=TOKYO)
+
+
+class SimClock:
+    """One clock for every part: the tests move it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self.now += timedelta(**delta)
+            return self.now
+
+    def set(self, moment: datetime) -> None:
+        with self._lock:
+            self.now = moment
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """An ASGI app served by uvicorn in a thread on loopback; stoppable and restartable."""
+
+    def __init__(self, make_app: Any, port: int | None = None) -> None:
+        self.make_app = make_app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> Served:
+        config = uvicorn.Config(
+            self.make_app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert time.time() < deadline, "the server did not start"
+            assert self.thread.is_alive(), "the server died while starting"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(20)
+            self.server = None
+
+
+@dataclass
+class World:
+    root: Path
+    clock: SimClock
+    ledger_path: Path
+    key_path: Path
+    config: ConsoleConfig
+    cases: list[str]  # case refs in the order of RESIDENTS
+    system: Signer
+    service: Served | None = None
+    loop: StandinLoop | None = None
+    loop_server: Served | None = None
+    console: Console | None = None
+    console_server: Served | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, plan: list[Planned] | None = None, answer_after: float = 0.3) -> World:
+        self.start_service()
+        self.loop = StandinLoop(
+            self.system,
+            self.root / "loop.outbox",
+            self.service.url if self.service else "",
+            self.clock,
+            answer_after=answer_after,
+            plan=list(plan or []),
+        )
+        self.loop_server = Served(self.loop.app).start()
+        assert self.service is not None
+        config = replace(self.config, loop_url=self.loop_server.url, ledger_url=self.service.url)
+        self.config = config
+        self.console = Console(config, clock=self.clock)
+        console = self.console
+        self.console_server = Served(lambda: create_app(console)).start()
+        return self
+
+    def start_service(self) -> None:
+        port = self.service.port if self.service else None
+
+        def make() -> Any:
+            led = Ledger.open(self.ledger_path, key_path=self.key_path)
+            self.extra["service_ledger"] = led
+            return create_service(led, clock=self.clock, config=ServiceConfig(checkpoint_seconds=3600))
+
+        self.service = Served(make, port).start()
+
+    def stop_service(self) -> None:
+        assert self.service is not None
+        self.service.stop()
+        led = self.extra.pop("service_ledger", None)
+        if led is not None:
+            led.close()
+
+    def stop(self) -> None:
+        for served in (self.console_server, self.loop_server):
+            if served is not None:
+                served.stop()
+        if self.service is not None and self.service.server is not None:
+            self.stop_service()
+
+    @property
+    def url(self) -> str:
+        assert self.console_server is not None
+        return self.console_server.url
+
+    def ledger_events(self) -> list[dict[str, Any]]:
+        import json
+
+        with Ledger.open(self.ledger_path, readonly=True) as led:
+            return [json.loads(leaf)["event"] | {"_index": i} for i, leaf, _ in led.leaves()]
+
+    def wait_delivered(self, timeout: float = 15.0) -> None:
+        """Until every outbox of the console and the loop is empty."""
+        assert self.console is not None and self.loop is not None
+        deadline = time.time() + timeout
+        while True:
+            pending = (
+                sum(w.client.pending() for w in self.console.writers.values()) + self.loop.client.pending()
+            )
+            if pending == 0:
+                return
+            assert time.time() < deadline, f"{pending} events still in the outboxes"
+            time.sleep(0.1)
+
+
+def targets_csv() -> bytes:
+    lines = ["案件番号,氏名,電話番号1,電話番号2,滞納区分,滞納額,住所"]
+    for number, name, one, two, category, amount in RESIDENTS:
+        lines.append(f"{number},{name},{one},{two},{category},{amount},新潟県長岡市幸町2-1")
+    return ("\r\n".join(lines) + "\r\n").encode("cp932")
+
+
+def build_world(root: Path, *, start: datetime | None = None) -> World:
+    """The ledger as the month's first calling days left it: staff trained and pledged, keys,
+    two outgoing landlines, the schedule, the city's file imported, the documents approved."""
+    root.mkdir(parents=True, exist_ok=True)
+    profile = load_profile(CONTRACT)
+    setup_at = t("2026-09-18 09:00")
+    clock = SimClock(start or t("2026-09-24 10:00"))
+    ledger_path = root / "ledger.db"
+    led, key_path = init_ledger(
+        ledger_path, origin="nagaoka.example/kansa/nhi-2026", contract=CONTRACT, key_path=None, now=setup_at
+    )
+    keys = root / "keys"
+    keys.mkdir()
+    events: list[dict[str, Any]] = []
+
+    def add(type_: str, actor: str, minutes: int = 0, /, **data: Any) -> None:
+        at = setup_at + timedelta(minutes=minutes)
+        events.append(
+            {"id": str(uuid.uuid4()), "type": type_, "at": at.isoformat(), "actor": actor, "data": data}
+        )
+
+    for person, role in (
+        ("city01", "city"),
+        ("mgr01", "manager"),
+        ("cus01", "custodian"),
+        ("op01", "operator"),
+    ):
+        add("staff.designated", "system", person=person, role=role, by="city01")
+    people = {}
+    for person in ("op01", "mgr01", "city01"):
+        signer = Signer.generate(person)
+        write_sealed(keys / f"{person}.sealed", signer, PASSPHRASES[person], **FAST)
+        people[person] = signer
+    system = Signer.generate("system")  # the dialling loop's device key
+    device = Signer.generate("console01")
+    write_key(root / "console01.key", device)
+    for signer in (*people.values(), system, device):
+        v = signer.verifier
+        add(
+            "key.registered",
+            "system",
+            1,
+            key=v.key_ref,
+            public_key=base64.b64encode(v.public_key).decode(),
+            holder=v.name,
+        )
+    for person in ("mgr01", "op01"):
+        for course in ("laws_manual", "privacy", "phone"):
+            add("staff.trained", "system", 2, person=person, course=course, by="mgr01")
+        add("staff.pledged", "system", 2, person=person, sha256="ab" * 32, to="city01")
+    for number in ("0258-39-1001", "0258-39-1002"):
+        add("callerid.registered", "system", 3, number=number, kind="landline")
+    campaign = plan_days(profile, MONTH)
+    add(
+        "campaign.scheduled",
+        "system",
+        4,
+        month=MONTH,
+        days=[d.isoformat() for d in campaign.days],
+        excluded=[],
+    )
+    add("access.login", "cus01", 5, person="cus01", terminal="custody", success=True)
+    targets = root / "targets.csv"
+    targets.write_bytes(targets_csv())
+    store = DataStore(root / "store.db")
+    parsed = import_targets(
+        targets,
+        batch="B2026-09",
+        month=MONTH,
+        store=store,
+        append=events.extend,
+        custodian="cus01",
+        received_from="city01",
+        media="USB-2026-09",
+        encrypted=True,
+        transport="hand_delivery",
+        now=setup_at + timedelta(minutes=10),
+        new_id=lambda: str(uuid.uuid4()),
+    )
+    store.close()
+    add("custody.media_erased", "cus01", 20, batch="B2026-09", media="USB-2026-09", method="overwrite")
+    documents = Documents(root / "documents")
+    for doc_kind, version, text in (
+        ("manual", "M1", MANUAL),
+        ("faq", "F1", FAQ),
+        ("talk_script", "TS-2026-09", TALK_SCRIPT),
+    ):
+        doc = documents.load(doc_kind, version, f"{doc_kind}.md", text.encode(), by="mgr01", now=setup_at)
+        add("document.approved", "city01", 30, kind=doc_kind, version=version, sha256=doc.sha256, by="city01")
+    documents.close()
+    led.append([Submission(e) for e in events], now=setup_at + timedelta(minutes=31))
+    led.sign_checkpoint(now=setup_at + timedelta(minutes=31))
+    led.close()
+
+    config = ConsoleConfig(
+        ledger_url="http://127.0.0.1:1",  # set when the service starts
+        ledger_copy=ledger_path,
+        loop_url="http://127.0.0.1:1",
+        store=root / "store.db",
+        keys=keys,
+        outboxes=root / "outboxes",
+        documents=root / "documents",
+        device_key=root / "console01.key",
+        results=root / "ledger.compliance.db",
+    )
+    world = World(root, clock, ledger_path, key_path, config, [r.case_ref for r in parsed.residents], system)
+    world.extra["people"] = people
+    return world
+
+
+def http_client(world: World) -> httpx.Client:
+    return httpx.Client(base_url=world.url, follow_redirects=False, timeout=30)

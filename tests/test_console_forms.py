@@ -1,0 +1,450 @@
+"""The operators' console over plain HTTP: sign-in, the call, every form's refusals (422, in
+Japanese, beside the field, all at once, nothing written), the desks' forms, sessions.
+
+A real ledger service, the dialling loop's seats API (the stand-in until `kansa dialer run`
+lands) and the console, each served by uvicorn over loopback, on one simulated clock.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from console_standin import Planned
+from console_world import PASSPHRASES, World, build_world, http_client
+
+from console.keystore import SealedKeyError, read_sealed
+
+STEPS = ["1", "2", "3", "4", "5"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(tmp_path_factory.mktemp("console-forms"))
+    w.start(answer_after=0.05)
+    yield w
+    w.stop()
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def errors_of(page: str) -> dict[str, str]:
+    return dict(re.findall(r'class="field-error" id="error-([a-z0-9_]+)" role="alert">([^<]+)<', page))
+
+
+OPEN: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
+def sign_in(world: World, person: str, role: str, seat: str = "") -> tuple[httpx.Client, str]:
+    client = http_client(world)
+    OPEN.append(client)
+    pre = csrf_of(client.get("/signin").text)
+    answer = client.post(
+        "/signin",
+        data={"csrf": pre, "person": person, "passphrase": PASSPHRASES[person], "role": role, "seat": seat},
+    )
+    assert answer.status_code == 303, answer.text
+    home = client.get(answer.headers["location"])
+    return client, csrf_of(home.text)
+
+
+def written(world: World) -> int:
+    """Events anywhere: in the ledger or in any outbox, the console's or the loop's (counted once)."""
+    ids = {e["id"] for e in world.ledger_events()}
+    for path in [*world.config.outboxes.glob("*.outbox"), world.root / "loop.outbox"]:
+        conn = sqlite3.connect(path)
+        ids.update(i for (i,) in conn.execute("SELECT id FROM outbox"))
+        conn.close()
+    return len(ids)
+
+
+def answered_call(world: World, client: httpx.Client, csrf: str, case: int, kind: str = "person") -> str:
+    """Puts a call to RESIDENTS[case] on the seat, waits for the answer, classifies it."""
+    assert world.loop is not None
+    world.loop.plan.append(Planned(world.cases[case]))
+    answer = client.post("/op/ready", data={"csrf": csrf})
+    assert answer.status_code == 303
+    deadline = time.time() + 10
+    while True:
+        page = client.get("/op/call").text
+        if 'id="resident"' in page:
+            break
+        assert time.time() < deadline, "the call was never answered"
+        time.sleep(0.05)
+    assert client.post("/op/classify", data={"csrf": csrf, "kind": kind}).status_code == 303
+    page = client.get("/op/call").text
+    match = re.search(r'name="call" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+@pytest.fixture
+def operator(world: World) -> Iterator[tuple[httpx.Client, str]]:
+    client, csrf = sign_in(world, "op01", "operator", "s01")
+    yield client, csrf
+    # Leave the seat free for the next test: finish whatever call is on it.
+    page = client.get("/op/call").text
+    match = re.search(r'name="call" value="([^"]+)"', page)
+    if match:
+        client.post(
+            "/op/outcome",
+            data={"csrf": csrf, "call": match.group(1), "party": "other", "disposition": "number_unusable"},
+        )
+
+
+def test_a_wrong_passphrase_is_refused_in_japanese_and_logged_by_the_device(world: World) -> None:
+    client = http_client(world)
+    OPEN.append(client)
+    pre = csrf_of(client.get("/signin").text)
+    answer = client.post(
+        "/signin", data={"csrf": pre, "person": "op01", "passphrase": "wrong-pass", "role": "operator"}
+    )
+    assert answer.status_code == 401
+    assert "IDまたはパスフレーズが違います。" in answer.text
+    assert COOKIE_NAME not in answer.cookies
+    world.wait_delivered()
+    failed = [e for e in world.ledger_events() if e["type"] == "access.login" and not e["data"]["success"]]
+    assert failed and failed[-1]["actor"] == "console01" and failed[-1]["data"]["person"] == "op01"
+
+
+COOKIE_NAME = "kansa_console"
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(world: World) -> None:
+    client = http_client(world)
+    OPEN.append(client)
+    client.get("/signin")
+    before = written(world)
+    answer = client.post(
+        "/signin", data={"person": "op01", "passphrase": PASSPHRASES["op01"], "role": "operator"}
+    )
+    assert answer.status_code == 403
+    assert "フォームの有効期限が切れました" in answer.text
+    client2, _csrf = sign_in(world, "mgr01", "manager")
+    refused = client2.post("/manager/escalate", data={"case": world.cases[0], "reason": "other", "csrf": "x"})
+    assert refused.status_code == 403
+    # the manager's sign-in is the only thing written
+    assert written(world) == before + 1
+
+
+def test_the_sealed_key_holds_no_clear_key_and_opens_only_with_the_passphrase(world: World) -> None:
+    path = world.config.keys / "op01.sealed"
+    signer = world.extra["people"]["op01"]
+    raw = path.read_text()
+    assert signer.skey not in raw and signer.skey.split("+")[-1] not in raw
+    assert path.stat().st_mode & 0o077 == 0
+    assert read_sealed(path, PASSPHRASES["op01"]).verifier == signer.verifier
+    with pytest.raises(SealedKeyError):
+        read_sealed(path, "not the passphrase")
+
+
+def test_resident_shown_only_after_access_viewed_is_durable_and_never_cached(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    page = client.get("/op/call")
+    assert page.headers["cache-control"] == "no-store"
+    assert "伊藤 陽子" in page.text and "9,000円" in page.text
+    # the view is in the operator's outbox, signed, before anything else of the call
+    outbox = sqlite3.connect(world.config.outboxes / "op01.outbox")
+    bodies = [b for (b,) in outbox.execute("SELECT body FROM outbox ORDER BY seq")]
+    assert any('"access.viewed"' in b and world.cases[5] in b for b in bodies)
+    # the seat's state for the long poll carries no personal data
+    seat = client.get("/op/seat.json").json()
+    assert set(seat) == {"state", "version"}
+    assert call
+
+
+def test_completed_without_the_script_is_refused(world: World, operator: tuple[httpx.Client, str]) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    before = written(world)
+    answer = client.post(
+        "/op/outcome",
+        data={
+            "csrf": csrf,
+            "call": call,
+            "party": "self",
+            "script": "completed",
+            "disposition": "completed",
+            "step": ["1", "2", "3"],
+        },
+    )
+    assert answer.status_code == 422
+    errors = errors_of(answer.text)
+    assert (
+        errors["script"]
+        == "トークスクリプトの最後の手順（5）に達していないため「最後まで完了」にはできません。"
+    )
+    assert "何も記録していません" in answer.text
+    assert written(world) == before
+    # without any script at all, "completed" is refused on the disposition
+    answer = client.post(
+        "/op/outcome", data={"csrf": csrf, "call": call, "party": "self", "disposition": "completed"}
+    )
+    assert answer.status_code == 422
+    assert (
+        errors_of(answer.text)["disposition"]
+        == "「完了」はトークスクリプトを最後まで伝えた場合だけ選べます。"
+    )
+    assert written(world) == before
+
+
+def test_completed_with_a_household_member_needs_their_consent(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    before = written(world)
+    answer = client.post(
+        "/op/outcome",
+        data={"csrf": csrf, "call": call, "party": "household", "step": STEPS, "disposition": "completed"},
+    )
+    assert answer.status_code == 422
+    assert errors_of(answer.text)["disposition"] == "家族等への「完了」には、伝言を引き受ける承諾が必要です。"
+    assert written(world) == before
+
+
+def test_a_callback_outside_the_period_without_an_escalation_is_refused(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    before = written(world)
+    fields = {"csrf": csrf, "call": call, "party": "household", "disposition": "absent_now"}
+    # Saturday 26 September is not a calling day of the month's schedule
+    answer = client.post("/op/outcome", data={**fields, "callback_at": "2026-09-26T10:00"})
+    assert answer.status_code == 422
+    assert errors_of(answer.text)["callback_at"].startswith("架電期間・時間外の日時です。")
+    # 21:00 on a calling day is outside the hours
+    answer = client.post("/op/outcome", data={**fields, "callback_at": "2026-09-25T21:00"})
+    assert answer.status_code == 422 and "callback_at" in errors_of(answer.text)
+    assert written(world) == before
+    # with the escalation ticked it is recorded, and waits on the manager's desk
+    answer = client.post(
+        "/op/outcome", data={**fields, "callback_at": "2026-09-26T10:00", "escalate_callback": "1"}
+    )
+    assert answer.status_code == 303
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    assert f'data-case="{world.cases[5]}" data-reason="callback_outside_period"' in desk
+
+
+def test_a_promise_without_an_amount_is_refused_and_every_error_shows_at_once(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    before = written(world)
+    answer = client.post(
+        "/op/outcome",
+        data={
+            "csrf": csrf,
+            "call": call,
+            "party": "self",
+            "step": STEPS,
+            "script": "completed",
+            "disposition": "completed",
+            "promise_date": "2026-10-05",
+        },
+    )
+    assert answer.status_code == 422
+    assert errors_of(answer.text) == {"promise_amount": "納付の約束には金額が必要です。"}
+    answer = client.post(
+        "/op/outcome",
+        data={
+            "csrf": csrf,
+            "call": call,
+            "party": "",
+            "disposition": "completed",
+            "promise_amount": "abc",
+            "callback_at": "2026-09-27T10:00",
+            "requests": "refusal",
+        },
+    )
+    assert answer.status_code == 422
+    errors = errors_of(answer.text)
+    assert set(errors) >= {"party", "disposition", "promise_date", "promise_amount", "callback_at"}
+    assert errors["promise_amount"] == "金額は1円以上の整数（円）で入力してください。"
+    assert "入力に" in answer.text and "件の誤りがあります" in answer.text
+    # the form comes back as it was posted
+    assert (
+        'name="promise_amount" id="promise_amount" min="1" step="1" inputmode="numeric" value="abc"'
+        in answer.text
+    )
+    assert written(world) == before
+
+
+def test_a_landline_only_case_reached_needs_the_mobile_question(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 1)  # 鈴木 花子: a landline only
+    before = written(world)
+    answer = client.post(
+        "/op/outcome", data={"csrf": csrf, "call": call, "party": "household", "disposition": "absent_now"}
+    )
+    assert answer.status_code == 422
+    assert errors_of(answer.text)["mobile_asked"].startswith("固定電話だけの案件です。")
+    assert written(world) == before
+
+
+def test_a_recorded_outcome_is_signed_with_the_script_version_after_its_view(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 0)
+    answer = client.post(
+        "/op/outcome",
+        data={
+            "csrf": csrf,
+            "call": call,
+            "party": "self",
+            "step": STEPS,
+            "disposition": "completed",
+            "promise_date": "2026-10-05",
+            "promise_amount": "12,000",
+            "requests": "installment",
+        },
+    )
+    assert answer.status_code == 303, errors_of(answer.text)
+    world.wait_delivered()
+    events = world.ledger_events()
+    (outcome,) = [e for e in events if e["type"] == "call.outcome" and e["data"]["call"] == call]
+    assert outcome["actor"] == "op01"
+    assert outcome["data"]["script"] == "completed" and outcome["data"]["script_version"] == "TS-2026-09"
+    assert outcome["data"]["promise"] == {"date": "2026-10-05", "amount": 12000}
+    views = [e for e in events if e["type"] == "access.viewed" and e["data"]["case"] == world.cases[0]]
+    assert views and views[-1]["_index"] < outcome["_index"] and views[-1]["data"]["purpose"] == "call"
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+    assert f'data-case="{world.cases[0]}" data-reason="installment"' in manager.get("/manager").text
+
+
+def test_voicemail_records_whether_the_message_was_left(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 4, kind="voicemail_left")
+    page = client.get("/op/call").text
+    assert '伝言：<strong id="message-left">残した</strong>' in page
+    answer = client.post(
+        "/op/outcome",
+        data={
+            "csrf": csrf,
+            "call": call,
+            "party": "none",
+            "script": "not_started",
+            "disposition": "no_contact",
+        },
+    )
+    assert answer.status_code == 303
+    world.wait_delivered()
+    dialed = [e for e in world.ledger_events() if e["type"] == "call.dialed" and e["data"]["call"] == call]
+    assert dialed[0]["data"]["result"] == "voicemail" and dialed[0]["data"]["message_left"] is True
+
+
+def test_the_city_approves_a_talk_script_the_manager_loaded(world: World) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    text = "# 改訂版\n\n1. 名乗り\n2. 本人確認\n3. 用件とお願い\n"
+    answer = manager.post(
+        "/manager/documents",
+        data={"csrf": csrf, "kind": "talk_script", "version": "TS-2026-09b"},
+        files={"file": ("script.md", text.encode(), "text/markdown")},
+    )
+    assert answer.status_code == 303
+    assert "承認待ち" in manager.get("/manager").text
+    bad = manager.post(
+        "/manager/documents",
+        data={"csrf": csrf, "kind": "talk_script", "version": "TS-x"},
+        files={"file": ("script.md", "番号のない文章だけ".encode(), "text/markdown")},
+    )
+    assert bad.status_code == 422 and "番号付きの手順（「1. …」）がありません" in bad.text
+    city, city_csrf = sign_in(world, "city01", "city")
+    assert "TS-2026-09b" in city.get("/city").text
+    answer = city.post(
+        "/city/approve", data={"csrf": city_csrf, "kind": "talk_script", "version": "TS-2026-09b"}
+    )
+    assert answer.status_code == 303
+    world.wait_delivered()
+    (approval,) = [
+        e
+        for e in world.ledger_events()
+        if e["type"] == "document.approved" and e["data"]["version"] == "TS-2026-09b"
+    ]
+    assert approval["actor"] == "city01" and approval["data"]["by"] == "city01"
+    import hashlib
+
+    assert approval["data"]["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    # operators now work with the new version
+    operator, _csrf = sign_in(world, "op01", "operator", "s01")
+    assert 'id="script-version">TS-2026-09b<' in operator.get("/op").text
+
+
+def test_the_city_orders_a_stop_and_refuses_an_unknown_case(world: World) -> None:
+    city, csrf = sign_in(world, "city01", "city")
+    before = written(world)
+    bad = city.post("/city/stop", data={"csrf": csrf, "case": "nope", "reason": ""})
+    assert bad.status_code == 422
+    assert errors_of(bad.text) == {
+        "case": "その案件番号（参照）はありません。",
+        "reason": "停止の理由を入力してください。",
+    }
+    assert written(world) == before
+    page = city.get("/city").text
+    assert "佐藤" not in page and "090-" not in page  # no personal data on the city's desk
+    answer = city.post("/city/stop", data={"csrf": csrf, "case": world.cases[5], "reason": "納付済み"})
+    assert answer.status_code == 303
+    world.wait_delivered()
+    stop = [e for e in world.ledger_events() if e["type"] == "case.stop"][-1]
+    assert stop["actor"] == "city01" and stop["data"] == {
+        "case": world.cases[5],
+        "by": "city01",
+        "reason": "納付済み",
+    }
+
+
+def test_the_manager_records_training_and_refuses_a_pledge_without_its_scan(world: World) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    before = written(world)
+    bad = manager.post("/manager/staff", data={"csrf": csrf, "action": "pledged", "person": "op02", "to": ""})
+    assert bad.status_code == 422
+    assert set(errors_of(bad.text)) == {"sha256", "to"}
+    assert written(world) == before
+    ok = manager.post(
+        "/manager/staff", data={"csrf": csrf, "action": "trained", "person": "op01", "course": "privacy"}
+    )
+    assert ok.status_code == 303
+    assert written(world) == before + 1
+
+
+def test_sessions_expire_and_the_manager_can_revoke_one(world: World) -> None:
+    operator, _csrf = sign_in(world, "op01", "operator", "s02")
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    handles = re.findall(r'name="session" value="([0-9a-f]+)"', desk)
+    assert handles
+    for handle in handles:
+        manager.post("/manager/sessions/revoke", data={"csrf": csrf, "session": handle})
+    assert operator.get("/op").headers["location"] == "/signin"
+    assert manager.get("/manager").status_code == 200  # the manager's own session stays
+    world.clock.advance(hours=10)
+    try:
+        assert manager.get("/manager").headers["location"] == "/signin"
+    finally:
+        world.clock.advance(hours=-10)
