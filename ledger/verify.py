@@ -56,8 +56,16 @@ class Bad(Exception):
         self.reason = reason
 
 
+class Unchecked(Exception):
+    """The file could not be read as a ledger (missing, unreadable, not a database, I/O error):
+    nothing can be said about its integrity either way."""
+
+
 @dataclass
 class Report:
+    """`ok` says whether everything holds; `checked` is False when the file could not even be
+    read (exit 2 in the CLI), as opposed to a ledger that fails verification (exit 1)."""
+
     ok: bool
     size: int
     root: bytes | None = None
@@ -67,8 +75,11 @@ class Report:
     reason: str = ""
     trusted: Checkpoint | None = None
     notes: list[str] = field(default_factory=list)
+    checked: bool = True
 
     def summary(self) -> str:
+        if not self.checked:
+            return f"COULD NOT CHECK: {self.reason}"
         if not self.ok:
             where = f"index {self.bad_index}" if self.bad_index is not None else "the ledger"
             return f"FAILED at {where}: {self.reason}"
@@ -242,15 +253,15 @@ class _Ledger:
 
 
 def _open(path: Path, vkey: str | None) -> _Ledger:
-    if not path.exists():
-        raise Bad(None, f"no ledger at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    if not path.is_file():
+        raise Unchecked(f"no ledger at {path}")
     try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as exc:
-        raise Bad(None, f"not a ledger: {exc}") from exc
+        raise Unchecked(f"{path} is not a ledger: {exc}") from exc
     if meta.get("format") != FORMAT:
-        raise Bad(None, f"not a Kansa ledger ({FORMAT})")
+        raise Unchecked(f"{path} is not a Kansa ledger ({FORMAT})")
     try:
         stored = Verifier.parse(meta["vkey"])
         verifier = Verifier.parse(vkey) if vkey else stored
@@ -497,7 +508,14 @@ def verify_ledger(
         _check_node_count(ledger)
     except Bad as bad:
         return Report(False, size, bad_index=bad.index, reason=bad.reason)
+    except (Unchecked, sqlite3.Error, OSError) as exc:
+        return _unchecked(path, size, exc)
     return Report(True, ledger.size, roots[ledger.size], count + (kept is not None), ledger.size)
+
+
+def _unchecked(path: Path, size: int, exc: Exception) -> Report:
+    reason = str(exc) if isinstance(exc, Unchecked) else f"{path} could not be read: {exc}"
+    return Report(False, size, reason=reason, checked=False)
 
 
 def verify_since(
@@ -555,6 +573,8 @@ def verify_since(
         return Report(False, size, bad_index=bad.index, reason=bad.reason)
     except merkle.ProofError as exc:
         return Report(False, size, reason=f"stored tree: {exc}")
+    except (Unchecked, sqlite3.Error, OSError) as exc:
+        return _unchecked(path, size, exc)
     return Report(
         True,
         ledger.size,

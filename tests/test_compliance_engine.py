@@ -328,15 +328,15 @@ def test_table_and_csv_formats(checked_ledger: Path) -> None:
     assert raw.startswith("\ufeff".encode()) and "規則 rule".encode() in raw
 
 
-def test_check_errors_are_one_clear_line(tmp_path: Path, make_ledger) -> None:
+def test_check_errors_are_one_clear_line_and_exit_2(tmp_path: Path, make_ledger) -> None:
     led = make_ledger(2)
     no_cp = CliRunner().invoke(main, ["check", str(led.path), "--month", "2026-09"])
-    assert no_cp.exit_code == 1 and "no signed checkpoint" in no_cp.output
+    assert no_cp.exit_code == 2 and "no signed checkpoint" in no_cp.output
     led.sign_checkpoint(now=NOW)
     bad_month = CliRunner().invoke(main, ["check", str(led.path), "--month", "2026-13"])
-    assert bad_month.exit_code == 1 and "YYYY-MM" in bad_month.output
+    assert bad_month.exit_code == 2 and "YYYY-MM" in bad_month.output
     no_profile = CliRunner().invoke(main, ["check", str(led.path), "--month", "2026-09"])
-    assert no_profile.exit_code == 1 and "no contract profile" in no_profile.output
+    assert no_profile.exit_code == 2 and "no contract profile" in no_profile.output
 
 
 def test_attempts_are_ordered_by_when_they_happened_not_by_ledger_order() -> None:
@@ -406,3 +406,12 @@ def test_the_results_database_holds_the_clauses_quoted(checked_ledger: Path) -> 
     quoted = {rule: (clause, quote) for rule, clause, quote in rows}
     assert set(quoted) == set(load_profile("nagaoka-nhi-2026").clauses)
     assert quoted["RING-35"] == ("N §8(5)ア", "呼び出し音35秒以上の呼び出しを行うものの、応答がない場合")
+
+
+def test_findings_are_results_unless_fail_on_asks(checked_ledger: Path) -> None:
+    plain = CliRunner().invoke(main, ["check", str(checked_ledger), "--month", "2026-09"])
+    assert plain.exit_code == 0 and '"severity": "violation"' in plain.output
+    strict = CliRunner().invoke(
+        main, ["check", str(checked_ledger), "--month", "2026-09", "--fail-on", "violation"]
+    )
+    assert strict.exit_code == 1 and '"severity": "violation"' in strict.output

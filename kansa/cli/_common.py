@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,22 @@ EXPECTED = (
     TileError,
     ReceiptError,
     OSError,
+    sqlite3.Error,
 )
+
+# Exit codes of the commands that check something (docs/verification.md): 0 all holds,
+# 1 it does not hold, 2 it could not be checked.
+EXIT_FAILS = 1
+EXIT_COULD_NOT_CHECK = 2
+
+
+class CouldNotCheck(click.ClickException):
+    """A checking command could not check at all (missing, unreadable, not a ledger): exit 2."""
+
+    exit_code = EXIT_COULD_NOT_CHECK
+
+    def format_message(self) -> str:
+        return f"could not check: {self.message}"
 
 
 def now() -> datetime:
@@ -54,6 +70,15 @@ def user_errors() -> Iterator[None]:
         yield
     except EXPECTED as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def could_not_check() -> Iterator[None]:
+    """For checking commands: expected failures are one line and exit 2."""
+    try:
+        yield
+    except EXPECTED as exc:
+        raise CouldNotCheck(str(exc)) from exc
 
 
 def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
+
+from ._common import CouldNotCheck, could_not_check
 
 
 @click.command("check")
@@ -26,17 +29,40 @@ import click
     default=None,
     help="Where to write findings and KPIs for Datasette (default: DB.compliance.db beside it).",
 )
-def check(db: str, month: str, fmt: str, checkpoint: Any, profile: str | None, results: str | None) -> None:
-    """The contract's findings and KPIs for MONTH, as of a signed checkpoint."""
+@click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice(["violation", "judgement"]),
+    default=None,
+    help="Exit 1 when a finding of this severity (judgement: or worse) is due; for scripts.",
+)
+def check(
+    db: str,
+    month: str,
+    fmt: str,
+    checkpoint: Any,
+    profile: str | None,
+    results: str | None,
+    fail_on: str | None,
+) -> None:
+    """The contract's findings and KPIs for MONTH, as of a signed checkpoint.
+
+    Findings are results, not errors: exit 0 whatever is found (1 with --fail-on when a
+    finding of that severity is due), 2 when the ledger could not be checked.
+    """
     from compliance import CheckError, ProfileError, check_ledger, to_json
     from compliance.results import default_results_path, to_csv, to_table, write_results
 
-    try:
-        result = check_ledger(
-            db, month, checkpoint=checkpoint.read() if checkpoint else None, profile=profile
-        )
-        write_results(results or default_results_path(db), result)
-    except (CheckError, ProfileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    with could_not_check():
+        try:
+            result = check_ledger(
+                db, month, checkpoint=checkpoint.read() if checkpoint else None, profile=profile
+            )
+            write_results(results or default_results_path(db), result)
+        except (CheckError, ProfileError) as exc:
+            raise CouldNotCheck(str(exc)) from exc
     output = {"json": to_json, "table": to_table, "csv": to_csv}[fmt](result)
     click.echo(output, nl=False)
+    failing = {"violation": ("violation",), "judgement": ("violation", "judgement")}.get(fail_on or "", ())
+    if any(f.severity in failing and not f.pending for f in result.findings):
+        sys.exit(1)

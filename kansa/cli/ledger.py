@@ -26,7 +26,16 @@ from ledger.tiles import write_ledger_tiles
 from ledger.witness_client import COSIGNED, add_witness, cosign
 from ledger.witnessed import verify_policy
 
-from ._common import key_option, now, open_ledger, progress_bar, user_errors
+from ._common import (
+    EXIT_COULD_NOT_CHECK,
+    EXIT_FAILS,
+    could_not_check,
+    key_option,
+    now,
+    open_ledger,
+    progress_bar,
+    user_errors,
+)
 
 
 @click.group()
@@ -226,7 +235,11 @@ def ledger_verify(
     check_events: bool,
     policy_file: str | None,
 ) -> None:
-    """Check the chain, every signature, column, tree node and checkpoint; exit 1 at the first bad index."""
+    """Check the chain, every signature, column, tree node and checkpoint.
+
+    Exit 0 when all holds; 1 when the ledger fails verification (the first bad index and
+    why); 2 when it could not be checked (missing, unreadable, not a ledger, I/O error).
+    """
     kept = checkpoint.read() if checkpoint else None
     with progress_bar("verifying") as progress:
         if since is not None:
@@ -245,9 +258,9 @@ def ledger_verify(
             )
     click.echo(report.summary())
     if not report.ok:
-        sys.exit(1)
+        sys.exit(EXIT_FAILS if report.checked else EXIT_COULD_NOT_CHECK)
     if policy_file is not None:
-        with user_errors():
+        with could_not_check():
             policy = load_policy(policy_file)
         checked = verify_policy(db, policy)
         for line in checked.lines:
