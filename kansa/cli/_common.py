@@ -41,6 +41,7 @@ EXPECTED = (
     ReceiptError,
     OSError,
     sqlite3.Error,
+    UnicodeError,  # a file that is not text where text was expected
 )
 
 # Exit codes of the commands that check something (docs/verification.md): 0 all holds,
