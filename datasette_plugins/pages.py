@@ -20,6 +20,7 @@ from nacl.signing import VerifyKey
 from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, word
 from ledger import Ledger, ProofError, event_bytes, leaf_hash, verify_inclusion
 from ledger.note import b64decode, b64encode
+from ledger.witnessed import witness_status
 
 from . import audit_pages
 from .site import site_of
@@ -61,7 +62,16 @@ async def status(request: Any, datasette: Any) -> Response:
     site = site_of(datasette)
     state = await asyncio.to_thread(site.watch.verify)
     info = await asyncio.to_thread(_ledger_info, site.ledger_path)
-    context = {"state": state, "failed": state.failed, **info, "ledger_file": site.ledger_path.name}
+    witnesses = None
+    if site.policy is not None:
+        witnesses = await asyncio.to_thread(witness_status, site.ledger_path, site.policy)
+    context = {
+        "state": state,
+        "failed": state.failed,
+        **info,
+        "ledger_file": site.ledger_path.name,
+        "witnesses": witnesses,
+    }
     if request.url_vars.get("format") == ".json":
         failed = state.failed
         return Response.json(
@@ -70,6 +80,7 @@ async def status(request: Any, datasette: Any) -> Response:
                 "origin": info["origin"],
                 "vkey": info["vkey"],
                 "checkpoint": info["checkpoint"],
+                "witnesses": witnesses,
                 "verification": {
                     # ok: true only once this start's full verification passed (and the latest
                     # incremental check); null while it runs; false when either failed.

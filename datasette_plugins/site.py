@@ -19,6 +19,7 @@ from datasette.database import Database
 
 from compliance.results import default_results_path
 from ledger import Ledger
+from ledger.policy import Policy
 
 from .access_log import AccessLog, access_origin, default_access_log_path
 from .auditors import LiveAuditors, default_auditors_path, plugin_config
@@ -45,6 +46,7 @@ class Site:
     auditors: LiveAuditors
     sessions: Sessions
     session_seconds: int = SESSION_SECONDS
+    policy: Policy | None = None  # a C2SP tlog-policy: the status page shows cosignatures against it
 
 
 def site_of(datasette: Any) -> Site:
@@ -80,6 +82,7 @@ def make_datasette(
     secret: str | None = None,
     session_seconds: int = SESSION_SECONDS,
     verify_in_background: bool = True,
+    policy: Policy | None = None,
 ) -> Datasette:
     ledger_path = Path(ledger_path)
     if not ledger_path.exists():
@@ -127,6 +130,7 @@ def make_datasette(
         live,
         sessions,
         session_seconds,
+        policy,
     )
     if verify_in_background:
         watch.start()

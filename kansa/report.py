@@ -26,6 +26,8 @@ from typing import Any
 
 from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet
 from compliance.review import MonthlyReview
+from ledger.policy import Policy
+from ledger.witnessed import witness_status
 
 from .views import STYLE, chart_svg
 
@@ -82,7 +84,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def render_report(db: Path | str, month: str, *, checkpoint: str | None = None) -> RenderedReport:
+def render_report(
+    db: Path | str, month: str, *, checkpoint: str | None = None, policy: Policy | None = None
+) -> RenderedReport:
     path = notebook_path()
     source = path.read_bytes()
     app = load_notebook_app(path)
@@ -94,6 +98,7 @@ def render_report(db: Path | str, month: str, *, checkpoint: str | None = None) 
     cp = review.checkpoint
     sha = hashlib.sha256(source).hexdigest()
     version_items = ", ".join(f"{k} {v}" for k, v in versions().items())
+    cosigned = "" if policy is None else _cosigners_html(witness_status(db, policy, size=int(cp["size"])))
     html = f"""<!DOCTYPE html>
 <html lang="ja"><head><meta charset="utf-8">
 <title>月次コンプライアンス・レビュー {escape(month)} — {escape(review.result.contract)}</title>
@@ -107,12 +112,20 @@ def render_report(db: Path | str, month: str, *, checkpoint: str | None = None) 
 根 root <code>{escape(cp["root"])}</code>（基準日時 as of {escape(str(cp["as_of"]))}）から作成しました。
 同じチェックポイントからは同じ数字になります。
 Computed from this checkpoint; the same checkpoint gives the same figures.</p>
-<p>ノートブック notebook: notebooks/{NOTEBOOK} SHA-256 <code>{sha}</code></p>
+{cosigned}<p>ノートブック notebook: notebooks/{NOTEBOOK} SHA-256 <code>{sha}</code></p>
 <p>版 versions: {escape(version_items)}</p>
 </footer>
 </body></html>
 """
     return RenderedReport(html, review, sha)
+
+
+def _cosigners_html(status: dict[str, Any]) -> str:
+    """The footer line naming who cosigned the report's checkpoint, and whether the policy is met."""
+    who = "、".join(escape(name) for name in status["cosigners"]) or "なし none"
+    met = "定足数を満たしています quorum met" if status["met"] else "定足数に達していません quorum NOT met"
+    quorum = escape(status["quorum"])
+    return f'<p id="cosigners">証人の連署 cosigned by: {who}（ポリシー policy: {quorum}、{met}）</p>\n'
 
 
 # -- deliverables --------------------------------------------------------------------------------

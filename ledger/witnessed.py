@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -147,3 +148,35 @@ def _ask(ledger: Ledger, policy: Policy, name: str, url: str, fetch: Fetch, repo
     report.lines.append(
         f"witness {name}: its latest cosigned checkpoint (size {remembered.size}) is in the ledger"
     )
+
+
+def witness_status(path: Path | str, policy: Policy, *, size: int | None = None) -> dict[str, Any]:
+    """What the status page and the report footer say about cosignatures, as plain data.
+
+    For the checkpoint of `size` (default: the latest), in its newest row: who
+    cosigned it (policy names) and whether that meets the quorum; and, over all
+    stored checkpoints, the largest trusted size and those still waiting. The
+    witnesses themselves are not asked (that is `verify --policy`).
+    """
+    report = verify_policy(path, policy, fetch=None)
+    status: dict[str, Any] = {
+        "quorum": policy.describe_quorum(),
+        "size": None,
+        "cosigners": [],
+        "met": False,
+        "trusted_size": report.trusted_size,
+        "waiting": report.waiting,
+        "problem": next((line for line in report.lines if line.startswith(("FAILED", "COULD NOT"))), None),
+    }
+    with Ledger.open(path, readonly=True) as ledger:
+        rows = [c for c in ledger.checkpoints() if size is None or c.size == size]
+        chosen = max(rows, key=lambda c: (c.size, c.seq), default=None)
+    if chosen is not None:
+        status["size"] = chosen.size
+        try:
+            cosigned = policy.check(chosen.note)
+        except (NoteError, CheckpointError) as exc:
+            status["problem"] = status["problem"] or f"checkpoint of size {chosen.size}: {exc}"
+        else:
+            status["cosigners"], status["met"] = list(cosigned.cosigners), cosigned.met
+    return status

@@ -9,6 +9,7 @@ import click
 
 from ledger import Submission
 from ledger.event import envelope
+from ledger.policy import load_policy
 
 from ._common import key_option, now, open_ledger, user_errors
 
@@ -43,6 +44,12 @@ from ._common import key_option, now, open_ledger, user_errors
 @click.option("--by", help="Who makes the report (a staff id): needed with --store and --submit.")
 @click.option("--submit", is_flag=True, help="Record each deliverable file's SHA-256 as report.submitted.")
 @click.option("--to", default="city", show_default=True, help="Recipient named in report.submitted.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A C2SP tlog-policy file: the footer names the witnesses that cosigned the checkpoint.",
+)
 @key_option
 def report(
     db: str,
@@ -55,6 +62,7 @@ def report(
     by: str | None,
     submit: bool,
     to: str,
+    policy_file: str | None,
     key: str | None,
 ) -> None:
     """The monthly review notebook as one offline HTML file, and the city's deliverables."""
@@ -76,7 +84,8 @@ def report(
     with user_errors():
         try:
             click.echo(f"{month}: 台帳を検証して月次レビューを作成中 verifying and reviewing …", err=True)
-            rendered = render_report(db, month, checkpoint=note)
+            policy = load_policy(policy_file) if policy_file else None
+            rendered = render_report(db, month, checkpoint=note, policy=policy)
         except (CheckError, ReportError) as exc:
             raise click.ClickException(str(exc)) from exc
         Path(out).write_text(rendered.html, encoding="utf-8")

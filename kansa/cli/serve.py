@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ledger.policy import load_policy
+
 from ._common import user_errors
 
 
@@ -16,7 +18,13 @@ from ._common import user_errors
 @click.option(
     "--session-hours", default=8.0, show_default=True, type=float, help="Sign-ins expire after this long."
 )
-def serve(db: str, host: str, port: int, session_hours: float) -> None:
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A C2SP tlog-policy file: the status page shows the cosignatures and whether it is met.",
+)
+def serve(db: str, host: str, port: int, session_hours: float, policy_file: str | None) -> None:
     """Datasette for city auditors on the ledger DB, its compliance results and its access log."""
     import uvicorn
 
@@ -25,8 +33,9 @@ def serve(db: str, host: str, port: int, session_hours: float) -> None:
     from datasette_plugins.site import SiteError, site_of
 
     with user_errors():
+        policy = load_policy(policy_file) if policy_file else None
         try:
-            datasette = make_datasette(Path(db), session_seconds=int(session_hours * 3600))
+            datasette = make_datasette(Path(db), session_seconds=int(session_hours * 3600), policy=policy)
         except (SiteError, AuditorError) as exc:
             raise click.ClickException(str(exc)) from exc
     site = site_of(datasette)

@@ -1,0 +1,81 @@
+"""The auditors' status page and the monthly report under a tlog-policy: who cosigned, is it met."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from auditor_site import MONTH, PASSWORD, build_site
+from test_datasette import Client
+
+from datasette_plugins import make_datasette
+from kansa.report import render_report
+from ledger import Ledger
+from ledger.cosignature import Cosigner
+from ledger.policy import load_policy
+from ledger.witness import Witness
+
+NOW = datetime(2026, 10, 2, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("witnessed-site")
+    built = build_site(root)
+    db = built["db"]
+    with Ledger.open(db) as ledger, Witness.init(root / "witness", "city.example/w") as witness:
+        witness.add_log(ledger.origin, ledger.verifier.vkey, now=NOW)
+        latest = ledger.latest_checkpoint()
+        assert latest is not None
+        answer = witness.add_checkpoint(f"old 0\n\n{latest.note}".encode(), now=NOW)
+        ledger.add_cosigned_checkpoint(latest.note + answer.body, now=NOW)
+        log_line = f"log {ledger.verifier.vkey}\n"
+        other = Cosigner.generate("other.example/w").key.vkey
+        (root / "met.policy").write_text(f"{log_line}witness city {witness.vkey}\nquorum city\n")
+        both = f"witness city {witness.vkey}\nwitness other {other}\ngroup both all city other\nquorum both\n"
+        (root / "unmet.policy").write_text(log_line + both)
+    return {**built, "root": root}
+
+
+def client_for(site: dict[str, Any], policy: str) -> Client:
+    policy_path = site["root"] / f"{policy}.policy"
+    return Client(
+        make_datasette(site["db"], secret="s", verify_in_background=False, policy=load_policy(policy_path))
+    )
+
+
+@pytest.fixture
+def met(site: dict[str, Any]) -> Iterator[Client]:
+    c = client_for(site, "met")
+    assert c.login("alice", PASSWORD).status_code == 302
+    yield c
+    c.close()
+
+
+def test_status_page_shows_the_cosigners_and_the_quorum_met(site: dict[str, Any], met: Client) -> None:
+    data = met.get("/-/kansa/status.json").json()["witnesses"]
+    assert data["cosigners"] == ["city"] and data["met"] is True and data["quorum"] == "city"
+    assert data["trusted_size"] == data["size"] and data["problem"] is None
+    page = met.get("/-/kansa/status").text
+    assert "証人の連署 Witness cosignatures" in page and "✔ 定足数を満たしています quorum met" in page
+
+
+def test_status_page_says_waiting_when_the_quorum_is_not_met(site: dict[str, Any]) -> None:
+    c = client_for(site, "unmet")
+    try:
+        assert c.login("alice", PASSWORD).status_code == 302
+        data = c.get("/-/kansa/status.json").json()["witnesses"]
+        assert data["cosigners"] == ["city"] and data["met"] is False and data["quorum"] == "2 of city, other"
+        assert "連署待ち waiting for cosignatures" in c.get("/-/kansa/status").text
+    finally:
+        c.close()
+
+
+def test_report_footer_names_the_cosigners(site: dict[str, Any]) -> None:
+    html = render_report(site["db"], MONTH, policy=load_policy(Path(site["root"]) / "met.policy")).html
+    footer = html.split("<footer>")[1]
+    line = "証人の連署 cosigned by: city（ポリシー policy: city、定足数を満たしています quorum met）"
+    assert f'<p id="cosigners">{line}</p>' in footer
