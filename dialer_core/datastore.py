@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS numbers (
     ref TEXT NOT NULL,
     PRIMARY KEY (case_ref, tag)
 );
+-- Inbound callbacks name their caller through this: a keyed hash of the number alone
+-- (no clear number is stored) -> the case and the number's reference.
+CREATE TABLE IF NOT EXISTS callers (
+    tag TEXT NOT NULL,
+    case_ref TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    PRIMARY KEY (tag, case_ref)
+);
 """
 CASE_REF_HEX = 16  # 64 bits of the HMAC: no collision among a contract's residents in practice
 
@@ -192,7 +200,25 @@ class DataStore:
                     "INSERT INTO numbers (case_ref, tag, ref) VALUES (?, ?, ?)", (case_ref, tag, known[tag])
                 )
             refs.append(known[tag])
+            self._db.execute(
+                "INSERT OR REPLACE INTO callers (tag, case_ref, ref) VALUES (?, ?, ?)",
+                (_keyed(secret, "caller", phone, "", 64), case_ref, known[tag]),
+            )
         return tuple(refs)
+
+    def caller(self, phone: str) -> tuple[str, str] | None:
+        """The (case, number reference) a calling number belongs to, through the keyed-hash index;
+        None when unknown, or when the number belongs to several cases (a shared landline)."""
+        found = self._secret(create=False)
+        if found is None:
+            return None
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        if phone.strip().startswith("+81"):
+            digits = "0" + digits[2:]
+        rows = self._db.execute(
+            "SELECT case_ref, ref FROM callers WHERE tag = ?", (_keyed(found[1], "caller", digits, "", 64),)
+        ).fetchall()
+        return (str(rows[0][0]), str(rows[0][1])) if len(rows) == 1 else None
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -299,6 +325,7 @@ class DataStore:
         self._shred(self._key_path(secret_id))
         self._db.execute("BEGIN IMMEDIATE")
         self._db.execute("DELETE FROM numbers")
+        self._db.execute("DELETE FROM callers")
         self._db.execute("UPDATE contract SET destroyed = 1")
         self._db.execute("COMMIT")
         return batches, secret_id

@@ -162,7 +162,9 @@ class SeatBoard:
         with self.cond:
             seat = self._call(call_id)
             assert seat.call is not None
-            if seat.call.state != "ended":
+            if seat.call.direction == "inbound":
+                seat.call.recorded = True  # callback.received was written when it was connected
+            elif seat.call.state != "ended":
                 raise SeatError(409, "not_ended", "the call has not ended")
             if seat.call.direction == "outbound" and seat.call.answered_at and not seat.call.classification:
                 raise SeatError(409, "not_classified", "classify the call first: person or voicemail")
@@ -190,11 +192,29 @@ class SeatBoard:
             seat = self._seat(name)
             return self.cond.wait_for(lambda: seat.state == "ready" and seat.call is None, timeout)
 
+    def claim_ready(self, make: Callable[[str], Call]) -> str | None:
+        """The first ready seat, taken at once for an inbound call (callbacks come before dialling)."""
+        with self.cond:
+            for seat in self.seats.values():
+                if seat.state == "ready" and seat.call is None:
+                    seat.call, seat.state = make(seat.seat), "connected"
+                    self._changed(seat)
+                    return seat.seat
+        return None
+
+    def release_claim(self, name: str) -> None:
+        with self.cond:
+            seat = self._seat(name)
+            seat.call, seat.state = None, "ready"
+            self._changed(seat)
+
     def start(self, name: str, call: Call, hangup: Callable[[], None] | None) -> None:
         with self.cond:
             seat = self._seat(name)
+            if seat.call is not None or seat.state != "ready":
+                raise SeatError(409, "busy", f"seat {name} is {seat.state}")
             seat.call, seat.hangup = call, hangup
-            seat.state = "connected" if call.direction == "inbound" else "dialing"
+            seat.state = "dialing"
             self._changed(seat)
 
     def progress(self, name: str, state: str, **fields: Any) -> None:
@@ -306,7 +326,10 @@ class SeatRunner:
             if planned is None:
                 self._stop.wait(self.idle_s)
                 continue
-            self.one(planned)
+            try:
+                self.one(planned)
+            except SeatError:  # a callback took the seat first; the plan offers the call again
+                continue
 
     def one(self, planned: Planned) -> DialResult:
         """Places one planned call and records it; returns what the signalling said."""

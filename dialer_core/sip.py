@@ -53,14 +53,16 @@ def netstring(obj: dict[str, Any]) -> bytes:
 class CtrlTcp:
     """A connection to one baresip's ctrl_tcp: commands answered in order, events on a queue."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = 10.0, alive: Callable[[], bool] | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 self.sock = socket.create_connection((host, port), timeout=2)
                 break
             except OSError as exc:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or (alive is not None and not alive()):
                     raise SipError(f"baresip ctrl_tcp at {host}:{port} unreachable: {exc}") from exc
                 time.sleep(0.05)
         self.sock.settimeout(None)
@@ -179,7 +181,8 @@ class Baresip:
     def write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.sip_port = self.sip_port or free_port()
-        self.ctrl_port = self.ctrl_port or free_port()
+        while not self.ctrl_port or self.ctrl_port == self.sip_port:
+            self.ctrl_port = free_port()
         device = self.home.name
         (self.home / "config").write_text(
             "\n".join(
@@ -217,8 +220,20 @@ class Baresip:
         (self.home / "accounts").write_text("\n".join([*lines, *self.extra_accounts, ""]))
 
     def start(self, *, timeout: float = 10.0) -> Baresip:
+        """Starts the instance; with ports chosen here (0), a port taken meanwhile is chosen again."""
         if not baresip_available():
             raise SipError("baresip is not installed (Debian package baresip-core)")
+        chosen = not self.sip_port and not self.ctrl_port
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except SipError:
+                if not chosen or attempt == 2:
+                    raise
+                self.sip_port = self.ctrl_port = 0
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Baresip:
         self.write_config()
         log = (self.home / "baresip.log").open("wb")
         self.process = subprocess.Popen(
@@ -230,7 +245,10 @@ class Baresip:
         )
         log.close()
         try:
-            self.ctrl = CtrlTcp(self.host, self.ctrl_port, timeout=timeout)
+            process = self.process
+            self.ctrl = CtrlTcp(
+                self.host, self.ctrl_port, timeout=timeout, alive=lambda: process.poll() is None
+            )
         except SipError:
             self.stop()
             raise
