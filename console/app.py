@@ -489,6 +489,8 @@ def create_app(console: Console) -> Starlette:
         try:
             await console.loop.ready(session.seat, session.person)
         except LoopError as exc:
+            if exc.status == 409 and exc.code == "busy":  # already taking calls: show the current one
+                return RedirectResponse("/op/call", 303)
             return page(request, "error.html", 502, message=f"発信システムに接続できません（{exc.detail}）")
         return RedirectResponse("/op/call", 303)
 
@@ -593,6 +595,23 @@ def create_app(console: Console) -> Starlette:
             return page(request, "error.html", 502, message=f"発信システムが受け付けません（{exc.detail}）")
         return RedirectResponse("/op/call", 303)
 
+    async def tell_recorded(session: Session, call: str, event: str) -> None:
+        """Tells the loop the outcome is recorded; a call still connected is hung up first
+        (the operator submits when they are done with the resident)."""
+        try:
+            await console.loop.outcome(call, event)
+            return
+        except LoopError as exc:
+            if exc.code != "not_ended":
+                raise
+        await console.loop.hangup(call)
+        seat = await console.loop.seat(session.seat)
+        for _ in range(20):
+            if seat.call is None or seat.call.call != call or seat.call.state == "ended":
+                break
+            seat = await console.loop.seat(session.seat, wait_version=seat.version)
+        await console.loop.outcome(call, event)
+
     @action("operator")
     async def op_outcome(request: Request, session: Session, form: FormData) -> Response:
         seat = await console.loop.seat(session.seat)
@@ -627,7 +646,7 @@ def create_app(console: Console) -> Starlette:
         writer = console.writer(session)
         envelope = await run_in_threadpool(console.record, writer, "call.outcome", data)
         try:
-            await console.loop.outcome(call.call, envelope["id"])
+            await tell_recorded(session, call.call, envelope["id"])
         except LoopError as exc:
             return page(
                 request,

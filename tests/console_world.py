@@ -1,6 +1,8 @@
 """A small call center for the console's tests: a real ledger (set up for September 2026 of the
-NHI contract), the ledger service, the dialling loop's seats API, and the console, each served
-over loopback by uvicorn in a thread, all on one simulated clock."""
+NHI contract), the ledger service and the console (uvicorn in threads), and the dialling loop's
+seats (dialer_core.seats: SeatBoard, one SeatRunner per seat, the seats API on loopback) with a
+simulated phone, all on one simulated clock. The loop runs on the ledger's host: it appends
+`call.dialed` with the ledger's own key, as `system`."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from typing import Any
 import httpx
 import nacl.pwhash
 import uvicorn
-from console_standin import Planned, StandinLoop
 
 from console.app import Console, create_app
 from console.config import ConsoleConfig
@@ -25,8 +26,10 @@ from console.documents import Documents
 from console.keystore import write_sealed
 from contract.calendar import TOKYO
 from contract.profile import load_profile
+from dialer_core.adapters import DialResult
 from dialer_core.campaign import plan_days
 from dialer_core.datastore import DataStore
+from dialer_core.seats import Planned, SeatBoard, SeatRunner, SeatsApi
 from dialer_core.targets import import_targets
 from ledger import Ledger, Signer, Submission, write_key
 from ledger.commands import init_ledger
@@ -121,6 +124,98 @@ class Served:
             self.server = None
 
 
+LOOP_TOKEN = "console-test-token"
+SEATS = ["s01", "s02"]
+CALLER_IDS = ("0258-39-1001", "0258-39-1002")
+
+
+class SimPhone:
+    """A seat's phone, simulated: it rings for `answer_after` wall seconds, the resident (or a
+    voicemail box) answers, and hangs up once the operator has classified the call."""
+
+    def __init__(self, board: SeatBoard, seat: str, clock: SimClock, answer_after: float) -> None:
+        self.board, self.seat, self.clock, self.answer_after = board, seat, clock, answer_after
+        self._hung = threading.Event()
+
+    def dial(
+        self,
+        phone: str,
+        at: datetime,
+        *,
+        weekday: bool = True,
+        caller_id: str | None = None,
+        progress: Any = None,
+    ) -> DialResult:
+        self._hung.clear()
+        if progress is not None:
+            progress("ringing", {})
+        self._hung.wait(self.answer_after)
+        answered = self.clock()
+        if progress is not None:
+            progress("connected", {})
+        while not self._hung.is_set():
+            if self.board.wait_classified(self.seat, 0.05) is not None:
+                break
+        return DialResult("answered", 8, self.clock(), answered_at=answered)
+
+    def hangup(self) -> None:
+        self._hung.set()
+
+
+class Loop:
+    """The dialling loop's seats with simulated phones; `queue` is the plan (case, number ref)."""
+
+    def __init__(
+        self, ledger_path: Path, key_path: Path, clock: SimClock, answer_after: float, seats: list[str]
+    ):
+        self.board = SeatBoard(seats)
+        self.api = SeatsApi(self.board, LOOP_TOKEN)
+        self.queue: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._ledger = Ledger.open(ledger_path, key_path=key_path)
+        self.clock = clock
+        self.runners = [
+            SeatRunner(
+                seat,
+                SimPhone(self.board, seat, clock, answer_after),
+                self.board,
+                self.plan,
+                self.record,
+                clock,
+                idle_s=0.02,
+            )
+            for seat in seats
+        ]
+        self.threads = [threading.Thread(target=r.run, daemon=True) for r in self.runners]
+
+    def plan(self, seat: str, now: datetime) -> Planned | None:
+        with self._lock:
+            if not self.queue:
+                return None
+            case, number = self.queue.pop(0)
+        return Planned(case, number, "simulated", CALLER_IDS[len(self.queue) % 2])
+
+    def record(self, kind: str, data: dict[str, Any], at: datetime) -> None:
+        event = {"id": str(uuid.uuid4()), "type": kind, "at": at.isoformat(), "actor": "system", "data": data}
+        with self._lock:
+            self._ledger.append([Submission(event)], now=self.clock())
+
+    def start(self) -> Loop:
+        self.api.__enter__()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+            runner.phone.hangup()
+        for thread in self.threads:
+            thread.join(5)
+        self.api.__exit__(None, None, None)
+        self._ledger.close()
+
+
 @dataclass
 class World:
     root: Path
@@ -129,27 +224,24 @@ class World:
     key_path: Path
     config: ConsoleConfig
     cases: list[str]  # case refs in the order of RESIDENTS
-    system: Signer
     service: Served | None = None
-    loop: StandinLoop | None = None
-    loop_server: Served | None = None
+    loop: Loop | None = None
     console: Console | None = None
     console_server: Served | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def start(self, plan: list[Planned] | None = None, answer_after: float = 0.3) -> World:
+    def start(
+        self, plan: list[str] | None = None, answer_after: float = 0.3, seats: list[str] | None = None
+    ) -> World:
         self.start_service()
-        self.loop = StandinLoop(
-            self.system,
-            self.root / "loop.outbox",
-            self.service.url if self.service else "",
-            self.clock,
-            answer_after=answer_after,
-            plan=list(plan or []),
-        )
-        self.loop_server = Served(self.loop.app).start()
+        self.loop = Loop(self.ledger_path, self.key_path, self.clock, answer_after, seats or SEATS).start()
+        self.loop.queue.extend((case, "1") for case in plan or [])
         assert self.service is not None
-        config = replace(self.config, loop_url=self.loop_server.url, ledger_url=self.service.url)
+        token = self.root / "loop.token"
+        token.write_text(LOOP_TOKEN)
+        config = replace(
+            self.config, loop_url=self.loop.api.url, ledger_url=self.service.url, loop_token_file=token
+        )
         self.config = config
         self.console = Console(config, clock=self.clock)
         console = self.console
@@ -174,9 +266,11 @@ class World:
             led.close()
 
     def stop(self) -> None:
-        for served in (self.console_server, self.loop_server):
-            if served is not None:
-                served.stop()
+        if self.console_server is not None:
+            self.console_server.stop()
+        if self.loop is not None:
+            self.loop.stop()
+            self.loop = None
         if self.service is not None and self.service.server is not None:
             self.stop_service()
 
@@ -192,13 +286,11 @@ class World:
             return [json.loads(leaf)["event"] | {"_index": i} for i, leaf, _ in led.leaves()]
 
     def wait_delivered(self, timeout: float = 15.0) -> None:
-        """Until every outbox of the console and the loop is empty."""
-        assert self.console is not None and self.loop is not None
+        """Until every outbox of the console is empty."""
+        assert self.console is not None
         deadline = time.time() + timeout
         while True:
-            pending = (
-                sum(w.client.pending() for w in self.console.writers.values()) + self.loop.client.pending()
-            )
+            pending = sum(w.client.pending() for w in self.console.writers.values())
             if pending == 0:
                 return
             assert time.time() < deadline, f"{pending} events still in the outboxes"
@@ -245,10 +337,9 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
         signer = Signer.generate(person)
         write_sealed(keys / f"{person}.sealed", signer, PASSPHRASES[person], **FAST)
         people[person] = signer
-    system = Signer.generate("system")  # the dialling loop's device key
     device = Signer.generate("console01")
     write_key(root / "console01.key", device)
-    for signer in (*people.values(), system, device):
+    for signer in (*people.values(), device):
         v = signer.verifier
         add(
             "key.registered",
@@ -262,7 +353,7 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
         for course in ("laws_manual", "privacy", "phone"):
             add("staff.trained", "system", 2, person=person, course=course, by="mgr01")
         add("staff.pledged", "system", 2, person=person, sha256="ab" * 32, to="city01")
-    for number in ("0258-39-1001", "0258-39-1002"):
+    for number in CALLER_IDS:
         add("callerid.registered", "system", 3, number=number, kind="landline")
     campaign = plan_days(profile, MONTH)
     add(
@@ -317,7 +408,7 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
         device_key=root / "console01.key",
         results=root / "ledger.compliance.db",
     )
-    world = World(root, clock, ledger_path, key_path, config, [r.case_ref for r in parsed.residents], system)
+    world = World(root, clock, ledger_path, key_path, config, [r.case_ref for r in parsed.residents])
     world.extra["people"] = people
     return world
 

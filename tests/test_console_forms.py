@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from console_standin import Planned
 from console_world import PASSPHRASES, World, build_world, http_client
 
 from console.keystore import SealedKeyError, read_sealed
@@ -64,9 +63,9 @@ def sign_in(world: World, person: str, role: str, seat: str = "") -> tuple[httpx
 
 
 def written(world: World) -> int:
-    """Events anywhere: in the ledger or in any outbox, the console's or the loop's (counted once)."""
+    """Events anywhere: in the ledger or in any of the console's outboxes (counted once)."""
     ids = {e["id"] for e in world.ledger_events()}
-    for path in [*world.config.outboxes.glob("*.outbox"), world.root / "loop.outbox"]:
+    for path in world.config.outboxes.glob("*.outbox"):
         conn = sqlite3.connect(path)
         ids.update(i for (i,) in conn.execute("SELECT id FROM outbox"))
         conn.close()
@@ -76,7 +75,7 @@ def written(world: World) -> int:
 def answered_call(world: World, client: httpx.Client, csrf: str, case: int, kind: str = "person") -> str:
     """Puts a call to RESIDENTS[case] on the seat, waits for the answer, classifies it."""
     assert world.loop is not None
-    world.loop.plan.append(Planned(world.cases[case]))
+    world.loop.queue.append((world.cases[case], "1"))
     answer = client.post("/op/ready", data={"csrf": csrf})
     assert answer.status_code == 303
     deadline = time.time() + 10
