@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -282,7 +283,7 @@ def ledger_tiles(db: str, directory: str) -> None:
 
 
 @ledger.command("serve")
-@click.argument("db", type=click.Path(exists=True, dir_okay=False))
+@click.argument("db", type=click.Path(exists=True))
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -320,18 +321,24 @@ def ledger_serve(
     key_requests_from: str,
     key: str | None,
 ) -> None:
-    """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints)."""
+    """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints, tiles).
+
+    DB may be a directory: every *.db ledger in it (key beside each) is served under /<origin>/.
+    """
     import uvicorn
 
     from contract.staff import designated
+    from ledger.hosting import create_hosting_app, open_directory
     from ledger.service import ServiceConfig, create_app
 
+    config = ServiceConfig(checkpoint_seconds, checkpoint_entries)
+    key_policy = designated(key_requests_from) if key_requests_from else None
     with user_errors():
-        target = open_ledger(db, key, signing=True)
-        app = create_app(
-            target,
-            clock=now,
-            config=ServiceConfig(checkpoint_seconds, checkpoint_entries),
-            key_policy=designated(key_requests_from) if key_requests_from else None,
-        )
+        if Path(db).is_dir():
+            if key is not None:
+                raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
+            app = create_hosting_app(open_directory(db), clock=now, config=config, key_policy=key_policy)
+        else:
+            target = open_ledger(db, key, signing=True)
+            app = create_app(target, clock=now, config=config, key_policy=key_policy)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,74 @@
+"""Many ledgers behind one server, routed by origin: a contractor runs one ledger per contract.
+
+`kansa ledger serve DIR` opens every `*.db` ledger in DIR (each with its key
+file `<db>.key` beside it) and serves each one's whole API (events, proofs,
+checkpoints, C2SP tiles) under `/<origin>/`: the origin is the log's
+schema-less URL prefix, as C2SP tlog-tiles recommends, so a ledger whose
+origin is `city.example/kansa/nhi-2026` is at `https://host/city.example/kansa/nhi-2026/`.
+Each ledger keeps its own single writer thread and group commit; `GET /`
+lists the origins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from .commands import default_key_path
+from .key_requests import KeyPolicy
+from .service import Clock, ServiceConfig, create_app
+from .store import Ledger, LedgerError
+
+
+def open_directory(directory: Path | str) -> list[Ledger]:
+    """Every ledger in `directory`, opened with its key; LedgerError if one lacks it or origins clash."""
+    directory = Path(directory)
+    paths = sorted(directory.glob("*.db"))
+    if not paths:
+        raise LedgerError(f"no ledger (*.db) in {directory}")
+    ledgers: list[Ledger] = []
+    try:
+        for path in paths:
+            ledgers.append(Ledger.open(path, key_path=default_key_path(path)))
+        origins = [led.origin for led in ledgers]
+        clash = sorted({o for o in origins if origins.count(o) > 1})
+        if clash:
+            raise LedgerError(f"two ledgers in {directory} have the origin {clash[0]!r}")
+    except BaseException:
+        for led in ledgers:
+            led.close()
+        raise
+    return ledgers
+
+
+def create_hosting_app(
+    ledgers: list[Ledger],
+    *,
+    clock: Clock,
+    config: ServiceConfig | None = None,
+    key_policy: KeyPolicy | None = None,
+) -> Starlette:
+    """One ASGI app serving each ledger's API under /<origin>/."""
+    apps = {led.origin: create_app(led, clock=clock, config=config, key_policy=key_policy) for led in ledgers}
+
+    async def index(request: Request) -> Response:
+        return JSONResponse({"ledgers": [{"origin": o, "path": f"/{o}/"} for o in sorted(apps)]})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Mounted apps' lifespans are not run by Starlette: start and stop each writer here.
+        async with contextlib.AsyncExitStack() as stack:
+            for sub in apps.values():
+                await stack.enter_async_context(sub.router.lifespan_context(sub))
+            yield
+
+    routes: list[Route | Mount] = [Route("/", index)]
+    # Longest origins first, so that one origin that is a path prefix of another cannot shadow it.
+    routes += [Mount(f"/{origin}", app=apps[origin]) for origin in sorted(apps, key=len, reverse=True)]
+    return Starlette(routes=routes, lifespan=lifespan)
