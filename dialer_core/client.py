@@ -48,6 +48,146 @@ class DeliveryReport:
     pending: int
 
 
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    delivered: int
+    rejected: int
+    disagree: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Salvage:
+    """What was saved of a damaged outbox: it was moved aside to `damaged` and every row that
+    could still be read was copied into a fresh outbox. Each row is a signed event, so nothing
+    read back from a damaged file can be forged on its way to the ledger."""
+
+    damaged: Path
+    problem: str
+    recovered: int
+    unreadable: list[int]  # seqs between readable rows that could not be read
+    after: int | None  # rows after this seq could not be read either (how many is unknown)
+
+    def describe(self) -> str:
+        lost = f"rows {_ranges(self.unreadable)} could not be read" if self.unreadable else ""
+        if self.after is not None:
+            lost += ("; " if lost else "") + f"any rows after row {self.after} could not be read"
+        return (
+            f"the outbox was damaged ({self.problem}); moved aside to {self.damaged}; {self.recovered}"
+            f" row(s) recovered into a fresh outbox" + (f"; {lost}" if lost else "")
+        )
+
+
+def _ranges(seqs: list[int]) -> str:
+    out: list[str] = []
+    for seq in seqs:
+        if out and out[-1].split("-")[-1] == str(seq - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{seq}"
+        else:
+            out.append(str(seq))
+    return ", ".join(out)
+
+
+_ROW = "SELECT seq, id, body, created, state, entry, attempts, error FROM outbox"
+# After the last readable row, this many unreadable or absent seqs in a row end the search.
+_SALVAGE_LOOKAHEAD = 2000
+
+
+def _outbox_problem(path: Path) -> str | None:
+    """None when the outbox file is sound (or absent), else what SQLite says is wrong."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
+
+
+def _read_rows(path: Path) -> tuple[dict[int, tuple[Any, ...]], list[int]]:
+    """Every row of the outbox at `path` that can be read, and the seqs whose lookup failed.
+
+    Rows are looked up one by one: a lookup only needs the pages on its own path, so what
+    a truncated or scribbled file still holds is found around what it lost."""
+    rows: dict[int, tuple[Any, ...]] = {}
+    failed: list[int] = []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError:
+        return rows, failed
+    try:
+        seq, misses = 1, 0
+        while misses < _SALVAGE_LOOKAHEAD:
+            try:
+                row = conn.execute(f"{_ROW} WHERE seq = ?", (seq,)).fetchone()
+            except sqlite3.DatabaseError:
+                failed.append(seq)
+                row = None
+            if row is not None:
+                rows[seq] = row
+                misses = 0
+            else:
+                misses += 1
+            seq += 1
+    finally:
+        conn.close()
+    return rows, failed
+
+
+def _size_patched_copy(path: Path, copy: Path) -> None:
+    """A copy whose header states the number of pages the file really has: SQLite refuses to
+    read anything of a file shorter than its header says (a truncated file), not just the end."""
+    data = bytearray(path.read_bytes())
+    if len(data) < 100 or not data.startswith(b"SQLite format 3\x00"):
+        copy.write_bytes(bytes(data))
+        return
+    page = int.from_bytes(data[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = len(data) // page
+    data = data[: pages * page]
+    data[28:32] = pages.to_bytes(4, "big")
+    copy.write_bytes(bytes(data))
+
+
+def salvage_outbox(path: Path, problem: str, *, now: datetime) -> Salvage:
+    """Moves a damaged outbox aside and copies every readable row into a fresh one at `path`."""
+    rows, failed = _read_rows(path)
+    patched = path.with_name(f"{path.name}.salvage")
+    try:
+        _size_patched_copy(path, patched)
+        more, failed_too = _read_rows(patched)
+    finally:
+        patched.unlink(missing_ok=True)
+    rows = {**more, **rows}
+    last = max(rows, default=0)
+    lost = sorted(s for s in set(failed) | set(failed_too) if s not in rows)
+    unreadable = [s for s in lost if s < last]
+    after = last if any(s > last for s in lost) else None
+    damaged = path.with_name(f"{path.name}.damaged-{now.strftime('%Y%m%dT%H%M%S')}")
+    path.rename(damaged)
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        if side.exists():
+            side.rename(Path(f"{damaged}{suffix}"))
+    fresh = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        fresh.execute(OUTBOX_SCHEMA)
+        fresh.execute("BEGIN")
+        fresh.executemany(
+            "INSERT INTO outbox (seq, id, body, created, state, entry, attempts, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.values(),
+        )
+        fresh.execute("COMMIT")
+    finally:
+        fresh.close()
+    return Salvage(damaged, problem, len(rows), unreadable, after)
+
+
 class OperatorClient:
     """One operator's device. Not thread-safe: one per operator process."""
 
@@ -70,6 +210,8 @@ class OperatorClient:
         self._http = http or httpx.Client(timeout=timeout)
         self._transport = transport or self._post
         self.outbox = Path(outbox)
+        problem = _outbox_problem(self.outbox)
+        self.salvage = salvage_outbox(self.outbox, problem, now=clock()) if problem else None
         # One thread at a time, not necessarily the one that built the client.
         self._db = sqlite3.connect(str(outbox), isolation_level=None, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -116,6 +258,33 @@ class OperatorClient:
 
     def rejected(self) -> list[tuple[str, str]]:
         return list(self._db.execute("SELECT id, error FROM outbox WHERE state = 'rejected' ORDER BY seq"))
+
+    def status(self) -> OutboxStatus:
+        """Counts by state, and the rows whose state disagrees with the ledger (asked by id):
+        delivered but not in the ledger, or at another index; pending but already in it."""
+        counts = dict(self._db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+        disagree: list[dict[str, Any]] = []
+        for event_id, state, entry in self._db.execute(
+            "SELECT id, state, entry FROM outbox WHERE state IN ('delivered', 'pending') ORDER BY seq"
+        ).fetchall():
+            response = self._http.get(f"{self.url}/v1/events/{event_id}")
+            if response.status_code == 404:
+                held = None
+            elif response.status_code == 200:
+                held = int(response.json()["index"])
+            else:
+                response.raise_for_status()
+                continue
+            if state == "delivered" and held != entry:
+                what = "not in the ledger" if held is None else f"the ledger holds it at {held}"
+                disagree.append({"id": event_id, "state": state, "entry": entry, "problem": what})
+            elif state == "pending" and held is not None:
+                disagree.append(
+                    {"id": event_id, "state": state, "entry": held, "problem": "already in the ledger"}
+                )
+        return OutboxStatus(
+            counts.get("pending", 0), counts.get("delivered", 0), counts.get("rejected", 0), disagree
+        )
 
     def deliver(
         self, *, deadline: float | None = None, base_delay: float = 0.05, max_delay: float = 5.0
@@ -195,6 +364,8 @@ def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str
 
 __all__ = [
     "DeliveryReport",
+    "OutboxStatus",
+    "Salvage",
     "EventError",
     "OperatorClient",
     "key_registration",

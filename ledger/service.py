@@ -30,6 +30,7 @@ from starlette.routing import Route
 from .commands import consistency_json, export_lines, inclusion_json
 from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
+from .note import b64encode
 from .store import Appended, AppendError, Ledger, StoredCheckpoint, Submission
 from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
 from .vocabulary import is_rfc3339
@@ -299,6 +300,15 @@ def create_app(
             lines = list(export_lines(reader, start, stop))
         return Response("".join(line + "\n" for line in lines), media_type="application/x-ndjson")
 
+    async def get_event(request: Request) -> Response:
+        """Whether the ledger holds the event with this id: what a client's outbox is checked against."""
+        with read_lock:
+            found = reader.entry_by_id(request.path_params["id"])
+        if found is None:
+            return _error(404, "the ledger holds no event with this id")
+        index, digest = found
+        return JSONResponse({"index": index, "leaf_hash": b64encode(digest)})
+
     async def healthz(request: Request) -> Response:
         with read_lock:
             size = reader.size
@@ -338,6 +348,7 @@ def create_app(
             Route("/v1/proof/inclusion", get_inclusion),
             Route("/v1/proof/consistency", get_consistency),
             Route("/v1/entries", get_entries),
+            Route("/v1/events/{id}", get_event),
             Route("/healthz", healthz),
             # C2SP tlog-tiles: the checkpoint (with its cosignatures) and the tiles.
             Route("/checkpoint", get_checkpoint),

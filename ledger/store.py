@@ -396,6 +396,11 @@ class Ledger:
         for idx, leaf, digest in cursor:
             yield idx, leaf.encode("utf-8"), bytes(digest)
 
+    def entry_by_id(self, event_id: str) -> tuple[int, bytes] | None:
+        """(index, leaf hash) of the entry holding the event with this id, if any."""
+        row = self._conn.execute("SELECT idx, leaf_hash FROM entries WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
     def keys(self) -> dict[str, KeyRecord]:
         return dict(self._state.keys)
 

@@ -48,6 +48,7 @@ def client_send(url: str, key_file: str, outbox: str, kind: str, data: str, at: 
     from dialer_core.client import EventError, OperatorClient
 
     with user_errors(), OperatorClient(url, key_file, outbox) as operator:
+        _warn_salvage(operator)
         try:
             event_id = operator.record(kind, json.loads(data), at=datetime.fromisoformat(at) if at else None)
         except (ValueError, EventError) as exc:
@@ -66,9 +67,41 @@ def client_deliver(url: str, key_file: str, outbox: str, wait: float) -> None:
     from dialer_core.client import OperatorClient
 
     with user_errors(), OperatorClient(url, key_file, outbox) as operator:
+        _warn_salvage(operator)
         report = operator.deliver(deadline=time.monotonic() + wait)
         for event_id, error in operator.rejected():
             click.echo(f"refused {event_id}: {error}", err=True)
         click.echo(json.dumps(report.__dict__))
-        if report.pending or report.rejected:
+        salvage = operator.salvage
+        if report.pending or report.rejected or (salvage and (salvage.unreadable or salvage.after)):
             sys.exit(1)
+
+
+@client.command("status")
+@_client_options
+def client_status(url: str, key_file: str, outbox: str) -> None:
+    """Count the outbox's pending, delivered and rejected events, and ask the service about each
+    delivered or pending one: exit 0 when all agree, 1 when a row disagrees with the ledger,
+    2 when the service could not be asked."""
+    import httpx
+
+    from dialer_core.client import OperatorClient
+
+    from ._common import CouldNotCheck
+
+    with user_errors(), OperatorClient(url, key_file, outbox) as operator:
+        _warn_salvage(operator)
+        try:
+            status = operator.status()
+        except httpx.HTTPError as exc:
+            raise CouldNotCheck(f"the ledger service at {url} could not be asked: {exc}") from exc
+        click.echo(json.dumps(status.__dict__, ensure_ascii=False))
+        for row in status.disagree:
+            click.echo(f"disagrees: {row['id']} is {row['state']} here but {row['problem']}", err=True)
+        if status.disagree:
+            sys.exit(1)
+
+
+def _warn_salvage(operator: Any) -> None:
+    if operator.salvage is not None:
+        click.echo(f"warning: {operator.salvage.describe()}", err=True)
