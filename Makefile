@@ -15,7 +15,7 @@ install: $(STAMP) debian-deps
 # (tests/test_datasette_browser.py) and print the monthly report to PDF; fonts-noto-cjk
 # draws the Japanese in both (and the ✔ ✘ ⏳ marks: fonts-noto-color-emoji); baresip-core is the
 # seats' SIP phone (tests/test_sip*.py).
-DEBIAN_PACKAGES := golang-go golang-golang-x-mod-dev chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji baresip-core
+DEBIAN_PACKAGES := golang-go golang-golang-x-mod-dev chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji poppler-utils baresip-core
 
 debian-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

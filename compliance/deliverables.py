@@ -1,35 +1,35 @@
 """The contract's deliverables to the city, computed from the ledger (one checkpoint):
 daily report, monthly report, SMS result report, unreached cases as SMS candidates,
-and the final report. Each is a few sheets of rows with Japanese headers; `kansa report`
-writes them as Excel (openpyxl) and as CSV in UTF-8 with BOM.
+and the final report. Each is a few sheets of rows with Japanese headers and Japanese
+words for every code; `kansa report` writes them as Excel (openpyxl, with number and
+date formats, A4 page setup) and as CSV in UTF-8 with BOM.
+
+Values keep their types (int counts, float rates 0..1, date, datetime in JST) and each
+column says its kind, so Excel gets real numbers with formats and the CSV gets the
+Japanese forms (2026年10月26日 19:38, 70.7%).
 
 Cases are named by the ledger's reference. The city's own case number (案件番号) lives
 only in the encrypted data store; `kansa report --store` adds it there, logging each
-read as access.viewed. This module never touches personal data.
+read as access.viewed. Without it the column says 未取得. This module never touches
+personal data.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from contract.calendar import month_of
 
 from .kpis import cases_in, reached
+from .present import word
 from .review import MonthlyReview, numbers_called
 
 RESULTS = ("answered", "no_answer", "busy", "voicemail", "unavailable", "invalid")
-RESULT_JA = {
-    "answered": "応答 answered",
-    "no_answer": "応答なし no answer",
-    "busy": "話中 busy",
-    "voicemail": "留守電 voicemail",
-    "unavailable": "一時不通 unavailable",
-    "invalid": "不通・無効 invalid",
-}
-SMS_STATUS_JA = {"delivered": "配信 delivered", "failed": "失敗 failed", "expired": "期限切れ expired"}
+RESULT_JA = {r: word("result", r) for r in RESULTS}
+NOT_FETCHED = "未取得"  # the city's case number when the data store was not given
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Sheet:
     slug: str  # the CSV file's suffix (ASCII)
     headers: list[str]
     rows: list[list[Any]]
+    kinds: list[str] = field(default_factory=list)  # per column: text, int, pct, date, datetime
+
+    def kind(self, column: int) -> str:
+        return self.kinds[column] if column < len(self.kinds) else "text"
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,23 @@ class Deliverable:
         return f"{self.kind}-{self.covers}"
 
 
-CASE_NUMBER = "案件番号 city case no."
+CASE_NUMBER = "案件番号"
+DAILY_HEADERS = ["日付", "架電件数", *RESULT_JA.values(), "接触件数", "納付了承件数"]
+DAILY_KINDS = ["date", *["int"] * (len(DAILY_HEADERS) - 1)]
 
 
-def daily_reports(review: MonthlyReview) -> list[Deliverable]:
-    """One report per calling day: calls, results by category, contacts, promises."""
+def calling_days(review: MonthlyReview) -> list[date]:
+    """Every scheduled calling day of the month (not excluded), and any other day with calls."""
     ctx = review.ctx
-    by_day: dict[date, Counter[str]] = {}
+    days, excluded = ctx.state.campaign_days(review.month)
+    called = {c.at.date() for c in ctx.state.calls if ctx.in_month(c.at)}
+    return sorted((days - excluded) | called)
+
+
+def daily_rows(review: MonthlyReview) -> list[list[Any]]:
+    """One row per calling day: calls, results by kind, contacts, promises (zeros included)."""
+    ctx = review.ctx
+    by_day: dict[date, Counter[str]] = {day: Counter() for day in calling_days(review)}
     for call in ctx.state.calls:
         if ctx.in_month(call.at):
             by_day.setdefault(call.at.date(), Counter())[call.dialed.data["result"]] += 1
@@ -69,36 +83,32 @@ def daily_reports(review: MonthlyReview) -> list[Deliverable]:
             contacts[outcome.at.date()] += 1
             if outcome.data["promise"] is not None:
                 promises[outcome.at.date()] += 1
-    headers = [
-        "日付 date",
-        "架電件数 calls",
-        *(RESULT_JA[r] for r in RESULTS),
-        "接触 contacts",
-        "納付約束 promises",
+    return [
+        [day, sum(counts.values()), *(counts[r] for r in RESULTS), contacts[day], promises[day]]
+        for day, counts in sorted(by_day.items())
     ]
-    out = []
-    for day in sorted(by_day):
-        counts = by_day[day]
-        row = [
-            day.isoformat(),
-            sum(counts.values()),
-            *(counts[r] for r in RESULTS),
-            contacts[day],
-            promises[day],
-        ]
-        out.append(
-            Deliverable(
-                "daily",
-                day.isoformat(),
-                f"日報 {day.isoformat()}",
-                [Sheet("日報 daily", "daily", headers, [row])],
-            )
+
+
+def daily_reports(review: MonthlyReview) -> list[Deliverable]:
+    """One report per calling day, a day without calls too (all zeros)."""
+    return [
+        Deliverable(
+            "daily",
+            row[0].isoformat(),
+            f"日報 {row[0].year}年{row[0].month}月{row[0].day}日",
+            [Sheet("日報", "daily", DAILY_HEADERS, [row], DAILY_KINDS)],
         )
-    return out
+        for row in daily_rows(review)
+    ]
+
+
+def _jst(moment: datetime) -> datetime:
+    """A naive datetime in JST (Excel has no time zones; the report states JST once)."""
+    return moment.replace(tzinfo=None)
 
 
 def number_results(review: MonthlyReview) -> Sheet:
-    """The month's per-number results list."""
+    """(イ) The month's per-number results list."""
     rows = []
     for ref, number, kind, calls in numbers_called(review.ctx):
         last = calls[-1]
@@ -106,80 +116,93 @@ def number_results(review: MonthlyReview) -> Sheet:
         rows.append(
             [
                 ref,
-                "",
-                number,
-                kind,
+                NOT_FETCHED,
+                f"番号{number}",
+                word("number_kind", kind),
                 len(calls),
-                last.at.isoformat(timespec="minutes"),
+                _jst(last.at),
                 RESULT_JA.get(last.dialed.data["result"], last.dialed.data["result"]),
-                outcome.get("disposition", "—"),
+                word("disposition", outcome["disposition"]) if "disposition" in outcome else "—",
                 "○" if any(c.outcome and reached(c.outcome.data) for c in calls) else "",
                 "○" if any(c.outcome and c.outcome.data.get("promise") for c in calls) else "",
             ]
         )
     headers = [
-        "案件 case",
+        "案件（参照番号）",
         CASE_NUMBER,
-        "番号 number",
-        "種別 kind",
-        "架電回数 attempts",
-        "最終架電 last call",
-        "最終結果 last result",
-        "処理区分 disposition",
-        "接触 contact",
-        "納付約束 promise",
+        "番号",
+        "種別",
+        "架電回数",
+        "最終架電日時",
+        "最終架電の結果",
+        "処理区分",
+        "接触",
+        "納付了承",
     ]
-    return Sheet("番号別結果 per number", "numbers", headers, rows)
+    kinds = ["text", "text", "text", "text", "int", "datetime", "text", "text", "text", "text"]
+    return Sheet("(イ) 番号別結果", "numbers", headers, rows, kinds)
 
 
 def monthly_report(review: MonthlyReview) -> Deliverable:
+    """The monthly report (N §10(2), T §12(2)): (ア) the month's figures with the results by
+    kind, and the daily figures they add up from; (イ) the per-number results."""
     k = review.result.kpis
     volume, contact, promise, callbacks = (
-        k["KPI-VOLUME"],
-        k["KPI-CONTACT"],
-        k["KPI-PROMISE"],
-        k["KPI-CALLBACKS"],
+        k.get("KPI-VOLUME", {}),
+        k.get("KPI-CONTACT", {}),
+        k.get("KPI-PROMISE", {}),
+        k.get("KPI-CALLBACKS", {}),
     )
-    totals = [
-        ["架電対象件数 cases called", volume["value"]],
-        ["架電回数 calls", volume["attempts"]],
-        ["1番号あたり架電回数 attempts per number", volume["attempts_per_number"]],
-        [
-            "接触件数 cases reached",
-            promise["denominator"] if promise["denominator_is"] == "reached" else None,
-        ],
-        ["接触率 contact rate", contact["value"]],
-        ["接触率の目標 contact target", contact["target"]],
-        ["納付約束件数 promises", promise["numerator"]],
-        ["納付約束率 promise rate", promise["value"]],
-        ["SMS送信 SMS sent", volume["sms_sent"]],
-        ["SMS送信停止 SMS blocked", volume["sms_blocked"]],
-        ["折り返し電話 callbacks", callbacks["value"]],
+    days = daily_rows(review)
+    total = [sum(row[i] for row in days) for i in range(1, len(DAILY_HEADERS))]
+    by_result = dict(zip(RESULTS, total[1 : 1 + len(RESULTS)], strict=True))
+    totals: list[list[Any]] = [
+        ["架電日数", len(days), None],
+        ["架電対象件数（架電した案件）", volume.get("value"), None],
+        ["架電件数", total[0], None],
+        *[[f"　うち{RESULT_JA[r]}", by_result[r], _share(by_result[r], total[0])] for r in RESULTS],
+        ["接触した案件数（本人または同意した同一世帯の方）", contact.get("numerator"), None],
+        ["接触率", None, contact.get("value")],
+        ["接触率の目標", None, contact.get("target")],
+        ["納付了承件数", promise.get("numerator"), None],
+        ["納付了承率", None, promise.get("value")],
+        ["SMS送信件数", volume.get("sms_sent"), None],
+        ["SMS送信の見送り件数", volume.get("sms_blocked"), None],
+        ["折り返し電話の件数", callbacks.get("value"), None],
     ]
+    daily = [*days, ["合計", *total]]
     return Deliverable(
         "monthly",
         review.month,
-        f"月報 {review.month}",
-        [Sheet("集計 totals", "totals", ["項目 item", "値 value"], totals), number_results(review)],
+        f"月報 {int(review.month[:4])}年{int(review.month[5:])}月",
+        [
+            Sheet("(ア) 月間集計", "totals", ["項目", "件数", "割合"], totals, ["text", "int", "pct"]),
+            Sheet("(ア) 日別集計", "days", DAILY_HEADERS, daily, DAILY_KINDS),
+            number_results(review),
+        ],
     )
 
 
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
 def sms_reports(review: MonthlyReview) -> list[Deliverable]:
-    """One report per sending day: every SMS sent (with its delivery result) and every one blocked."""
+    """One report per sending day: every SMS sent (with its delivery result) and every one held back."""
     ctx = review.ctx
     results = {e.data["message"]: e for e in ctx.state.of("sms.result")}
     by_day: dict[date, list[list[Any]]] = {}
     for sent in ctx.state.of("sms.sent"):
         if ctx.in_month(sent.at):
             result = results.get(sent.data["message"])
-            status = SMS_STATUS_JA.get(result.data["status"], "") if result else "未着 no result yet"
+            status = word("sms_status", result.data["status"]) if result else "結果未着"
             by_day.setdefault(sent.at.date(), []).append(
                 [
                     sent.data["case"],
-                    "",
-                    sent.data["number"],
-                    sent.at.isoformat(timespec="minutes"),
-                    sent.data["carrier"],
+                    NOT_FETCHED,
+                    f"番号{sent.data['number']}",
+                    _jst(sent.at),
+                    word("carrier", sent.data["carrier"]),
                     sent.data["segments"],
                     status,
                     "",
@@ -190,31 +213,23 @@ def sms_reports(review: MonthlyReview) -> list[Deliverable]:
             by_day.setdefault(blocked.at.date(), []).append(
                 [
                     blocked.data["case"],
-                    "",
-                    blocked.data["number"],
-                    blocked.at.isoformat(timespec="minutes"),
+                    NOT_FETCHED,
+                    f"番号{blocked.data['number']}",
+                    _jst(blocked.at),
                     "",
                     0,
-                    "送信せず not sent",
-                    blocked.data["reason"],
+                    "送信を見送り",
+                    word("sms_blocked", blocked.data["reason"]),
                 ]
             )
-    headers = [
-        "案件 case",
-        CASE_NUMBER,
-        "番号 number",
-        "日時 at",
-        "キャリア carrier",
-        "通数 segments",
-        "結果 result",
-        "送信しない理由 reason not sent",
-    ]
+    headers = ["案件（参照番号）", CASE_NUMBER, "番号", "日時", "キャリア", "通数", "結果", "見送りの理由"]
+    kinds = ["text", "text", "text", "datetime", "text", "int", "text", "text"]
     return [
         Deliverable(
             "sms",
             day.isoformat(),
-            f"SMS結果報告 {day.isoformat()}",
-            [Sheet("SMS結果 results", "results", headers, rows)],
+            f"SMS結果報告 {day.year}年{day.month}月{day.day}日",
+            [Sheet("SMS結果", "results", headers, rows, kinds)],
         )
         for day, rows in sorted(by_day.items())
     ]
@@ -235,13 +250,13 @@ def sms_candidates(review: MonthlyReview) -> Deliverable:
         if not mobiles:
             continue
         attempts = len([c for c in case.calls if ctx.in_month(c.at)])
-        rows.append([ref, "", " ".join(mobiles), attempts])
-    headers = ["案件 case", CASE_NUMBER, "携帯番号 mobile number refs", "架電回数 attempts"]
+        rows.append([ref, NOT_FETCHED, "・".join(f"番号{m}" for m in mobiles), attempts])
+    headers = ["案件（参照番号）", CASE_NUMBER, "携帯電話の番号", "架電回数"]
     return Deliverable(
         "sms_candidates",
         review.month,
-        f"未接触者一覧（SMS候補） {review.month}",
-        [Sheet("SMS候補 candidates", "candidates", headers, rows)],
+        f"未接触者一覧（SMS候補） {int(review.month[:4])}年{int(review.month[5:])}月",
+        [Sheet("SMS候補", "candidates", headers, rows, ["text", "text", "text", "int"])],
     )
 
 
@@ -263,7 +278,7 @@ def final_report(review: MonthlyReview) -> Deliverable:
         callbacks_total += callbacks
         rows.append(
             [
-                m,
+                f"{int(m[:4])}年{int(m[5:])}月",
                 len(called),
                 len(reached_cases),
                 _rate(reached_cases, called),
@@ -274,7 +289,7 @@ def final_report(review: MonthlyReview) -> Deliverable:
         )
     rows.append(
         [
-            "合計 total",
+            "合計",
             len(all_called),
             len(all_reached),
             _rate(all_reached, all_called),
@@ -283,20 +298,12 @@ def final_report(review: MonthlyReview) -> Deliverable:
             callbacks_total,
         ]
     )
-    headers = [
-        "月 month",
-        "架電対象 cases called",
-        "接触 reached",
-        "接触率 contact rate",
-        "納付約束 promises",
-        "納付約束率 promise rate",
-        "折り返し callbacks",
-    ]
+    headers = ["月", "架電対象件数", "接触件数", "接触率", "納付了承件数", "納付了承率", "折り返し電話"]
     return Deliverable(
         "final",
         review.month,
-        f"最終報告（{review.month} まで）",
-        [Sheet("最終報告 final", "final", headers, rows)],
+        f"最終報告（{int(review.month[:4])}年{int(review.month[5:])}月まで）",
+        [Sheet("最終報告", "final", headers, rows, ["text", "int", "int", "pct", "int", "pct", "int"])],
     )
 
 

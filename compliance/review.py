@@ -19,17 +19,21 @@ from ledger import Report, verify_ledger
 
 from .context import Context
 from .engine import CheckResult, check_with_context
+from .present import (
+    KPI_WORDS,
+    RATE_KPIS,
+    SEVERITY_MARK,
+    clause_ja,
+    count,
+    custody_words,
+    jst,
+    pct,
+    word,
+)
 from .state import Call
 
 Row = dict[str, Any]
 
-KPI_NAMES = {
-    "KPI-CONTACT": "接触率 contact rate",
-    "KPI-PROMISE": "納付約束率 promise rate",
-    "KPI-VOLUME": "架電対象件数 cases called",
-    "KPI-CALLBACKS": "折り返し件数 callbacks",
-}
-SEVERITY_JA = {"violation": "違反 violation", "judgement": "判断 judgement", "info": "情報 info"}
 
 
 @dataclass(frozen=True)
@@ -56,17 +60,19 @@ def load_review(
 
 
 def kpi_rows(review: MonthlyReview) -> list[Row]:
+    """KPIs against targets: counts as integers, rates as percentages."""
     rows = []
     for name, k in sorted(review.result.kpis.items()):
+        rate = name in RATE_KPIS
+        show = pct if rate else count
         rows.append(
             {
-                "KPI": name,
-                "名称 name": KPI_NAMES.get(name, name),
-                "分子 numerator": k.get("numerator"),
-                "分母 denominator": k.get("denominator"),
-                "値 value": k.get("value"),
-                "目標 target": k.get("target"),
-                "達成 met": "—" if k.get("met") is None else ("達成 met" if k["met"] else "未達 NOT met"),
+                "指標": KPI_WORDS.get(name, name),
+                "分子": count(k.get("numerator")),
+                "分母": count(k.get("denominator")),
+                "値": show(k.get("value")),
+                "目標": show(k.get("target")) if k.get("target") is not None else "—",
+                "達成": "—" if k.get("met") is None else ("✔ 達成" if k["met"] else "✘ 未達"),
             }
         )
     return rows
@@ -92,15 +98,15 @@ def attempts_rows(review: MonthlyReview) -> list[Row]:
         outcomes = [c.outcome.data["disposition"] for c in calls if c.outcome is not None]
         rows.append(
             {
-                "案件 case": ref,
-                "番号 number": number,
-                "種別 kind": kind,
-                "架電回数 attempts": len(calls),
-                "日数 days": len({c.at.date() for c in calls}),
-                "時間帯 bands": len({b for c in calls if (b := ctx.band(c.at)) is not None}),
-                "土日祝 weekend/holiday": sum(not is_weekday(c.at.date()) for c in calls),
-                "最後の結果 last disposition": outcomes[-1] if outcomes else "—",
-                "台帳番号 entries": " ".join(str(c.dialed.index) for c in calls),
+                "案件": ref,
+                "番号": f"番号{number}",
+                "種別": word("number_kind", kind),
+                "架電回数": len(calls),
+                "日数": len({c.at.date() for c in calls}),
+                "時間帯の数": len({b for c in calls if (b := ctx.band(c.at)) is not None}),
+                "土日祝の架電": sum(not is_weekday(c.at.date()) for c in calls),
+                "最後の処理区分": word("disposition", outcomes[-1]) if outcomes else "—",
+                "記録の番号": " ".join(str(c.dialed.index) for c in calls),
             }
         )
     return rows
@@ -114,22 +120,22 @@ def hours_rows(review: MonthlyReview) -> list[Row]:
     for call in ctx.state.calls:
         if not ctx.in_month(call.at):
             continue
-        kind = "平日 weekday" if is_weekday(call.at.date()) else "土日祝 weekend/holiday"
+        kind = "平日" if is_weekday(call.at.date()) else "土日祝"
         counts[(kind, call.at.hour)] += 1
         if not ctx.in_hours(call.at):
             outside[(kind, call.at.hour)] += 1
     weekday = ctx.profile.weekday_hours
     weekend = ctx.profile.weekend_hours
     rows = []
-    for (kind, hour), n in sorted(counts.items()):
-        window = weekday if kind.startswith("平日") else weekend
+    for (kind, hour), n in sorted(counts.items(), key=lambda kv: (kv[0][0] != "平日", kv[0][1])):
+        window = weekday if kind == "平日" else weekend
         rows.append(
             {
-                "曜日区分 day type": kind,
-                "時 hour": hour,
-                "架電 calls": n,
-                "時間外 outside hours": outside[(kind, hour)],
-                "架電可能時間 window": f"{window[0]:%H:%M}-{window[1]:%H:%M}",
+                "曜日の区分": kind,
+                "開始時刻": f"{hour}時台",
+                "架電件数": n,
+                "うち時間外": outside[(kind, hour)],
+                "架電できる時間": f"{window[0]:%H:%M}〜{window[1]:%H:%M}",
             }
         )
     return rows
@@ -141,33 +147,33 @@ def finding_groups(review: MonthlyReview) -> list[Row]:
     groups: dict[str, Row] = {}
     for f in review.result.findings:
         group = groups.setdefault(
-            f.rule, {"rule": f.rule, "clause": f.clause, "quote": quotes.get(f.rule, ""), "rows": []}
+            f.rule,
+            {"rule": f.rule, "clause": clause_ja(f.clause), "quote": quotes.get(f.rule, ""), "rows": []},
         )
         group["rows"].append(
             {
-                "区分 severity": SEVERITY_JA[f.severity] + ("（期限前 pending）" if f.pending else ""),
-                "案件 case": f.case or "—",
-                "内容 message": f.message,
-                "台帳番号 entries": " ".join(map(str, f.entries)),
+                "区分": SEVERITY_MARK["pending" if f.pending else f.severity],
+                "案件": f.case or "—",
+                "内容": f.message,
+                "根拠の記録": " ".join(map(str, f.entries)),
             }
         )
     return list(groups.values())
 
 
 def custody_rows(review: MonthlyReview) -> list[Row]:
-    """Every custody event of every batch, batch by batch in ledger order."""
+    """Every custody event of every batch, batch by batch in ledger order, in words."""
     by_batch: dict[str, list[Row]] = defaultdict(list)
     for entry in review.ctx.state.entries:
         if entry.type.startswith("custody."):
-            data = {k: v for k, v in entry.data.items() if k != "batch"}
             by_batch[str(entry.data["batch"])].append(
                 {
-                    "バッチ batch": entry.data["batch"],
-                    "種別 type": entry.type,
-                    "日時 at": entry.at.isoformat(timespec="minutes"),
-                    "担当 actor": entry.actor,
-                    "内容 details": ", ".join(f"{k}={v}" for k, v in sorted(data.items())),
-                    "台帳番号 entry": entry.index,
+                    "バッチ": entry.data["batch"],
+                    "手順": word("event", entry.type),
+                    "日時": jst(entry.at),
+                    "担当": entry.actor,
+                    "内容": custody_words(entry.type, entry.data),
+                    "記録の番号": entry.index,
                 }
             )
     return [row for batch in sorted(by_batch) for row in by_batch[batch]]

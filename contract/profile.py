@@ -75,6 +75,8 @@ class Profile:
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     for_themselves: tuple[str, ...] = ()  # types (or families) whose `person` must be the actor
     device_may_sign: tuple[str, ...] = ()  # what a device's key (a console's) may sign
+    addressee: str = ""  # [report] whom the monthly report is addressed to (the city)
+    contractor: str = ""  # [report] the contractor's name on the monthly report
 
     def applies(self, rule_id: str) -> bool:
         return rule_id in self.clauses
@@ -283,6 +285,8 @@ def parse_profile(raw: dict[str, Any], source: str, *, known_rules: Collection[s
         roles=_roles(r),
         for_themselves=_kinds(r, "actors.for_themselves"),
         device_may_sign=_kinds(r, "actors.device_may_sign"),
+        addressee=r.get("report.addressee", str) if "report" in raw else "",
+        contractor=r.get("report.contractor", str) if "report" in raw else "",
     )
     extra = r.unknown()
     if extra:

@@ -25,6 +25,7 @@ from compliance.present import (
     SEVERITY_MARK,
     clause_ja,
     count,
+    custody_words,
     day_ja,
     jst,
     kpi_charts,
@@ -496,27 +497,6 @@ async def custody_page(request: Any, datasette: Any) -> Response:
             "findings": [f for fs in deadlines.values() for f in fs],
         },
     )
-
-
-def custody_words(kind: str, d: dict[str, Any]) -> str:
-    if kind == "custody.received":
-        enc = "暗号化あり" if d.get("encrypted") else "暗号化なし"
-        how = f"{d.get('media')}、{enc}、{word('transport', d.get('transport'))}"
-        return f"{d.get('from')} から {d.get('records', 0):,} 件を受領（{how}）"
-    if kind == "custody.imported":
-        return f"{d.get('records', 0):,} 件を取込"
-    if kind == "custody.media_erased":
-        return f"{d.get('media')} を消去（{d.get('method')}）"
-    if kind == "custody.returned":
-        return f"{d.get('to')} へ {d.get('records', 0):,} 件を返却（{d.get('media')}）"
-    if kind == "custody.destroyed":
-        method = (
-            "暗号鍵の破棄（クリプトシュレッディング）"
-            if d.get("method") == "crypto_shred"
-            else d.get("method")
-        )
-        return f"データを削除：{method}、破棄した鍵 {len(d.get('keys', []))} 個"
-    return ""
 
 
 ROUTES = [

@@ -19,20 +19,35 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet
+from compliance.present import JST_NOTE, STYLE, jst, month_ja
 from compliance.review import MonthlyReview
 from ledger.policy import Policy
 from ledger.witnessed import witness_status
 
-from .views import STYLE, chart_svg
-
 NOTEBOOK = "monthly_review.py"
-PACKAGES = ("kansa", "marimo", "altair", "vl-convert-python", "openpyxl", "rfc8785", "pynacl")
+PACKAGES = ("kansa", "marimo", "openpyxl", "rfc8785", "pynacl")
+
+# Printed on A4 with page numbers (Chromium draws @page margin boxes); long tables may go on
+# landscape pages (class="wide"), table headers repeat on every page.
+PRINT_STYLE = """
+@page { size: A4; margin: 15mm 12mm 18mm 12mm;
+  @bottom-center { content: counter(page) " / " counter(pages) " ページ"; font-size: 9pt; color: #444; } }
+@page wide { size: A4 landscape; }
+section.wide { page: wide; }
+@media print {
+  body { margin: 0; font-size: 10pt; }
+  thead { display: table-header-group; }
+  tr, .kpi-chart, blockquote { break-inside: avoid; }
+  h2 { break-after: avoid; }
+}
+"""
 
 
 class ReportError(Exception):
@@ -66,8 +81,6 @@ def _output_html(output: Any) -> str:
     """One cell's output as static HTML ("" for nothing to show)."""
     if output is None:
         return ""
-    if hasattr(output, "to_dict") and type(output).__module__.startswith("altair"):
-        return f'<div class="chart">{chart_svg(output)}</div>'
     text = getattr(output, "text", None)
     if isinstance(text, str):
         return "" if "<marimo-" in text else text  # widgets need marimo's frontend: not in a static file
@@ -90,7 +103,9 @@ def render_report(
     path = notebook_path()
     source = path.read_bytes()
     app = load_notebook_app(path)
-    outputs, defs = app.run(defs={"ledger_path": str(db), "month": month, "checkpoint_note": checkpoint})
+    outputs, defs = app.run(
+        defs={"ledger_path": str(db), "month": month, "checkpoint_note": checkpoint, "static": True}
+    )
     review: MonthlyReview | None = defs.get("review")
     if review is None:
         raise ReportError("the notebook did not produce a review")
@@ -101,11 +116,13 @@ def render_report(
     cosigned = "" if policy is None else _cosigners_html(witness_status(db, policy, size=int(cp["size"])))
     html = f"""<!DOCTYPE html>
 <html lang="ja"><head><meta charset="utf-8">
-<title>月次コンプライアンス・レビュー {escape(month)} — {escape(review.result.contract)}</title>
-<style>{STYLE}</style></head>
+<title>月次コンプライアンス・レビュー（社内用） {escape(month_ja(month))}</title>
+<style>{STYLE}{PRINT_STYLE}</style></head>
 <body>
-<h1>月次コンプライアンス・レビュー Monthly compliance review — {escape(month)}</h1>
-<p>契約 contract: {escape(review.result.contract)}</p>
+<h1>月次コンプライアンス・レビュー（社内用） — {escape(month_ja(month))}分</h1>
+<p>契約：{escape(review.result.profile.name if review.result.profile else review.result.contract)}。
+市へ提出する月次業務報告書は別の文書です（<code>kansa report --deliverables</code> が書き出します）。
+{JST_NOTE}</p>
 {body}
 <footer>
 <p>この報告はチェックポイント <b>{escape(cp["origin"])}</b> 記録数 size <b>{cp["size"]}</b>
@@ -131,18 +148,50 @@ def _cosigners_html(status: dict[str, Any]) -> str:
 # -- deliverables --------------------------------------------------------------------------------
 
 
+def text_value(value: Any, kind: str) -> str:
+    """A cell as the CSV shows it: Japanese dates, percentages, integer counts."""
+    if value is None:
+        return ""
+    if kind == "pct" and isinstance(value, int | float):
+        return f"{value * 100:.1f}%"
+    if kind == "int" and isinstance(value, int | float):
+        return str(int(round(value)))
+    if isinstance(value, datetime):
+        return f"{value.year}年{value.month}月{value.day}日 {value:%H:%M}"
+    if isinstance(value, date):
+        return f"{value.year}年{value.month}月{value.day}日"
+    return str(value)
+
+
 def csv_bytes(sheet: Sheet) -> bytes:
     """UTF-8 with BOM, as Japanese Excel expects; CRLF line ends."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(sheet.headers)
-    writer.writerows(["" if v is None else v for v in row] for row in sheet.rows)
+    writer.writerows([text_value(v, sheet.kind(i)) for i, v in enumerate(row)] for row in sheet.rows)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+NUMBER_FORMATS = {
+    "int": "#,##0",
+    "pct": "0.0%",
+    "date": 'yyyy"年"m"月"d"日"',
+    "datetime": 'yyyy"年"m"月"d"日" hh:mm',
+}
+WIDTHS = {"int": 10, "pct": 9, "date": 16, "datetime": 20}
+
+
+def _width(text: str) -> float:
+    """Excel column width for text: a full-width character takes two."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
 def write_xlsx(deliverable: Deliverable, path: Path) -> None:
+    """Excel as the city files it: bold frozen header row, number and date formats, column
+    widths, A4 page setup (landscape for wide sheets), the header row printed on every page."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     book.remove(book.active)
@@ -151,11 +200,28 @@ def write_xlsx(deliverable: Deliverable, path: Path) -> None:
         ws.append(sheet.headers)
         for cell in ws[1]:
             cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="EEF2F5")
+            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         for row in sheet.rows:
             ws.append(row)
         for i, header in enumerate(sheet.headers, start=1):
-            width = max([len(str(header))] + [len(str(r[i - 1])) for r in sheet.rows if r[i - 1] is not None])
-            ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(60, width + 2)
+            kind = sheet.kind(i - 1)
+            letter = get_column_letter(i)
+            if kind in NUMBER_FORMATS:
+                for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                    cell.number_format = NUMBER_FORMATS[kind]
+            texts = [text_value(r[i - 1], kind) for r in sheet.rows]
+            width = max([_width(header), WIDTHS.get(kind, 0)] + [_width(t) for t in texts])
+            ws.column_dimensions[letter].width = min(60, width + 2)
+        ws.freeze_panes = "A2"
+        ws.print_title_rows = "1:1"
+        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.orientation = "landscape" if len(sheet.headers) > 6 else "portrait"
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.oddFooter.center.text = "&P / &N ページ"
+        ws.oddHeader.center.text = deliverable.title
     book.properties.title = deliverable.title
     book.save(path)
 
@@ -195,6 +261,103 @@ def write_deliverables(deliverables: list[Deliverable], out_dir: Path) -> list[W
             data = csv_bytes(sheet)
             path.write_bytes(data)
             written.append(WrittenFile(path, d.kind, d.covers, hashlib.sha256(data).hexdigest()))
+    return written
+
+
+# -- the monthly report to the city ----------------------------------------------------------
+
+
+def _sheet_html(sheet: Sheet) -> str:
+    """A sheet as a printed table: the CSV's words, numbers right-aligned."""
+    if not sheet.rows:
+        return "<p>（該当なし）</p>"
+    nums = [sheet.kind(i) in ("int", "pct") for i in range(len(sheet.headers))]
+    head = "".join(
+        f'<th class="num">{escape(h)}</th>' if n else f"<th>{escape(h)}</th>"
+        for h, n in zip(sheet.headers, nums, strict=True)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{escape(text_value(v, sheet.kind(i)))}</td>'
+            if nums[i]
+            else f"<td>{escape(text_value(v, sheet.kind(i)))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in sheet.rows
+    )
+    return f'<table class="kansa"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_city_report(
+    review: MonthlyReview, monthly: Deliverable, *, addressee: str, contractor: str
+) -> str:
+    """月次業務報告書: the monthly report the contract asks for (N §10(2), T §12(2)), for the
+    city as it is: (ア) the month's figures and the daily figures, (イ) per-number results."""
+    cp = review.checkpoint
+    profile = review.result.profile
+    as_of = cp["as_of"]
+    dated = jst(as_of).split(" ")[0] if as_of else ""
+    totals, days, numbers = monthly.sheets
+    verified = review.verification
+    check = (
+        "台帳の全記録の検証（ハッシュチェーン・署名・Merkle 木）に成功しています。"
+        if verified is not None and verified.ok
+        else "注意：台帳の検証に成功していません。この報告の数字を確定値として扱わないでください。"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="ja"><head><meta charset="utf-8">
+<title>月次業務報告書 {escape(month_ja(review.month))}分</title>
+<style>{STYLE}{PRINT_STYLE}
+.letterhead {{ display: flex; justify-content: space-between; margin-bottom: 1.5em; }}
+.letterhead .to {{ font-size: 1.2em; }}
+.letterhead .from {{ text-align: right; }}
+h1 {{ text-align: center; font-size: 1.6em; letter-spacing: 0.2em; }}
+th.num {{ text-align: right; }}
+</style></head>
+<body>
+<div class="letterhead"><div class="to">{escape(addressee)}</div>
+<div class="from">{escape(dated)}<br>受託者　{escape(contractor)}</div></div>
+<h1>月次業務報告書</h1>
+<p style="text-align:center">{escape(profile.name if profile else review.result.contract)}
+（{escape(month_ja(review.month))}分）</p>
+<p>仕様書に基づき、{escape(month_ja(review.month))}の業務の実施状況を次のとおり報告します。{JST_NOTE}
+接触は、本人、または伝言を了承した同一世帯の方と話せたことをいいます。率は百分率です。</p>
+<section><h2>1. 月間の集計（ア）</h2>{_sheet_html(totals)}</section>
+<section><h2>2. 日別の集計（ア）</h2>
+<p>予定した架電日ごとの件数です（架電のない日は 0）。合計は上の月間の集計と一致します。</p>
+{_sheet_html(days)}</section>
+<section class="wide"><h2>3. 番号ごとの架電結果（イ）</h2>
+<p>案件は台帳の参照番号で示します。案件番号の欄が「未取得」のものは、市の案件番号を記入していない写しです。</p>
+{_sheet_html(numbers)}</section>
+<footer><p>この報告は、改ざんを検知できる業務記録（台帳）の {cp["size"]:,} 件目までの記録（チェックポイント、
+{escape(jst(as_of))} 時点、署名付き）から作成しました。{check}
+同じチェックポイントからは同じ数字になります。根ハッシュ <code>{escape(cp["root"])}</code></p></footer>
+</body></html>
+"""
+
+
+def write_city_report(
+    review: MonthlyReview,
+    deliverables: list[Deliverable],
+    out_dir: Path,
+    *,
+    addressee: str,
+    contractor: str,
+    pdf: bool,
+) -> list[Path]:
+    """The monthly report as HTML (and PDF, A4 with page numbers) beside the spreadsheets."""
+    monthly = next(d for d in deliverables if d.kind == "monthly")
+    html_path = out_dir / f"monthly-report-{review.month}.html"
+    html_path.write_text(
+        render_city_report(review, monthly, addressee=addressee, contractor=contractor), encoding="utf-8"
+    )
+    written = [html_path]
+    if pdf:
+        pdf_path = html_path.with_suffix(".pdf")
+        html_to_pdf(html_path, pdf_path)
+        written.append(pdf_path)
     return written
 
 

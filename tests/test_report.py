@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ from auditor_site import MONTH, build_site
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from compliance.present import KPI_WORDS, RATE_KPIS, count, pct
 from compliance.review import attempts_rows, custody_rows, load_review
 from kansa.cli import main
-from kansa.report import load_notebook_app
+from kansa.report import NUMBER_FORMATS, load_notebook_app, text_value
 from ledger import Ledger, Submission
 from ledger.commands import default_key_path
 
@@ -46,12 +47,12 @@ def report(site: dict[str, Any], out: Path, *extra: str) -> str:
 
 
 def kpis_in(html: str) -> dict[str, list[str]]:
-    """The KPI table of the report: KPI -> [numerator, denominator, value, target]."""
-    section = html.split("KPIs against targets</h2>", 1)[1].split("</table>", 1)[0]
+    """The KPI table of the report: KPI name in words -> [numerator, denominator, value, target]."""
+    section = html.split("2. KPI と目標</h2>", 1)[1].split("</table>", 1)[0]
     rows = {}
     for tr in re.findall(r"<tr>(.*?)</tr>", section)[1:]:
-        cells = re.findall(r"<td>(.*?)</td>", tr)
-        rows[cells[0]] = cells[2:6]
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr)
+        rows[cells[0]] = cells[1:5]
     return rows
 
 
@@ -59,17 +60,20 @@ def findings_in(html: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in re.findall(r'<h3 id="rule-([A-Z0-9-]+)">[^<]* — (\d+) 件</h3>', html)}
 
 
-def fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def fmt(name: str, value: Any) -> str:
+    return (pct if name in RATE_KPIS else count)(value)
 
 
 def test_report_figures_equal_kansa_check(site: dict[str, Any], tmp_path: Path) -> None:
     html = report(site, tmp_path / "r.html")
     check = json.loads(run("check", str(site["db"]), "--month", MONTH, "--format", "json").output)
     assert kpis_in(html) == {
-        name: [fmt(k["numerator"]), fmt(k["denominator"]), fmt(k["value"]), fmt(k["target"])]
+        KPI_WORDS[name]: [
+            count(k["numerator"]),
+            count(k["denominator"]),
+            fmt(name, k["value"]),
+            "—" if k["target"] is None else fmt(name, k["target"]),
+        ]
         for name, k in check["kpis"].items()
     }
     counts: dict[str, int] = {}
@@ -83,7 +87,7 @@ def test_report_figures_equal_kansa_check(site: dict[str, Any], tmp_path: Path) 
     import hashlib
 
     assert hashlib.sha256(notebook).hexdigest() in footer
-    assert "marimo " in footer and "altair " in footer and "python " in footer
+    assert "marimo " in footer and "python " in footer
 
 
 def test_report_is_self_contained_and_complete(site: dict[str, Any], tmp_path: Path) -> None:
@@ -95,11 +99,11 @@ def test_report_is_self_contained_and_complete(site: dict[str, Any], tmp_path: P
     assert html.count("<svg") >= 2  # the charts, drawn statically
     # Every row of every table.
     review = load_review(site["db"], MONTH, verify=False)
-    attempts = html.split("Attempts per number</h2>", 1)[1].split("</table>", 1)[0]
+    attempts = html.split("3. 番号ごとの架電</h2>", 1)[1].split("</table>", 1)[0]
     assert attempts.count("<tr>") - 1 == len(attempts_rows(review)) > 10
-    custody = html.split("Custody timeline of each batch</h2>", 1)[1].split("</table>", 1)[0]
+    custody = html.split("6. 個人情報の管理（バッチごとの経過）</h2>", 1)[1].split("</table>", 1)[0]
     assert custody.count("<tr>") - 1 == len(custody_rows(review)) >= 3
-    findings = html.split("5. 所見 Findings</h2>", 1)[1].split("<h2>", 1)[0]
+    findings = html.split("5. 所見</h2>", 1)[1].split("<h2>", 1)[0]
     assert findings.count("<tr>") - findings.count("<thead>") == len(review.result.findings)
     quote = review.result.profile.quotes["CALL-HOURS"]  # type: ignore[union-attr]
     assert f"「{quote}」" in html
@@ -153,7 +157,17 @@ def test_two_runs_from_one_checkpoint_agree_and_later_entries_change_nothing(
     old = report({"db": db}, tmp_path / "old.html", "--checkpoint", str(kept))
     new = report({"db": db}, tmp_path / "new.html")
     assert kpis_in(old) == kpis_in(first) and findings_in(old) == findings_in(first)
-    assert kpis_in(new)["KPI-PROMISE"] != kpis_in(first)["KPI-PROMISE"]
+    assert kpis_in(new)["納付了承率"] != kpis_in(first)["納付了承率"]
+
+
+FORMAT_KINDS = {fmt: kind for kind, fmt in NUMBER_FORMATS.items()}
+
+
+def cell_text(cell: Any) -> str:
+    """An Excel cell as the CSV writes it (openpyxl reads a date cell back as a datetime)."""
+    kind = FORMAT_KINDS.get(cell.number_format, "text")
+    value = cell.value.date() if kind == "date" and isinstance(cell.value, datetime) else cell.value
+    return text_value(value, kind)
 
 
 def test_deliverables_excel_and_csv_hold_the_same_totals(site: dict[str, Any], tmp_path: Path) -> None:
@@ -162,31 +176,51 @@ def test_deliverables_excel_and_csv_hold_the_same_totals(site: dict[str, Any], t
     check = json.loads(run("check", str(site["db"]), "--month", MONTH, "--format", "json").output)
     names = sorted(p.name for p in out.iterdir())
     assert f"monthly-{MONTH}.xlsx" in names and f"final-{MONTH}.xlsx" in names
-    assert f"sms_candidates-{MONTH}.xlsx" in names
+    assert f"sms_candidates-{MONTH}.xlsx" in names and f"monthly-report-{MONTH}.html" in names
     assert any(n.startswith("daily-") for n in names) and any(n.startswith("sms-") for n in names)
     for xlsx in out.glob("*.xlsx"):
         book = load_workbook(xlsx)
         for ws in book.worksheets:
-            rows = [[("" if v is None else v) for v in row] for row in ws.iter_rows(values_only=True)]
-            stem = xlsx.stem
-            (csv_path,) = [p for p in out.glob(f"{stem}-*.csv") if _sheet_matches(p, rows[0])]
+            # Excel as the city files it: frozen header, A4, the header printed on every page.
+            assert ws.freeze_panes == "A2" and str(ws.page_setup.paperSize) == ws.PAPERSIZE_A4
+            assert ws.print_title_rows == "$1:$1", ws.print_title_rows
+            header = [c.value for c in ws[1]]
+            (csv_path,) = [p for p in out.glob(f"{xlsx.stem}-*.csv") if _sheet_matches(p, header)]
             raw = csv_path.read_bytes()
             assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM
             from_csv = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-            assert [[str(v) for v in row] for row in rows] == from_csv
-    totals = {
-        r[0]: r[1]
-        for r in load_workbook(out / f"monthly-{MONTH}.xlsx").worksheets[0].iter_rows(values_only=True)
-    }
-    assert totals["架電対象件数 cases called"] == check["kpis"]["KPI-VOLUME"]["value"]
-    assert totals["接触率 contact rate"] == check["kpis"]["KPI-CONTACT"]["value"]
-    assert totals["納付約束件数 promises"] == check["kpis"]["KPI-PROMISE"]["numerator"]
-    daily_calls = sum(
-        load_workbook(p).worksheets[0].cell(row=2, column=2).value for p in out.glob("daily-*.xlsx")
-    )
-    assert daily_calls == check["kpis"]["KPI-VOLUME"]["attempts"]
-    numbers = load_workbook(out / f"monthly-{MONTH}.xlsx").worksheets[1]
-    assert numbers.max_row - 1 == len(attempts_rows(load_review(site["db"], MONTH, verify=False)))
+            shown = [header] + [[cell_text(c) for c in row] for row in ws.iter_rows(min_row=2)]
+            assert shown == from_csv, xlsx.name
+            # Every count, rate, date is a number or date with a format, never text or a bare float.
+            for row in ws.iter_rows(min_row=2):
+                for c in row:
+                    if isinstance(c.value, bool) or c.value is None:
+                        continue
+                    if isinstance(c.value, int | float | datetime | date):
+                        assert c.number_format in FORMAT_KINDS, (xlsx.name, c.coordinate, c.number_format)
+                    else:
+                        assert not re.fullmatch(r"[0-9.]+%?", str(c.value)), (xlsx.name, c.coordinate)
+                        assert str(c.value) not in ("True", "False", "None")
+    monthly = load_workbook(out / f"monthly-{MONTH}.xlsx")
+    totals = {r[0]: r[1:] for r in monthly.worksheets[0].iter_rows(values_only=True)}
+    assert totals["架電対象件数（架電した案件）"][0] == check["kpis"]["KPI-VOLUME"]["value"]
+    assert totals["接触率"][1] == check["kpis"]["KPI-CONTACT"]["value"]
+    assert totals["納付了承件数"][0] == check["kpis"]["KPI-PROMISE"]["numerator"]
+    # The monthly breakdown by result kind is the sum of the daily files, one per calling day.
+    daily = [load_workbook(p).worksheets[0] for p in sorted(out.glob("daily-*.xlsx"))]
+    header = [c.value for c in daily[0][1]]
+    summed = [sum(ws.cell(row=2, column=i).value for ws in daily) for i in range(2, len(header) + 1)]
+    assert summed[0] == check["kpis"]["KPI-VOLUME"]["attempts"]
+    for i, kind in enumerate(header[2:8], start=1):
+        assert totals[f"　うち{kind}"][0] == summed[i], kind
+    days = monthly.worksheets[1]
+    assert [c.value for c in days[days.max_row]][1:] == summed  # the 合計 row
+    review = load_review(site["db"], MONTH, verify=False)
+    scheduled, excluded = review.ctx.state.campaign_days(MONTH)
+    assert {ws.cell(row=2, column=1).value.date() for ws in daily} >= scheduled - excluded
+    numbers = monthly.worksheets[2]
+    assert numbers.max_row - 1 == len(attempts_rows(review))
+    assert {r[1] for r in numbers.iter_rows(min_row=2, values_only=True)} == {"未取得"}
 
 
 def _sheet_matches(path: Path, header: list[Any]) -> bool:
@@ -247,12 +281,38 @@ def test_submit_records_each_file_and_store_adds_logged_case_numbers(
     assert "report.submitted" in result.output
 
 
-def test_pdf_is_printed_with_debian_chromium(site: dict[str, Any], tmp_path: Path) -> None:
-    if shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed")
-    report(site, tmp_path / "r.html", "--pdf", str(tmp_path / "r.pdf"))
-    pdf = (tmp_path / "r.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+def pdf_pages(path: Path) -> list[str]:
+    """Each page's text (poppler's pdftotext)."""
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    return text.stdout.split("\f")[:-1]
+
+
+def test_pdfs_are_a4_with_page_numbers(site: dict[str, Any], tmp_path: Path) -> None:
+    if shutil.which("chromium") is None or shutil.which("pdftotext") is None:
+        pytest.skip("Debian's chromium and poppler-utils are not installed")
+    out = tmp_path / "deliverables"
+    report(site, tmp_path / "r.html", "--pdf", str(tmp_path / "r.pdf"), "--deliverables", str(out))
+    for pdf in (tmp_path / "r.pdf", out / f"monthly-report-{MONTH}.pdf"):
+        raw = pdf.read_bytes()
+        assert raw.startswith(b"%PDF")
+        info = subprocess.run(
+            ["pdfinfo", "-f", "1", "-l", "99", str(pdf)], capture_output=True, text=True
+        ).stdout
+        sizes = re.findall(r"size:\s+([\d.]+) x ([\d.]+) pts", info)
+        assert sizes and all(sorted((round(float(w)), round(float(h)))) == [595, 842] for w, h in sizes), (
+            sizes
+        )
+        pages = pdf_pages(pdf)
+        for n, page in enumerate(pages, start=1):
+            assert f"{n} / {len(pages)} ページ" in page, (pdf.name, n)
+        whole = "".join(pages)
+        for python in ("True", "False", "None", "encrypted="):
+            assert python not in whole, (pdf.name, python)
+    city = "".join(pdf_pages(out / f"monthly-report-{MONTH}.pdf"))
+    assert "月次業務報告書" in city and "長岡市長 様" in city and "受託者" in city
+    assert "月間の集計（ア）" in city and "番号ごとの架電結果（イ）" in city
 
 
 def test_report_errors_are_one_line(site: dict[str, Any], tmp_path: Path) -> None:
@@ -288,13 +348,19 @@ def test_monthly_review_runs_as_a_script_with_help(site: dict[str, Any]) -> None
 
 def test_monthly_review_app_run_shows_verification_then_the_month(site: dict[str, Any]) -> None:
     outputs, defs = load_notebook("monthly_review").run(
-        defs={"ledger_path": str(site["db"]), "month": MONTH, "checkpoint_note": None}
+        defs={"ledger_path": str(site["db"]), "month": MONTH, "checkpoint_note": None, "static": True}
     )
     assert defs["review"].verification.ok
-    texts = [getattr(o, "text", "") for o in outputs if o is not None]
-    first = next(i for i, t in enumerate(texts) if "Verification</h2>" in t)
-    assert "✔ 台帳の検証に成功" in texts[first]
-    assert first < next(i for i, t in enumerate(texts) if "KPIs against targets" in t)
+    (text,) = [t for o in outputs if 'class="cards"' in (t := getattr(o, "text", "") or "")]
+    assert "✔ 台帳の検証に成功" in text
+    assert text.index("1. 台帳の検証</h2>") < text.index("2. KPI と目標</h2>")
+    assert 'class="cards"' in text and "<marimo-" not in text  # static: no widgets
+    # As an app (marimo run): summary cards, tabs, paged tables.
+    outputs, _ = load_notebook("monthly_review").run(
+        defs={"ledger_path": str(site["db"]), "month": MONTH, "checkpoint_note": None, "static": False}
+    )
+    app_text = "".join(getattr(o, "text", "") for o in outputs if o is not None)
+    assert "<marimo-tabs" in app_text and "<marimo-table" in app_text and 'class="cards"' in app_text
 
 
 def verify_script(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ from ._common import key_option, now, open_ledger, user_errors
     type=click.Path(exists=True, dir_okay=False),
     help="A C2SP tlog-policy file: the footer names the witnesses that cosigned the checkpoint.",
 )
+@click.option("--addressee", help="The monthly report's addressee (default: the profile's).")
+@click.option("--contractor", help="The contractor's name on the monthly report (default: the profile's).")
 @key_option
 def report(
     db: str,
@@ -63,6 +66,8 @@ def report(
     submit: bool,
     to: str,
     policy_file: str | None,
+    addressee: str | None,
+    contractor: str | None,
     key: str | None,
 ) -> None:
     """The monthly review notebook as one offline HTML file, and the city's deliverables."""
@@ -70,9 +75,11 @@ def report(
     from compliance.deliverables import all_deliverables
     from kansa.report import (
         ReportError,
+        WrittenFile,
         fill_case_numbers,
         html_to_pdf,
         render_report,
+        write_city_report,
         write_deliverables,
     )
 
@@ -127,9 +134,31 @@ def report(
                         return "（削除済み destroyed）"
 
                 fill_case_numbers(deliverables, lookup)
+        else:
+            click.echo(
+                "注意: 案件番号は「未取得」のままです（--store と --by で市の案件番号を記入します）"
+                " case numbers not filled: pass --store and --by",
+                err=True,
+            )
         written = write_deliverables(deliverables, Path(deliverables_dir))
         for f in written:
             click.echo(f"  {f.path}  sha256 {f.sha256}")
+        profile = rendered.review.result.profile
+        try:
+            city = write_city_report(
+                rendered.review,
+                deliverables,
+                Path(deliverables_dir),
+                addressee=addressee or (profile.addressee if profile else "") or "長岡市長 様",
+                contractor=contractor or (profile.contractor if profile else ""),
+                pdf=bool(pdf),
+            )
+        except ReportError as exc:
+            raise click.ClickException(f"PDF: {exc}") from exc
+        for path in city:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            written.append(WrittenFile(path, "monthly", month, digest))
+            click.echo(f"  {path}  月次業務報告書 monthly report to the city  sha256 {digest}")
         if submit:
             assert target is not None and by is not None
             moment = now()

@@ -121,10 +121,13 @@ def _summary(
             f"     {contact['value']:.1%} ({contact['target']:.0%}) {met}      {findings}"
         )
         if month.refused:
-            echo(
-                f"          架電前に拒否 refused before dialling: {len(month.refused)}"
-                f" (例 e.g. {month.refused[0][1]})"
-            )
+            # The dialler's guard held these calls back (not residents refusing): count by reason.
+            reasons: dict[str, int] = {}
+            for _, reason in month.refused:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            why = "、".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            held = len(month.refused)
+            echo(f"          架電を見送り held back by the dialler: {held}（理由 reasons: {why}）")
     echo("")
     kansa = _command()
     echo("次に next:")
