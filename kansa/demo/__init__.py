@@ -137,7 +137,8 @@ def _summary(
     first = checks[0].month
     echo(
         f"  {kansa} report {db} --month {first} --out {db.parent}/report-{first}.html"
-        f" --deliverables {db.parent}/deliverables   # 月次レビューと市への報告 monthly review and reports"
+        f" --deliverables {db.parent}/deliverables --pdf {db.parent}/report-{first}.pdf"
+        f" --store {db.parent}/targets.db --by mgr01   # 月次レビューと市への月次業務報告書（案件番号つき）"
     )
     echo(
         f"  {kansa} auditor add NAME --ledger {db}   # 監査員の登録 add a city auditor (asks for a password)"
