@@ -91,6 +91,13 @@ WORDS: dict[str, dict[str, str]] = {
         "custodian": "個人情報管理者",
         "city": "市職員",
     },
+    "erase_method": {
+        "overwrite": "上書き消去",
+        "degauss": "磁気消去",
+        "physical_destruction": "物理的破壊",
+        "shred": "物理的破壊",
+        "crypto_shred": "暗号鍵の破棄",
+    },
     "transport": {"locked_case": "施錠したケースで運搬", "hand_delivery": "手渡し"},
     "bool": {"True": "はい", "False": "いいえ", "true": "はい", "false": "いいえ"},
     "event": {
@@ -150,7 +157,7 @@ def custody_words(kind: str, d: dict[str, Any]) -> str:
     if kind == "custody.imported":
         return f"{d.get('records', 0):,} 件を取込"
     if kind == "custody.media_erased":
-        return f"{d.get('media')} を消去（{d.get('method')}）"
+        return f"{d.get('media')} を消去（{word('erase_method', d.get('method'))}）"
     if kind == "custody.returned":
         return f"{d.get('to')} へ {d.get('records', 0):,} 件を返却（{d.get('media')}）"
     if kind == "custody.destroyed":

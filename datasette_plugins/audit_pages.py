@@ -33,7 +33,7 @@ from compliance.present import (
     pct,
     word,
 )
-from contract.calendar import is_weekday, tokyo
+from contract.calendar import add_business_days, is_weekday, month_days, tokyo
 from contract.profile import load_profile
 
 COMPLIANCE_DB = "compliance"
@@ -480,9 +480,24 @@ async def custody_page(request: Any, datasette: Any) -> Response:
         b["steps"][event["type"]] = {
             "idx": row["idx"],
             "at": jst(event["at"]),
+            "at_raw": event["at"],
             "actor": event["actor"],
             "text": custody_words(event["type"], d),
         }
+    if runs:
+        profile = load_profile(runs[-1]["contract"])
+        months = dict(
+            (
+                await datasette.get_database(LEDGER_DB).execute(
+                    "SELECT json_extract(leaf, '$.event.data.batch'),"
+                    " min(json_extract(leaf, '$.event.data.month'))"
+                    " FROM entries WHERE type = 'case.opened' AND idx < :size GROUP BY 1",
+                    {"size": size},
+                )
+            ).rows
+        )
+        for b in batches.values():
+            b["due"] = custody_due(profile, months.get(b["batch"]), b["steps"])
     deadlines: dict[str, list[dict[str, Any]]] = {}
     for f in await case_findings(datasette, runs):
         if f["rule"].startswith("CUSTODY-"):
@@ -497,6 +512,28 @@ async def custody_page(request: Any, datasette: Any) -> Response:
             "findings": [f for fs in deadlines.values() for f in fs],
         },
     )
+
+
+def custody_due(profile: Any, month: str | None, steps: dict[str, Any]) -> dict[str, str]:
+    """The contract's deadline of each step, in words (the CUSTODY-* rules judge them)."""
+    due = {}
+    imported = steps.get("custody.imported")
+    if profile.erase_within_business_days and imported is not None:
+        day = add_business_days(
+            datetime.fromisoformat(imported["at_raw"]).date(), profile.erase_within_business_days
+        )
+        due["custody.media_erased"] = (
+            f"{day_ja(day)}まで（取込から{profile.erase_within_business_days}開庁日）"
+        )
+    elif not profile.erase_within_business_days:
+        due["custody.media_erased"] = "期限の定めなし"
+    due["custody.returned"] = "返却が必要" if profile.return_required else "この契約では返却不要"
+    if profile.destroy_by == "contract_end":
+        due["custody.destroyed"] = f"{day_ja(profile.contract_end)}まで（業務終了後）"
+    elif month is not None:
+        year, mon = int(month[:4]) + int(month[5:]) // 12, int(month[5:]) % 12 + 1
+        due["custody.destroyed"] = f"{day_ja(month_days(f'{year:04d}-{mon:02d}')[-1])}まで（翌月末）"
+    return due
 
 
 ROUTES = [

@@ -149,11 +149,11 @@ def _entry(path: Any, index: int) -> EntryView | None:
         if sig["key"] == ledger.key_ref:
             public_key, holder = (
                 ledger.verifier.public_key,
-                f"台帳自身の鍵 the ledger's own key ({ledger.origin})",
+                f"台帳自身の鍵（{ledger.origin}）",
             )
         else:
             record = ledger.keys().get(sig["key"])
-            public_key, holder = (record.public_key, record.holder) if record else (b"", "不明 unknown")
+            public_key, holder = (record.public_key, record.holder) if record else (b"", "不明")
         try:
             VerifyKey(public_key).verify(event_bytes(leaf), b64decode(sig["ed25519"]))
             signature_ok = True

@@ -296,3 +296,5 @@ def test_demo_summary_names_the_next_commands(tmp_path: Path) -> None:
     db = tmp_path / "demo" / "ledger.db"
     for command in (f"serve {db}", f"auditor add NAME --ledger {db}", f"report {db} --month 2026-09"):
         assert command in text, command
+    assert "--store" in text and "--by mgr01" in text  # the report fills the city's case numbers
+    assert "架電前に拒否" not in text  # held back by the dialler (架電を見送り), not residents refusing
