@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ from typing import Any
 import orjson
 
 from contract.calendar import TOKYO, tokyo
-from ledger import Checkpoint, CheckpointError, Verifier, leaf_hash, open_checkpoint
-from ledger.merkle import root_of
+from ledger import Checkpoint, CheckpointError, LedgerError, LedgerReader, ReadError, open_checkpoint
 
 from .context import Context
 from .kpis import compute_kpis
@@ -54,41 +52,28 @@ def evaluate_in(ctx: Context) -> tuple[list[Finding], dict[str, Any]]:
 
 def read_checkpointed(db: Path, note: str | None) -> tuple[Checkpoint, str, list[Entry], dict[str, str]]:
     """The checkpoint (latest stored, or `note`), its signed note, and its entries, checked against its root."""
-    if not db.exists():
-        raise CheckError(f"no ledger at {db}")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    entries: list[Entry] = []
     try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        verifier = Verifier.parse(meta["vkey"])
-        if note is None:
-            row = conn.execute("SELECT note FROM checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is None:
-                raise CheckError(
-                    "the ledger has no signed checkpoint yet: sign one with `kansa ledger checkpoint`"
-                )
-            note = str(row[0])
-        try:
-            checkpoint = open_checkpoint(note, verifier)
-        except CheckpointError as exc:
-            raise CheckError(f"checkpoint: {exc}") from exc
-        entries: list[Entry] = []
-        hashes: list[bytes] = []
-        # CAST to BLOB hands over the stored UTF-8 bytes as they are: no decode and re-encode.
-        rows = conn.execute(
-            "SELECT idx, CAST(leaf AS BLOB) FROM entries WHERE idx < ? ORDER BY idx", (checkpoint.size,)
-        )
-        for idx, leaf in rows:
-            if idx != len(hashes):
-                raise CheckError(f"entry {len(hashes)} is missing: run `kansa ledger verify`")
-            hashes.append(leaf_hash(leaf))
-            value = orjson.loads(leaf)
-            entries.append(Entry.from_event(idx, value["event"], value["received"], value["sig"]["key"]))
-        if len(hashes) != checkpoint.size or root_of(hashes) != checkpoint.root:
-            raise CheckError("the entries do not match the checkpoint's root: run `kansa ledger verify`")
-    except sqlite3.DatabaseError as exc:
-        raise CheckError(f"{db}: {exc}") from exc
-    finally:
-        conn.close()
+        with LedgerReader.open(db) as reader:
+            if note is None:
+                latest = reader.latest_checkpoint()
+                if latest is None:
+                    raise CheckError(
+                        "the ledger has no signed checkpoint yet: sign one with `kansa ledger checkpoint`"
+                    )
+                note = latest.note
+            try:
+                checkpoint = open_checkpoint(note, reader.verifier)
+            except CheckpointError as exc:
+                raise CheckError(f"checkpoint: {exc}") from exc
+            for idx, leaf in reader.checked_leaves(checkpoint.size, checkpoint.root):
+                value = orjson.loads(leaf)
+                entries.append(Entry.from_event(idx, value["event"], value["received"], value["sig"]["key"]))
+            meta = dict(reader.meta)
+    except ReadError as exc:
+        raise CheckError(f"{exc}: run `kansa ledger verify`") from exc
+    except LedgerError as exc:
+        raise CheckError(str(exc)) from exc
     return checkpoint, note, entries, meta
 
 

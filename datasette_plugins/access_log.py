@@ -97,11 +97,9 @@ class AccessLog:
         """The `ledger.verified` records of that ledger, newest first: (at, data)."""
 
         def find() -> list[tuple[str, dict[str, Any]]]:
-            rows = self._ledger._conn.execute(
-                "SELECT at, leaf FROM entries WHERE type = 'ledger.verified' ORDER BY idx DESC"
-            )
-            found = [(str(at), json.loads(leaf)["event"]["data"]) for at, leaf in rows]
-            return [(at, data) for at, data in found if data.get("origin") == ledger_origin]
+            rows = self._ledger.leaves_of_type(["ledger.verified"], newest_first=True)
+            events = [json.loads(leaf)["event"] for _, leaf in rows]
+            return [(e["at"], e["data"]) for e in events if e["data"].get("origin") == ledger_origin]
 
         return self._executor.submit(find).result()
 
@@ -110,14 +108,11 @@ class AccessLog:
         time in seconds: what the lock-out counters are rebuilt from after a restart."""
 
         def find() -> list[tuple[float, dict[str, Any]]]:
-            rows = self._ledger._conn.execute(
-                "SELECT at, leaf FROM entries WHERE type = 'access.login' AND at >= ? ORDER BY idx",
-                (since.astimezone(JST).isoformat(timespec="milliseconds"),),
+            rows = self._ledger.leaves_of_type(
+                ["access.login"], at_from=since.astimezone(JST).isoformat(timespec="milliseconds")
             )
-            return [
-                (datetime.fromisoformat(at).timestamp(), json.loads(leaf)["event"]["data"])
-                for at, leaf in rows
-            ]
+            events = [json.loads(leaf)["event"] for _, leaf in rows]
+            return [(datetime.fromisoformat(e["at"]).timestamp(), e["data"]) for e in events]
 
         return self._executor.submit(find).result()
 

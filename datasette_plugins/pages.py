@@ -18,7 +18,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, word
-from ledger import Ledger, ProofError, event_bytes, leaf_hash, verify_inclusion
+from ledger import LedgerReader, ProofError, event_bytes, leaf_hash, verify_inclusion
 from ledger.note import b64decode, b64encode
 from ledger.witnessed import witness_status
 
@@ -99,7 +99,7 @@ async def status(request: Any, datasette: Any) -> Response:
 
 
 def _ledger_info(path: Any) -> dict[str, Any]:
-    with Ledger.open(path, readonly=True) as ledger:
+    with LedgerReader.open(path) as ledger:  # once per visit; the latest checkpoint is one row
         latest = ledger.latest_checkpoint()
         return {
             "size": ledger.size,
@@ -114,7 +114,7 @@ def _ledger_info(path: Any) -> dict[str, Any]:
                 "note": latest.note,
                 "signed_at": latest.signed_at,
             },
-            "checkpoints": len(ledger.checkpoints()),
+            "checkpoints": ledger.checkpoint_count(),
         }
 
 
@@ -140,7 +140,7 @@ class EntryView:
 
 
 def _entry(path: Any, index: int) -> EntryView | None:
-    with Ledger.open(path, readonly=True) as ledger:
+    with LedgerReader.open(path) as ledger:
         if not 0 <= index < ledger.size:
             return None
         leaf = ledger.leaf(index)
@@ -152,7 +152,7 @@ def _entry(path: Any, index: int) -> EntryView | None:
                 f"台帳自身の鍵（{ledger.origin}）",
             )
         else:
-            record = ledger.keys().get(sig["key"])
+            record = ledger.key_timeline().get(sig["key"])
             public_key, holder = (record.public_key, record.holder) if record else (b"", "不明")
         try:
             VerifyKey(public_key).verify(event_bytes(leaf), b64decode(sig["ed25519"]))
@@ -160,10 +160,9 @@ def _entry(path: Any, index: int) -> EntryView | None:
         except (BadSignatureError, ValueError, TypeError):
             signature_ok = False
         digest = leaf_hash(leaf)
-        covering = [cp for cp in ledger.checkpoints() if cp.size > index]
+        cp = ledger.latest_checkpoint()
         checkpoint, proof, proof_ok, error = None, [], None, ""
-        if covering:
-            cp = covering[-1]
+        if cp is not None and cp.size > index:
             checkpoint = {
                 "size": cp.size,
                 "root": b64encode(cp.root),
@@ -182,7 +181,7 @@ def _entry(path: Any, index: int) -> EntryView | None:
             leaf=leaf.decode("utf-8"),
             event=parsed["event"],
             received=parsed["received"],
-            leaf_hash=digest.hex(),
+            leaf_hash=b64encode(digest),
             key=sig["key"],
             holder=holder,
             signature=sig["ed25519"],

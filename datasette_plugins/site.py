@@ -18,7 +18,7 @@ from datasette.app import Datasette
 from datasette.database import Database
 
 from compliance.results import default_results_path
-from ledger import Ledger
+from ledger import LedgerReader
 from ledger.policy import Policy
 
 from .access_log import AccessLog, access_origin, default_access_log_path
@@ -87,7 +87,7 @@ def make_datasette(
     ledger_path = Path(ledger_path)
     if not ledger_path.exists():
         raise SiteError(f"no ledger at {ledger_path}")
-    with Ledger.open(ledger_path, readonly=True) as ledger:
+    with LedgerReader.open(ledger_path) as ledger:
         origin = ledger.origin
     compliance_path = default_results_path(ledger_path)
     if not compliance_path.exists():

@@ -24,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import Ledger, Report, verify_ledger, verify_since
+from ledger import Report, verify_ledger, verify_since
+from ledger.note import b64encode
 
 from .access_log import AccessLog, now_jst
 
@@ -114,7 +115,7 @@ class LedgerWatch:
                 self._update(full=Check(running=True, done=done, total=total))
 
             report = verify_ledger(self.path, progress=progress)
-            note = self._newest_note(report.size) if report.ok else None
+            note = self._newest_note(report) if report.ok else None
             if note is not None:
                 self._trusted = note
             self._record(report, note, full=True, start=0)
@@ -138,7 +139,7 @@ class LedgerWatch:
                 self._update(incremental=Check(running=True, done=done, total=total, start=start))
 
             report = verify_since(self.path, trusted, workers=1, progress=progress)
-            note = self._newest_note(report.size) if report.ok else None
+            note = self._newest_note(report) if report.ok else None
             if note is not None:
                 self._trusted = note
             self._record(report, note, full=False, start=start)
@@ -154,7 +155,7 @@ class LedgerWatch:
             {
                 "origin": self.origin,
                 "size": report.size,
-                "root": report.root.hex() if report.root is not None else None,
+                "root": b64encode(report.root) if report.root is not None else None,
                 "ok": report.ok,
                 "full": full,
                 "from_size": start,
@@ -163,10 +164,9 @@ class LedgerWatch:
             },
         )
 
-    def _newest_note(self, size: int) -> str | None:
-        with Ledger.open(self.path, readonly=True) as ledger:
-            notes = [cp.note for cp in ledger.checkpoints() if cp.size <= size]
-        return notes[-1] if notes else self._trusted
+    def _newest_note(self, report: Report) -> str | None:
+        """The newest stored checkpoint the verification itself checked (no second read)."""
+        return report.latest_note or self._trusted
 
 
 def _note_size(note: str) -> int:

@@ -9,6 +9,7 @@ checkpoints that Go's sumdb/note and sumdb/tlog read as they are.
 from .canonical import CanonicalError, canonicalize
 from .checkpoint import Checkpoint, CheckpointError, open_checkpoint, parse_body
 from .keyfile import KeyFileError, read_key, write_key
+from .keys import KeyRecord
 from .leaf import build_leaf, event_bytes, parse_leaf
 from .merkle import (
     EMPTY_ROOT,
@@ -22,17 +23,8 @@ from .merkle import (
     verify_inclusion,
 )
 from .note import NoteError, Signer, Verifier, open_note, sign_note
-from .store import (
-    Appended,
-    AppendError,
-    KeyRecord,
-    Ledger,
-    LedgerError,
-    Signature,
-    StoredCheckpoint,
-    Submission,
-    format_time,
-)
+from .reader import LedgerError, LedgerReader, ReadError, StoredCheckpoint
+from .store import Appended, AppendError, Ledger, Signature, Submission, format_time
 from .verify import Report, verify_ledger, verify_since
 from .vocabulary import EventError, Vocabulary, load_vocabulary
 
@@ -49,8 +41,10 @@ __all__ = [
     "KeyRecord",
     "Ledger",
     "LedgerError",
+    "LedgerReader",
     "NoteError",
     "ProofError",
+    "ReadError",
     "Report",
     "Signature",
     "Signer",

@@ -15,6 +15,7 @@ from typing import Any
 
 from .keyfile import write_key
 from .note import Signer, b64encode
+from .reader import LedgerReader
 from .store import Appended, AppendError, Ledger, LedgerError, Submission
 from .wire import is_signed, parse_signed
 
@@ -74,7 +75,7 @@ def append_lines(ledger: Ledger, lines: Iterable[str], *, now: datetime) -> list
         raise LineError(numbers[exc.position], str(exc)) from exc
 
 
-def export_lines(ledger: Ledger, start: int = 0, stop: int | None = None) -> Iterator[str]:
+def export_lines(ledger: LedgerReader, start: int = 0, stop: int | None = None) -> Iterator[str]:
     for index, leaf, digest in ledger.leaves(start, stop):
         yield json.dumps(
             {"index": index, "leaf": b64encode(leaf), "leaf_hash": b64encode(digest)},
@@ -82,11 +83,11 @@ def export_lines(ledger: Ledger, start: int = 0, stop: int | None = None) -> Ite
         )
 
 
-def inclusion_json(ledger: Ledger, index: int, size: int) -> dict[str, Any]:
+def inclusion_json(ledger: LedgerReader, index: int, size: int) -> dict[str, Any]:
     proof = ledger.inclusion_proof(index, size)
     return {"index": index, "size": size, "hashes": [b64encode(h) for h in proof]}
 
 
-def consistency_json(ledger: Ledger, old: int, new: int) -> dict[str, Any]:
+def consistency_json(ledger: LedgerReader, old: int, new: int) -> dict[str, Any]:
     proof = ledger.consistency_proof(old, new)
     return {"old": old, "new": new, "hashes": [b64encode(h) for h in proof]}

@@ -19,6 +19,7 @@ from .canonical import CanonicalError, canonicalize_validated, loads_canonical
 
 LEAF_KEYS = frozenset({"event", "index", "prev", "received", "sig"})
 KEY_EVENT_TYPES = frozenset({"key.registered", "key.revoked"})
+ZERO_HASH = bytes(32)  # the `prev` of entry 0
 _HEAD = b'{"event":'
 # In canonical JSON a quote inside a string is always escaped, so `,"index":`
 # only occurs as structure; the last one is the top-level key that follows the event.

@@ -31,7 +31,8 @@ from .commands import consistency_json, export_lines, inclusion_json
 from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
 from .note import b64encode
-from .store import Appended, AppendError, Ledger, StoredCheckpoint, Submission
+from .reader import LedgerReader, StoredCheckpoint
+from .store import Appended, AppendError, Ledger, Submission
 from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
 from .vocabulary import is_rfc3339
 from .wire import MALFORMED, WireError, appended_body, appended_status, error_body, parse_signed, status_of
@@ -188,7 +189,7 @@ def create_app(
         ledger, clock, config or ServiceConfig(), witnesses.submit if witnesses is not None else None
     )
     # Reads use their own connection so they never wait behind the writer's transaction.
-    reader = Ledger.open(ledger.path, readonly=True)
+    reader = LedgerReader.open(ledger.path)
     read_lock = threading.Lock()
 
     async def read_json(request: Request) -> Any:
@@ -270,7 +271,7 @@ def create_app(
             return _error(404, "no checkpoint has been signed yet")
         return PlainTextResponse(latest.note)
 
-    def proof(names: tuple[str, str], build: Callable[[Ledger, int, int], dict[str, Any]]) -> Any:
+    def proof(names: tuple[str, str], build: Callable[[LedgerReader, int, int], dict[str, Any]]) -> Any:
         """A proof endpoint: the same JSON as `kansa ledger prove` / `consistency`."""
 
         async def endpoint(request: Request) -> Response:

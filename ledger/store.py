@@ -8,10 +8,9 @@ the batch is acceptable.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,16 +24,12 @@ from . import merkle
 from .canonical import CanonicalError, canonicalize_validated
 from .checkpoint import Checkpoint, open_checkpoint
 from .keyfile import read_key
-from .leaf import KEY_EVENT_TYPES, build_leaf, case_of, event_bytes
-from .note import NoteError, Signer, Verifier, b64decode, b64encode
+from .keys import KeyRecord, parse_key_event
+from .leaf import KEY_EVENT_TYPES, ZERO_HASH, build_leaf, case_of
+from .note import NoteError, Signer, b64decode, b64encode
+from .reader import LedgerError, LedgerReader, StoredCheckpoint, connect
 from .schema import FORMAT, SCHEMA
 from .vocabulary import EventError, Vocabulary, load_vocabulary
-
-ZERO_HASH = bytes(32)
-
-
-class LedgerError(Exception):
-    """A ledger that cannot be opened or created as asked."""
 
 
 class AppendError(Exception):
@@ -75,27 +70,6 @@ class Appended:
     created: bool  # False when the same event was already in the ledger (idempotent retry)
 
 
-@dataclass(frozen=True)
-class KeyRecord:
-    key: str
-    public_key: bytes
-    holder: str
-    registered_at: int
-    revoked_at: int | None = None
-
-    def valid_at(self, index: int) -> bool:
-        return self.registered_at < index and (self.revoked_at is None or index < self.revoked_at)
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    seq: int
-    size: int
-    root: bytes
-    note: str
-    signed_at: str
-
-
 @dataclass
 class _State:
     """What an append needs to know about the tail of the ledger."""
@@ -112,43 +86,6 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    # A Ledger is used by one thread at a time, but not always the one that opened it
-    # (the service's writer thread), hence check_same_thread=False.
-    if readonly:
-        conn = sqlite3.connect(
-            f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
-    else:
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def parse_key_event(leaf_event: dict[str, Any], index: int, keys: dict[str, KeyRecord]) -> KeyRecord:
-    """The key table change a key.registered / key.revoked event makes, or AppendError-style ValueError."""
-    data = leaf_event["data"]
-    if leaf_event["type"] == "key.registered":
-        ref = data["key"]
-        if ref in keys:
-            raise ValueError(f"key {ref} is already registered")
-        public = b64decode(data["public_key"])
-        try:
-            expected = Verifier.from_public_key(data["holder"], public).key_ref
-        except NoteError as exc:
-            raise ValueError(f"holder cannot name a key: {exc}") from exc
-        if ref != expected:
-            raise ValueError(f"key id must be {expected} (holder + key hash of the public key)")
-        return KeyRecord(ref, public, data["holder"], index)
-    record = keys.get(data["key"])
-    if record is None:
-        raise ValueError(f"key {data['key']} is not registered")
-    if record.revoked_at is not None:
-        raise ValueError(f"key {data['key']} is already revoked")
-    return KeyRecord(record.key, record.public_key, record.holder, record.registered_at, index)
 
 
 _THREADED_BATCH = 64
@@ -254,19 +191,14 @@ def _bad_signature(job: _Job) -> AppendError:
     )
 
 
-class Ledger:
-    """An open ledger file. Use `Ledger.create` once, then `Ledger.open`."""
+class Ledger(LedgerReader):
+    """An open ledger file: the reader, plus appends and checkpoints. Use `Ledger.create` once,
+    then `Ledger.open`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, signer: Signer | None) -> None:
-        self.path = path
-        self._conn = conn
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("format") != FORMAT:
-            raise LedgerError(f"{path} is not a Kansa ledger ({FORMAT})")
-        self.origin: str = meta["origin"]
-        self.contract: str = meta.get("contract", "")
-        self.verifier = Verifier.parse(meta["vkey"])
-        self.vocabulary: Vocabulary = load_vocabulary(meta["vocabulary"])
+        super().__init__(path, conn)
+        self.check_format()
+        self.vocabulary: Vocabulary = load_vocabulary(self.vocabulary_name)
         if signer is not None and signer.verifier != self.verifier:
             raise LedgerError("the key file does not hold this ledger's key")
         self._signer = signer
@@ -321,101 +253,9 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{path}: {exc}") from exc
 
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def key_ref(self) -> str:
-        """How events signed by the ledger's own key name it."""
-        return self.verifier.key_ref
-
-    # -- reading -----------------------------------------------------------
-
-    @property
-    def size(self) -> int:
-        row = self._conn.execute("SELECT max(idx) FROM entries").fetchone()
-        return 0 if row[0] is None else int(row[0]) + 1
-
-    def node(self, level: int, index: int) -> bytes:
-        if level == 0:
-            row = self._conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?", (index,)).fetchone()
-        else:
-            row = self._conn.execute(
-                "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
-            ).fetchone()
-        if row is None:
-            raise merkle.ProofError(f"tree node ({level}, {index}) is missing")
-        return bytes(row[0])
-
-    def _cached_reader(self) -> merkle.NodeReader:
-        cache: dict[tuple[int, int], bytes] = {}
-
-        def read(level: int, index: int) -> bytes:
-            if (level, index) not in cache:
-                cache[(level, index)] = self.node(level, index)
-            return cache[(level, index)]
-
-        return read
-
-    def root(self, size: int | None = None) -> bytes:
-        size = self.size if size is None else size
-        self._check_size(size)
-        return merkle.root_hash(self._cached_reader(), size)
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        self._check_size(size)
-        return merkle.inclusion_proof(self._cached_reader(), index, size)
-
-    def consistency_proof(self, old: int, new: int) -> list[bytes]:
-        self._check_size(new)
-        return merkle.consistency_proof(self._cached_reader(), old, new)
-
-    def _check_size(self, size: int) -> None:
-        if not 0 <= size <= self.size:
-            raise merkle.ProofError(f"the ledger has {self.size} entries, not {size}")
-
-    def leaf(self, index: int) -> bytes:
-        row = self._conn.execute("SELECT leaf FROM entries WHERE idx = ?", (index,)).fetchone()
-        if row is None:
-            raise IndexError(f"no entry {index}")
-        return str(row[0]).encode("utf-8")
-
-    def leaves(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
-        """(index, leaf bytes, leaf hash) in index order."""
-        stop = self.size if stop is None else stop
-        cursor = self._conn.execute(
-            "SELECT idx, leaf, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-            (start, stop),
-        )
-        for idx, leaf, digest in cursor:
-            yield idx, leaf.encode("utf-8"), bytes(digest)
-
-    def entry_by_id(self, event_id: str) -> tuple[int, bytes] | None:
-        """(index, leaf hash) of the entry holding the event with this id, if any."""
-        row = self._conn.execute("SELECT idx, leaf_hash FROM entries WHERE id = ?", (event_id,)).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
-
     def keys(self) -> dict[str, KeyRecord]:
+        """Writers' keys as of the end of the ledger (kept up to date by appends)."""
         return dict(self._state.keys)
-
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        rows = self._conn.execute(
-            "SELECT seq, size, root, note, signed_at FROM checkpoints ORDER BY seq"
-        ).fetchall()
-        return [StoredCheckpoint(s, n, bytes(r), note, at) for s, n, r, note, at in rows]
-
-    def latest_checkpoint(self) -> StoredCheckpoint | None:
-        """The largest checkpoint, in its newest row (the one with the most cosignatures)."""
-        row = self._conn.execute(
-            "SELECT seq, size, root, note, signed_at FROM checkpoints ORDER BY size DESC, seq DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4])
 
     # -- writing -----------------------------------------------------------
 
@@ -453,10 +293,9 @@ class Ledger:
         return self._stored_checkpoint(note)
 
     def _stored_checkpoint(self, note: str) -> StoredCheckpoint:
-        row = self._conn.execute(
-            "SELECT seq, size, root, note, signed_at FROM checkpoints WHERE note = ?", (note,)
-        ).fetchone()
-        return StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4])
+        stored = self.checkpoint_of_note(note)
+        assert stored is not None  # just committed
+        return stored
 
     def append(self, submissions: Iterable[Submission], *, now: datetime) -> list[Appended]:
         """Appends a batch, all or nothing; raises AppendError naming the first bad event."""
@@ -510,7 +349,7 @@ class Ledger:
         pass 2 takes the signatures in order and builds the leaves, chain and tree.
         """
         ids = [item.event.get("id") for items in groups for item in items if isinstance(item.event, dict)]
-        stored_ids = self._find_ids(ids)
+        stored_ids = self.events_by_id(ids)
         failed: dict[int, AppendError] = {}
         cache: dict[tuple[bytes, bytes | None, bytes], bytes | None] = {}
         while True:
@@ -663,19 +502,6 @@ class Ledger:
         crypto.verify(position, event_bytes, public_key, signature, key_ref)
         return key_ref
 
-    def _find_ids(self, ids: list[Any]) -> dict[str, tuple[int, bytes]]:
-        """The entries already holding any of these ids: id -> (index, event bytes)."""
-        wanted = [i for i in set(ids) if isinstance(i, str)]
-        found: dict[str, tuple[int, bytes]] = {}
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT id, idx, leaf FROM entries WHERE id IN ({', '.join('?' * len(part))})", part
-            )
-            for event_id, idx, leaf in rows:
-                found[event_id] = (int(idx), event_bytes(leaf.encode("utf-8")))
-        return found
-
     def _require_signer(self) -> Signer:
         if self._signer is None:
             raise LedgerError("this needs the ledger's signing key (open the ledger with its key file)")
@@ -690,15 +516,7 @@ class Ledger:
         edge = merkle.CompactRange(size, [self.node(level, i) for level, i in merkle.perfect_subtrees(size)])
         keys = dict(state.keys) if size >= state.size else {}
         start = state.size if size >= state.size else 0
-        rows = self._conn.execute(
-            "SELECT idx, leaf FROM entries WHERE idx >= ? AND type IN ('key.registered', 'key.revoked')"
-            " ORDER BY idx",
-            (start,),
-        )
-        for idx, leaf in rows:
-            event = json.loads(leaf)["event"]
-            record = parse_key_event(event, idx, keys)
-            keys[record.key] = record
+        keys = self.key_timeline(start=start, keys=keys)
         prev = self.node(0, size - 1) if size else ZERO_HASH
         self._state = _State(size, prev, edge, keys)
 

@@ -24,7 +24,7 @@ from .checkpoint import CheckpointError, parse_body
 from .cosignature import split_note
 from .merkle import NodeReader
 from .note import NoteError
-from .store import Ledger
+from .reader import LedgerReader
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -215,7 +215,7 @@ def write_tiles(directory: Path | str, note: str, read: NodeReader, leaves: Leaf
     return Written(size, previous, files + 1)
 
 
-def ledger_readers(ledger: Ledger) -> tuple[NodeReader, LeafReader]:
+def ledger_readers(ledger: LedgerReader) -> tuple[NodeReader, LeafReader]:
     """Readers over a ledger; leaf hashes are read a tile at a time (one query, not 256)."""
     cached: dict[int, bytes] = {}
 
@@ -236,7 +236,7 @@ def ledger_readers(ledger: Ledger) -> tuple[NodeReader, LeafReader]:
     return read, leaves
 
 
-def write_ledger_tiles(ledger: Ledger, directory: Path | str) -> Written:
+def write_ledger_tiles(ledger: LedgerReader, directory: Path | str) -> Written:
     """`kansa ledger tiles`: the ledger's tiles up to its latest checkpoint (with its cosignatures)."""
     latest = ledger.latest_checkpoint()
     if latest is None:

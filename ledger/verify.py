@@ -17,7 +17,6 @@ entries after it are checked one by one, plus a consistency proof to the end.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -34,15 +33,16 @@ import nacl.signing
 from . import merkle
 from .canonical import CanonicalError
 from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from .leaf import KEY_EVENT_TYPES, case_of, event_bytes, parse_leaf
+from .keys import KeyEventError, KeyRecord
+from .leaf import KEY_EVENT_TYPES, ZERO_HASH, case_of, event_bytes, parse_leaf
 from .note import NoteError, Verifier, b64decode, b64encode
+from .reader import ENTRY_COLUMNS, LedgerError, LedgerReader, connect
 from .schema import FORMAT
-from .store import ZERO_HASH, KeyRecord, parse_key_event
 from .vocabulary import EventError, Vocabulary, load_vocabulary
 
 CHUNK_LEVEL = 13
 CHUNK = 1 << CHUNK_LEVEL
-_COLUMNS = ("id", "type", "at", "actor", "case_ref", "received", "key")
+_COLUMNS = ENTRY_COLUMNS
 
 Progress = Callable[[int, int], None]
 
@@ -76,6 +76,7 @@ class Report:
     trusted: Checkpoint | None = None
     notes: list[str] = field(default_factory=list)
     checked: bool = True
+    latest_note: str | None = None  # the newest stored checkpoint, verified (where to start next time)
 
     def summary(self) -> str:
         if not self.checked:
@@ -108,7 +109,7 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(ctx: _Context) -> None:
     _worker["ctx"] = ctx
-    _worker["conn"] = sqlite3.connect(f"file:{ctx.path}?mode=ro", uri=True)
+    _worker["reader"] = LedgerReader(Path(ctx.path), connect(ctx.path, readonly=True))
     _worker["vocabulary"] = load_vocabulary(ctx.vocabulary) if ctx.check_events else None
     verifiers: dict[str, tuple[nacl.signing.VerifyKey, KeyRecord | None]] = {
         ctx.ledger_key: (nacl.signing.VerifyKey(ctx.ledger_public), None)
@@ -127,31 +128,26 @@ def _check_chunk(lo: int, hi: int) -> tuple[bytes, tuple[int, str] | None]:
 
 
 def _check_entries(lo: int, hi: int) -> bytes:
-    conn: sqlite3.Connection = _worker["conn"]
+    reader: LedgerReader = _worker["reader"]
     vocabulary: Vocabulary | None = _worker["vocabulary"]
     verifiers = _worker["verifiers"]
     ledger_key = _worker["ctx"].ledger_key
     prev = ZERO_HASH
     if lo > 0:
-        row = conn.execute("SELECT leaf FROM entries WHERE idx = ?", (lo - 1,)).fetchone()
-        if row is None:
-            raise Bad(lo - 1, f"entry {lo - 1} is missing")
-        prev = merkle.leaf_hash(row[0].encode("utf-8"))
+        try:
+            prev = merkle.leaf_hash(reader.leaf(lo - 1))
+        except IndexError as exc:
+            raise Bad(lo - 1, f"entry {lo - 1} is missing") from exc
     hashes = []
     expected = lo
-    cursor = conn.execute(
-        f"SELECT idx, {', '.join(_COLUMNS)}, leaf, leaf_hash FROM entries"
-        " WHERE idx >= ? AND idx < ? ORDER BY idx",
-        (lo, hi),
-    )
-    for row in cursor:
+    for row in reader.rows(lo, hi):
         index = row[0]
         if index != expected:
             raise Bad(expected, f"entry {expected} is missing (rows deleted or renumbered)")
         expected += 1
         if type(row[8]) is not str:
             raise Bad(index, "the leaf column is not text")
-        leaf = row[8].encode("utf-8")
+        leaf = str(row[8]).encode("utf-8")
         digest = merkle.leaf_hash(leaf)
         if row[9] != digest:
             raise Bad(index, "leaf_hash column does not match the hash of the leaf")
@@ -202,11 +198,11 @@ def _check_entries(lo: int, hi: int) -> bytes:
         prev = digest
     if expected != hi:
         raise Bad(expected, f"entry {expected} is missing")
-    _check_nodes_within(conn, lo, hashes)
+    _check_nodes_within(reader, lo, hashes)
     return b"".join(hashes)
 
 
-def _check_nodes_within(conn: sqlite3.Connection, lo: int, hashes: list[bytes]) -> None:
+def _check_nodes_within(reader: LedgerReader, lo: int, hashes: list[bytes]) -> None:
     """Compares the stored interior nodes that lie wholly inside [lo, lo + len(hashes))."""
     hi = lo + len(hashes)
     level_hashes, first = hashes, lo  # nodes of the current level, and the index of the first
@@ -223,10 +219,7 @@ def _check_nodes_within(conn: sqlite3.Connection, lo: int, hashes: list[bytes]) 
         if not parents:
             return
         first = start // 2
-        stored = conn.execute(
-            "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
-            (level, first, first + len(parents)),
-        ).fetchall()
+        stored = reader.nodes(level, first, first + len(parents))
         for k, computed in enumerate(parents):
             idx = first + k
             if k >= len(stored) or stored[k][0] != idx:
@@ -245,7 +238,7 @@ def _check_nodes_within(conn: sqlite3.Connection, lo: int, hashes: list[bytes]) 
 @dataclass
 class _Ledger:
     path: Path
-    conn: sqlite3.Connection
+    reader: LedgerReader
     origin: str
     verifier: Verifier
     vocabulary: str
@@ -256,10 +249,14 @@ def _open(path: Path, vkey: str | None) -> _Ledger:
     if not path.is_file():
         raise Unchecked(f"no ledger at {path}")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        reader = LedgerReader(path, connect(path, readonly=True))
     except sqlite3.DatabaseError as exc:
         raise Unchecked(f"{path} is not a ledger: {exc}") from exc
+    try:
+        meta = reader.meta
+    except LedgerError as exc:
+        reader.close()
+        raise Unchecked(str(exc)) from exc
     if meta.get("format") != FORMAT:
         raise Unchecked(f"{path} is not a Kansa ledger ({FORMAT})")
     try:
@@ -272,28 +269,14 @@ def _open(path: Path, vkey: str | None) -> _Ledger:
     if meta["origin"] != verifier.name:
         raise Bad(None, "the ledger's origin is not its key's name")
     # A gap below max(idx) is found, and named, by the chunk scan.
-    (top,) = conn.execute("SELECT max(idx) FROM entries").fetchone()
-    size = 0 if top is None else top + 1
-    return _Ledger(path, conn, meta["origin"], verifier, meta["vocabulary"], size)
+    return _Ledger(path, reader, meta["origin"], verifier, meta["vocabulary"], reader.size)
 
 
 def _key_timeline(ledger: _Ledger, below: int) -> tuple[KeyRecord, ...]:
-    keys: dict[str, KeyRecord] = {}
-    rows = ledger.conn.execute(
-        "SELECT idx, leaf FROM entries WHERE type IN ('key.registered', 'key.revoked')"
-        " AND idx < ? ORDER BY idx",
-        (below,),
-    )
-    for idx, leaf in rows:
-        try:
-            event = json.loads(leaf)["event"]
-            if event["type"] not in KEY_EVENT_TYPES:
-                continue  # a tampered type column; the chunk scan reports it at idx
-            record = parse_key_event(event, idx, keys)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Bad(idx, f"bad key event: {exc}") from exc
-        keys[record.key] = record
-    return tuple(keys.values())
+    try:
+        return tuple(ledger.reader.key_timeline(stop=below).values())
+    except KeyEventError as exc:  # a tampered type column is skipped: the chunk scan reports it
+        raise Bad(exc.index, str(exc)) from exc
 
 
 def _chunks(start: int, stop: int) -> Iterator[tuple[int, int]]:
@@ -336,13 +319,13 @@ def _scan(
         if aligned_full and not any(lo < s < hi for s in sizes_wanted):
             root = _chunk_root(hashes)
             for level, idx, digest in edge.append_node(CHUNK_LEVEL, root):
-                _check_stored_node(ledger.conn, level, idx, digest, hi)
+                _check_stored_node(ledger.reader, level, idx, digest, hi)
         else:
             for i in range(0, len(hashes), 32):
                 for level, idx, digest in edge.append(hashes[i : i + 32]):
                     # Nodes inside the chunk were checked by the worker; this checks the rest.
                     if (idx << level) < lo:
-                        _check_stored_node(ledger.conn, level, idx, digest, lo + i // 32)
+                        _check_stored_node(ledger.reader, level, idx, digest, lo + i // 32)
                 if edge.size in sizes_wanted:
                     roots[edge.size] = edge.root()
         if edge.size in sizes_wanted:
@@ -360,7 +343,7 @@ def _scan(
                     raise Bad(*bad)
                 fold(lo, hi, hashes)
         finally:
-            _worker.pop("conn").close()
+            _worker.pop("reader").close()
 
     if len(chunks) <= 1 or workers == 1:
         in_process(chunks)
@@ -393,11 +376,11 @@ def _chunk_root(hashes: bytes) -> bytes:
     return level[0]
 
 
-def _check_stored_node(conn: sqlite3.Connection, level: int, idx: int, digest: bytes, at: int) -> None:
-    row = conn.execute("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, idx)).fetchone()
-    if row is None:
+def _check_stored_node(reader: LedgerReader, level: int, idx: int, digest: bytes, at: int) -> None:
+    found = reader.find_node(level, idx)
+    if found is None:
         raise Bad(at - 1 if at else 0, f"tree node ({level}, {idx}) is missing")
-    if row[0] != digest:
+    if found != digest:
         raise Bad(at - 1 if at else 0, f"stored tree node ({level}, {idx}) does not match the leaves")
 
 
@@ -407,23 +390,12 @@ def _check_node_count(ledger: _Ledger, since: int = 0) -> None:
     check reads only the new nodes instead of scanning the whole table."""
     size = ledger.size
     top = size.bit_length()
-    stray = ledger.conn.execute(
-        "SELECT count(*) FROM tree_nodes WHERE level < 1 OR level > ?", (top,)
-    ).fetchone()[0]
-    # Negative indexes per level, by primary-key range: `OR idx < 0` above would scan the table.
-    stray += sum(
-        ledger.conn.execute(
-            "SELECT count(*) FROM tree_nodes WHERE level = ? AND idx < 0", (level,)
-        ).fetchone()[0]
-        for level in range(1, top + 1)
-    )
+    stray = ledger.reader.count_stray_nodes(top)
     if stray:
         raise Bad(None, f"tree_nodes has {stray} rows at impossible positions")
     for level in range(1, top + 1):
         first = since >> level
-        count, last = ledger.conn.execute(
-            "SELECT count(*), max(idx) FROM tree_nodes WHERE level = ? AND idx >= ?", (level, first)
-        ).fetchone()
+        count, last = ledger.reader.count_nodes(level, first)
         expected = (size >> level) - first
         if last is not None and (last + 1) << level > size:
             raise Bad(
@@ -435,17 +407,17 @@ def _check_node_count(ledger: _Ledger, since: int = 0) -> None:
             )
 
 
-def _check_stored_checkpoints(ledger: _Ledger, roots: dict[int, bytes]) -> int:
-    rows = ledger.conn.execute("SELECT seq, size, root, note FROM checkpoints ORDER BY seq").fetchall()
-    for seq, size, root, note in rows:
+def _check_stored_checkpoints(ledger: _Ledger, roots: dict[int, bytes]) -> tuple[int, str | None]:
+    stored = ledger.reader.checkpoints()
+    for row in stored:
         try:
-            checkpoint = open_checkpoint(note, ledger.verifier)
+            checkpoint = open_checkpoint(row.note, ledger.verifier)
         except CheckpointError as exc:
-            raise Bad(None, f"stored checkpoint #{seq}: {exc}") from exc
-        if checkpoint.size != size or checkpoint.root != root:
-            raise Bad(None, f"stored checkpoint #{seq}: its columns disagree with its signed note")
-        _check_against(ledger, checkpoint, roots, f"stored checkpoint #{seq}")
-    return len(rows)
+            raise Bad(None, f"stored checkpoint #{row.seq}: {exc}") from exc
+        if checkpoint.size != row.size or checkpoint.root != row.root:
+            raise Bad(None, f"stored checkpoint #{row.seq}: its columns disagree with its signed note")
+        _check_against(ledger, checkpoint, roots, f"stored checkpoint #{row.seq}")
+    return len(stored), stored[-1].note if stored else None
 
 
 def _check_against(ledger: _Ledger, checkpoint: Checkpoint, roots: dict[int, bytes], name: str) -> None:
@@ -473,7 +445,7 @@ def _read_note(ledger: _Ledger, note: str, what: str) -> Checkpoint:
 
 
 def _stored_sizes(ledger: _Ledger) -> set[int]:
-    return {row[0] for row in ledger.conn.execute("SELECT size FROM checkpoints")}
+    return ledger.reader.checkpoint_sizes()
 
 
 def verify_ledger(
@@ -493,8 +465,10 @@ def verify_ledger(
     """
     path = Path(path)
     size = 0
+    opened: list[_Ledger] = []
     try:
         ledger = _open(path, vkey)
+        opened.append(ledger)
         size = ledger.size
         kept = _read_note(ledger, checkpoint, "the given checkpoint") if checkpoint else None
         sizes = {s for s in _stored_sizes(ledger) if s <= ledger.size} | {ledger.size}
@@ -504,13 +478,18 @@ def verify_ledger(
         roots = _scan(ledger, 0, merkle.CompactRange(), keys, sizes, workers, progress, check_events)
         if kept is not None:
             _check_against(ledger, kept, roots, "the given checkpoint")
-        count = _check_stored_checkpoints(ledger, roots)
+        count, latest = _check_stored_checkpoints(ledger, roots)
         _check_node_count(ledger)
     except Bad as bad:
         return Report(False, size, bad_index=bad.index, reason=bad.reason)
     except (Unchecked, sqlite3.Error, OSError) as exc:
         return _unchecked(path, size, exc)
-    return Report(True, ledger.size, roots[ledger.size], count + (kept is not None), ledger.size)
+    finally:
+        for each in opened:
+            each.reader.close()
+    return Report(
+        True, ledger.size, roots[ledger.size], count + (kept is not None), ledger.size, latest_note=latest
+    )
 
 
 def _unchecked(path: Path, size: int, exc: Exception) -> Report:
@@ -531,15 +510,17 @@ def verify_since(
     """Incremental verification from a checkpoint note the caller already trusts."""
     path = Path(path)
     size = 0
+    opened: list[_Ledger] = []
     try:
         ledger = _open(path, vkey)
+        opened.append(ledger)
         size = ledger.size
         base = _read_note(ledger, trusted, "the trusted checkpoint")
         if base.origin != ledger.origin:
             raise Bad(None, f"the trusted checkpoint is for origin {base.origin!r}")
         if base.size > ledger.size:
             raise Bad(ledger.size, f"truncated: the trusted checkpoint covers {base.size} entries")
-        read = _reader(ledger.conn)
+        read = _reader(ledger.reader)
         edge = _trusted_edge(ledger, base, read)
         keys = _trusted_keys(ledger, base, read)
         kept = _read_note(ledger, checkpoint, "the given checkpoint") if checkpoint else None
@@ -567,7 +548,7 @@ def verify_since(
                 raise Bad(ledger.size - 1, f"consistency proof from the trusted checkpoint: {exc}") from exc
         if kept is not None:
             _check_against(ledger, kept, roots, "the given checkpoint")
-        count = _check_stored_checkpoints(ledger, roots)
+        count, latest = _check_stored_checkpoints(ledger, roots)
         _check_node_count(ledger, since=base.size)
     except Bad as bad:
         return Report(False, size, bad_index=bad.index, reason=bad.reason)
@@ -575,6 +556,9 @@ def verify_since(
         return Report(False, size, reason=f"stored tree: {exc}")
     except (Unchecked, sqlite3.Error, OSError) as exc:
         return _unchecked(path, size, exc)
+    finally:
+        for each in opened:
+            each.reader.close()
     return Report(
         True,
         ledger.size,
@@ -582,20 +566,16 @@ def verify_since(
         count + (kept is not None),
         ledger.size - base.size,
         trusted=base,
+        latest_note=latest,
     )
 
 
-def _reader(conn: sqlite3.Connection) -> merkle.NodeReader:
+def _reader(reader: LedgerReader) -> merkle.NodeReader:
     def read(level: int, index: int) -> bytes:
-        if level == 0:
-            row = conn.execute("SELECT leaf_hash FROM entries WHERE idx = ?", (index,)).fetchone()
-        else:
-            row = conn.execute(
-                "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index)
-            ).fetchone()
-        if row is None:
+        found = reader.find_node(level, index)
+        if found is None:
             raise Bad(index << level, f"tree node ({level}, {index}) is missing")
-        return bytes(row[0])
+        return found
 
     return read
 
@@ -613,29 +593,27 @@ def _trusted_edge(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) ->
 
 def _trusted_keys(ledger: _Ledger, base: Checkpoint, read: merkle.NodeReader) -> tuple[KeyRecord, ...]:
     """Key events before the checkpoint, each proved to be in the trusted tree."""
-    for idx, leaf in ledger.conn.execute(
-        "SELECT idx, leaf FROM entries WHERE type IN ('key.registered', 'key.revoked') AND idx < ?",
-        (base.size,),
-    ):
+    for idx, leaf in ledger.reader.key_events(stop=base.size):
         try:
             merkle.verify_inclusion(
                 idx,
                 base.size,
-                merkle.leaf_hash(leaf.encode("utf-8")),
+                merkle.leaf_hash(leaf),
                 merkle.inclusion_proof(read, idx, base.size),
                 base.root,
             )
         except merkle.ProofError as exc:
             raise Bad(idx, f"key event is not in the trusted tree: {exc}") from exc
     if base.size:
-        last = ledger.conn.execute("SELECT leaf FROM entries WHERE idx = ?", (base.size - 1,)).fetchone()
-        if last is None:
-            raise Bad(base.size - 1, f"entry {base.size - 1} is missing")
+        try:
+            last = ledger.reader.leaf(base.size - 1)
+        except IndexError as exc:
+            raise Bad(base.size - 1, f"entry {base.size - 1} is missing") from exc
         try:
             merkle.verify_inclusion(
                 base.size - 1,
                 base.size,
-                merkle.leaf_hash(last[0].encode("utf-8")),
+                merkle.leaf_hash(last),
                 merkle.inclusion_proof(read, base.size - 1, base.size),
                 base.root,
             )

@@ -66,7 +66,7 @@ def _is_month(value: str) -> bool:
     return bool(_MONTH.fullmatch(value)) and 1 <= int(value[5:]) <= 12
 
 
-def _is_pubkey(value: str) -> bool:
+def _is_pubkey(value: str) -> bool:  # also a tree hash: 32 bytes in base64
     try:
         return len(base64.b64decode(value, validate=True)) == 32
     except (binascii.Error, ValueError):
@@ -101,6 +101,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     ),
     "sha256": ("64 lowercase hex digits", lambda v: type(v) is str and bool(_SHA256.fullmatch(v))),
     "pubkey": ("a base64 Ed25519 public key (32 bytes)", lambda v: type(v) is str and _is_pubkey(v)),
+    "treehash": ("a base64 SHA-256 tree hash (32 bytes)", lambda v: type(v) is str and _is_pubkey(v)),
     "keyref": ("a key id <name>+<8 hex digits>", lambda v: type(v) is str and bool(_KEYREF.fullmatch(v))),
 }
 
