@@ -312,10 +312,25 @@ def _rate(part: set[str], whole: set[str]) -> float | None:
 
 
 def all_deliverables(review: MonthlyReview) -> list[Deliverable]:
-    return [
+    found = [
         *daily_reports(review),
         monthly_report(review),
         *sms_reports(review),
         sms_candidates(review),
         final_report(review),
     ]
+    if review.result.profile is not None and review.result.profile.wareki:
+        return [in_wareki(d) for d in found]
+    return found
+
+
+def in_wareki(deliverable: Deliverable) -> Deliverable:
+    """The same deliverable with its dates written in 和暦 (令和8年10月26日), as the profile asks."""
+    sheets = [
+        Sheet(s.name, s.slug, s.headers, s.rows, [WAREKI.get(k, k) for k in s.kinds])
+        for s in deliverable.sheets
+    ]
+    return Deliverable(deliverable.kind, deliverable.covers, deliverable.title, sheets)
+
+
+WAREKI = {"date": "wdate", "datetime": "wdatetime"}

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from .engine import CheckResult
+from .present import clause_ja, word
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS clauses (
 );
 CREATE TABLE IF NOT EXISTS kpis (
     month TEXT NOT NULL, size INTEGER NOT NULL, root TEXT NOT NULL, kpi TEXT NOT NULL,
-    numerator REAL, denominator REAL, value REAL, target REAL, met INTEGER, details TEXT NOT NULL
+    numerator NUMERIC, denominator NUMERIC, value NUMERIC, target NUMERIC, met INTEGER, details TEXT NOT NULL
 );
 """
 
@@ -102,29 +103,18 @@ def to_csv(result: CheckResult) -> str:
     """Findings as CSV with Japanese headers, UTF-8 with BOM as Japanese Excel expects."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "規則 rule",
-            "条項 clause",
-            "区分 severity",
-            "案件 case",
-            "台帳番号 entries",
-            "内容",
-            "message",
-            "期限前 pending",
-        ]
-    )
+    writer.writerow(["規則", "条項", "区分", "案件", "根拠の記録", "内容", "内容（英語）", "期限前"])
     for f in result.as_json()["findings"]:
         writer.writerow(
             [
                 f["rule"],
-                f["clause"],
-                f["severity"],
+                clause_ja(f["clause"]),
+                word("severity", "pending" if f["pending"] else f["severity"]),
                 f["case"] or "",
                 " ".join(map(str, f["entries"])),
                 f["message"],
                 f["message_en"],
-                "yes" if f["pending"] else "",
+                "期限前" if f["pending"] else "",
             ]
         )
     return "\ufeff" + out.getvalue()

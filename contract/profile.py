@@ -77,6 +77,7 @@ class Profile:
     device_may_sign: tuple[str, ...] = ()  # what a device's key (a console's) may sign
     addressee: str = ""  # [report] whom the monthly report is addressed to (the city)
     contractor: str = ""  # [report] the contractor's name on the monthly report
+    wareki: bool = False  # [report] dates in the deliverables as 和暦 (令和8年10月26日)
 
     def applies(self, rule_id: str) -> bool:
         return rule_id in self.clauses
@@ -287,6 +288,7 @@ def parse_profile(raw: dict[str, Any], source: str, *, known_rules: Collection[s
         device_may_sign=_kinds(r, "actors.device_may_sign"),
         addressee=r.get("report.addressee", str) if "report" in raw else "",
         contractor=r.get("report.contractor", str) if "report" in raw else "",
+        wareki=r.get("report.wareki", bool) if "wareki" in raw.get("report", {}) else False,
     )
     extra = r.unknown()
     if extra:

@@ -44,7 +44,12 @@ def shutdown(datasette: Any) -> None:
 def menu_links(datasette: Any, actor: Any) -> list[dict[str, str]] | None:
     if not actor or getattr(datasette, "kansa_site", None) is None:
         return None
-    return [{"href": datasette.urls.path(href), "label": label} for href, label in NAV]
+    queries = [
+        {"href": datasette.urls.path(f"/{db}/{name}"), "label": f"検索：{q['title']}"}
+        for db, config in (datasette.config or {}).get("databases", {}).items()
+        for name, q in config.get("queries", {}).items()
+    ]
+    return [{"href": datasette.urls.path(href), "label": label} for href, label in NAV] + queries
 
 
 @hookimpl

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet
-from compliance.present import JST_NOTE, STYLE, jst, month_ja
+from compliance.present import JST_NOTE, STYLE, jst, month_ja, wareki
 from compliance.review import MonthlyReview
 from ledger.policy import Policy
 from ledger.witnessed import witness_status
@@ -157,9 +157,10 @@ def text_value(value: Any, kind: str) -> str:
     if kind == "int" and isinstance(value, int | float):
         return str(int(round(value)))
     if isinstance(value, datetime):
-        return f"{value.year}年{value.month}月{value.day}日 {value:%H:%M}"
+        day = wareki(value.date()) if kind == "wdatetime" else f"{value.year}年{value.month}月{value.day}日"
+        return f"{day} {value:%H:%M}"
     if isinstance(value, date):
-        return f"{value.year}年{value.month}月{value.day}日"
+        return wareki(value) if kind == "wdate" else f"{value.year}年{value.month}月{value.day}日"
     return str(value)
 
 
@@ -177,8 +178,10 @@ NUMBER_FORMATS = {
     "pct": "0.0%",
     "date": 'yyyy"年"m"月"d"日"',
     "datetime": 'yyyy"年"m"月"d"日" hh:mm',
+    "wdate": '[$-ja-JP]ggge"年"m"月"d"日"',
+    "wdatetime": '[$-ja-JP]ggge"年"m"月"d"日" hh:mm',
 }
-WIDTHS = {"int": 10, "pct": 9, "date": 16, "datetime": 20}
+WIDTHS = {"int": 10, "pct": 9, "date": 16, "datetime": 20, "wdate": 16, "wdatetime": 20}
 
 
 def _width(text: str) -> float:

@@ -325,7 +325,7 @@ def test_table_and_csv_formats(checked_ledger: Path) -> None:
         .invoke(main, ["check", str(checked_ledger), "--month", "2026-09", "--format", "csv"])
         .stdout_bytes
     )
-    assert raw.startswith("\ufeff".encode()) and "規則 rule".encode() in raw
+    assert raw.startswith("\ufeff".encode()) and "規則,条項,区分".encode() in raw and b"violation" not in raw
 
 
 def test_check_errors_are_one_clear_line_and_exit_2(tmp_path: Path, make_ledger) -> None:

@@ -449,3 +449,15 @@ def test_marimo_check_strict_passes() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wareki_dates_where_the_profile_asks(site: dict[str, Any], tmp_path: Path) -> None:
+    from compliance.deliverables import in_wareki, monthly_report
+    from kansa.report import csv_bytes, write_xlsx
+
+    monthly = in_wareki(monthly_report(load_review(site["db"], MONTH, verify=False)))
+    days = csv_bytes(monthly.sheets[1]).decode("utf-8-sig")
+    assert "令和8年9月" in days and "2026年" not in days
+    write_xlsx(monthly, tmp_path / "m.xlsx")
+    cell = load_workbook(tmp_path / "m.xlsx").worksheets[1]["A2"]
+    assert cell.number_format == NUMBER_FORMATS["wdate"] and cell.is_date
