@@ -166,7 +166,12 @@ class SeatBoard:
                 seat.call.recorded = True  # callback.received was written when it was connected
             elif seat.call.state != "ended":
                 raise SeatError(409, "not_ended", "the call has not ended")
-            if seat.call.direction == "outbound" and seat.call.answered_at and not seat.call.classification:
+            if (
+                seat.call.direction == "outbound"
+                and seat.call.answered_at
+                and not seat.call.classification
+                and not seat.call.recorded
+            ):
                 raise SeatError(409, "not_classified", "classify the call first: person or voicemail")
             seat.call.outcome = event or ""
             self._release(seat)
@@ -279,6 +284,8 @@ class Planned:
 
 
 class SeatPhone(Protocol):
+    """A Telephony; `hangup()`, when it has one, is the operator's hang-up button."""
+
     def dial(
         self,
         phone: str,
@@ -288,8 +295,6 @@ class SeatPhone(Protocol):
         caller_id: str | None = None,
         progress: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> DialResult: ...
-
-    def hangup(self) -> None: ...
 
 
 @dataclass
@@ -342,7 +347,7 @@ class SeatRunner:
             caller_id=planned.caller_id,
             started=at.isoformat(),
         )
-        self.board.start(self.seat, call, self.phone.hangup)
+        self.board.start(self.seat, call, getattr(self.phone, "hangup", None))
 
         def progress(state: str, info: dict[str, Any]) -> None:
             if state == "connected":

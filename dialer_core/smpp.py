@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import select
+import socket
 import sqlite3
 import threading
 import time
@@ -191,7 +192,7 @@ class Journal:
         ).fetchone()
         return None if found is None else str(found[0])
 
-    def add_receipt(self, smsc_id: str, message: str, status: str) -> list[str]:
+    def add_receipt(self, smsc_id: str, message: str | None, status: str) -> list[str]:
         """Stores a segment's receipt; the statuses of the message's receipts so far."""
         with self.lock:
             self.db.execute(
@@ -199,6 +200,13 @@ class Journal:
                 (smsc_id, message, status),
             )
             return [r[0] for r in self.db.execute("SELECT status FROM receipts WHERE message=?", (message,))]
+
+    def orphan(self, smsc_id: str) -> str | None:
+        """The status of a receipt kept without its message (it overtook the submission's answer)."""
+        found = self.db.execute(
+            "SELECT status FROM receipts WHERE smsc_id=? AND message IS NULL", (smsc_id,)
+        ).fetchone()
+        return None if found is None else str(found[0])
 
     def set_result(self, message: str, status: str) -> bool:
         """Records the message's result once; False if it already had one."""
@@ -309,6 +317,7 @@ class SmppGateway:
         )
         self.client = client
         client.connect()
+        client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # noqa: SLF001 (one PDU a write)
         response = client.bind_transceiver(
             system_id=cfg.system_id, password=cfg.password, system_type=cfg.system_type
         )
@@ -365,11 +374,18 @@ class SmppGateway:
         if pdu.command == "deliver_sm":
             self._deliver(pdu)
         elif pdu.command == "enquire_link":
-            self._send(smpplib.smpp.make_pdu("enquire_link_resp", client=self.client, sequence=pdu.sequence))
+            self._send(self._response("enquire_link_resp", pdu))
         elif pdu.command == "unbind":
             with contextlib.suppress(LinkLost):
-                self._send(smpplib.smpp.make_pdu("unbind_resp", client=self.client, sequence=pdu.sequence))
+                self._send(self._response("unbind_resp", pdu))
             raise LinkLost("the SMSC unbound")
+
+    def _response(self, command: str, request: Any) -> Any:
+        """A response PDU carrying the request's sequence number (smpplib's make_pdu ignores a
+        `sequence` argument: the attribute must be set after)."""
+        pdu = smpplib.smpp.make_pdu(command, client=self.client)
+        pdu.sequence = request.sequence
+        return pdu
 
     def _await(self, sequence: int, command: str) -> Any:
         """Reads until the answer to `sequence`, handling receipts meanwhile."""
@@ -475,6 +491,10 @@ class SmppGateway:
                 },
                 self.clock(),
             )
+            for smsc_id in smsc_ids:  # receipts that came before their submit_sm_resp
+                early = self.journal.orphan(smsc_id)
+                if early is not None:
+                    self._receipt(message, smsc_id, early)
             return Outcome(message, "sent", tuple(smsc_ids))
 
     def _submit(self, sms: Sms, part: bytes, concatenated: bool) -> Any:
@@ -529,7 +549,7 @@ class SmppGateway:
 
     def _deliver(self, pdu: Any) -> None:
         with contextlib.suppress(LinkLost):
-            self._send(smpplib.smpp.make_pdu("deliver_sm_resp", client=self.client, sequence=pdu.sequence))
+            self._send(self._response("deliver_sm_resp", pdu))
         if not int(pdu.esm_class or 0) & 0x04:  # a mobile-originated message, not a receipt
             return
         smsc_id, status = parse_receipt(pdu.short_message or b"")
@@ -542,15 +562,22 @@ class SmppGateway:
         if smsc_id is None or status is None:
             return
         message = self.journal.message_of(smsc_id)
-        if message is None:  # perhaps the receipt of an unconfirmed message: match its destination
-            message = self.journal.unconfirmed_to(self.journal.dest_hash(_text(pdu.source_addr)))
-            if message is None:
-                return
-            statuses = [status]
-        else:
-            statuses = self.journal.add_receipt(smsc_id, message, status)
-            if len(statuses) < self.journal.row(message)["segments"]:
-                return  # waits for every segment's receipt
+        if message is not None:
+            self._receipt(message, smsc_id, status)
+            return
+        # perhaps the receipt of an unconfirmed message: match its destination
+        message = self.journal.unconfirmed_to(self.journal.dest_hash(_text(pdu.source_addr)))
+        if message is not None:
+            self._result(message, [status])
+        else:  # or one that overtook its submit_sm_resp: kept until that id is known
+            self.journal.add_receipt(smsc_id, None, status)
+
+    def _receipt(self, message: str, smsc_id: str, status: str) -> None:
+        statuses = self.journal.add_receipt(smsc_id, message, status)
+        if len(statuses) >= self.journal.row(message)["segments"]:  # every segment's receipt is in
+            self._result(message, statuses)
+
+    def _result(self, message: str, statuses: list[str]) -> None:
         overall = "failed" if "failed" in statuses else "expired" if "expired" in statuses else "delivered"
         if self.journal.set_result(message, overall):
             carrier = self.journal.row(message)["carrier"]

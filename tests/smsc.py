@@ -44,6 +44,8 @@ class LoopbackSmsc:
     submitted: list[Submitted] = field(default_factory=list)
     throttled: int = 0
     binds: int = 0
+    receipts_sent: int = 0
+    receipts_failed: int = 0
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -127,8 +129,10 @@ class LoopbackSmsc:
                         ),
                         1.0,
                     )
+                    self.receipts_sent += 1
                     return
                 except Exception:  # a session the cut killed: forget it
+                    self.receipts_failed += 1
                     self._sessions = {k: v for k, v in self._sessions.items() if v is not session}
             await asyncio.sleep(0.05)
 

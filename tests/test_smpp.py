@@ -98,6 +98,8 @@ def test_bind_send_ucs2_and_receipt(tmp_path: Path, smsc: LoopbackSmsc) -> None:
     assert events.of("sms.result") == [
         {"message": outcome.message, "status": "delivered", "carrier": "docomo"}
     ]
+    wait_for(lambda: smsc.receipts_sent == 1, gw)  # our deliver_sm_resp answered the SMSC's sequence
+    assert smsc.receipts_failed == 0
     gw.close()
 
 
