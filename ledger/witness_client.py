@@ -19,6 +19,7 @@ know this log or key (404, 403): retried with backoff until the deadline.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +116,7 @@ def configured_witnesses(ledger: Ledger) -> list[WitnessConfig]:
     conn = connect(ledger.path, readonly=True)
     try:
         rows = conn.execute("SELECT name, url, vkey FROM witnesses ORDER BY name").fetchall()
-    except Exception:  # no table: no witness was ever added
+    except sqlite3.OperationalError:  # no such table: no witness was ever added
         return []
     finally:
         conn.close()
@@ -127,7 +128,7 @@ def last_cosigned(ledger: Ledger) -> dict[str, int]:
     conn = connect(ledger.path, readonly=True)
     try:
         return dict(conn.execute("SELECT name, size FROM witness_state").fetchall())
-    except Exception:
+    except sqlite3.OperationalError:
         return {}
     finally:
         conn.close()
