@@ -26,6 +26,7 @@ with app.setup:
         JST_NOTE,
         KPI_WORDS,
         RATE_KPIS,
+        STYLE,
         bar_chart,
         count,
         html_table,
@@ -71,11 +72,11 @@ def arguments():
 
 @app.cell
 def inputs(args):
-    ledger_input = mo.ui.text(value=args.ledger or "", label="台帳 ledger", full_width=True)
-    month_input = mo.ui.text(value=args.month or "", label="対象月 month (YYYY-MM)")
+    ledger_input = mo.ui.text(value=args.ledger or "", label="台帳のファイル", full_width=True)
+    month_input = mo.ui.text(value=args.month or "", label="対象月（YYYY-MM）")
     checkpoint_input = mo.ui.text(
         value=args.checkpoint or "",
-        label="チェックポイント checkpoint file (空欄=最新 blank = latest)",
+        label="チェックポイントのファイル（空欄＝最新）",
         full_width=True,
     )
     mo.vstack(
@@ -132,7 +133,7 @@ def verification(review, static):
         f"<h2>1. 台帳の検証</h2>{_status}"
         f"<p>対象月 <b>{month_ja(review.month)}</b>。判定の基準：台帳の記録 {_cp['size']:,} 件目まで"
         f"（最後の記録の受付 {jst(_cp['as_of'])}）。{JST_NOTE}</p>"
-        f'<details{" open" if static else ""}><summary>署名付きチェックポイント</summary>'
+        f"<details{' open' if static else ''}><summary>署名付きチェックポイント</summary>"
         f'<pre class="wrap">{review.note}</pre></details>'
     )
     return (verification_html,)
@@ -283,19 +284,22 @@ def layout(
         ]
     else:
 
+        def _tab(html):
+            return mo.Html(f"<style>{STYLE}</style>{CARD_STYLE}{html}")
+
         def _paged(rows):
             return mo.ui.table(rows, page_size=20, selection=None) if rows else mo.md("（なし）")
 
         _items = [
-            mo.Html(_title + cards_html),
+            mo.Html(f"<style>{STYLE}</style>" + _title + cards_html),
             mo.ui.tabs(
                 {
-                    "KPI": mo.Html(kpis_html),
-                    "番号ごとの架電": mo.vstack([mo.Html(attempts_intro), _paged(attempt_rows)]),
-                    "時間帯": mo.Html(hours_html),
-                    "所見": mo.Html(findings_html),
-                    "個人情報の管理": mo.vstack([mo.Html(custody_intro), _paged(custody_list)]),
-                    "台帳の検証": mo.Html(verification_html),
+                    "KPI": _tab(kpis_html),
+                    "番号ごとの架電": mo.vstack([_tab(attempts_intro), _paged(attempt_rows)]),
+                    "時間帯": _tab(hours_html),
+                    "所見": _tab(findings_html),
+                    "個人情報の管理": mo.vstack([_tab(custody_intro), _paged(custody_list)]),
+                    "台帳の検証": _tab(verification_html),
                 }
             ),
         ]
