@@ -24,7 +24,7 @@ from .checkpoint import CheckpointError
 from .merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from .note import NoteError, b64decode, b64encode
 from .policy import Policy
-from .store import Ledger
+from .reader import LedgerReader
 
 HEADER = "c2sp.org/tlog-proof@v1"
 
@@ -58,7 +58,7 @@ class Checked:
     leaf: bytes
 
 
-def make_receipt(ledger: Ledger, index: int) -> Receipt:
+def make_receipt(ledger: LedgerReader, index: int) -> Receipt:
     """A receipt for entry `index` against the ledger's latest checkpoint (with its cosignatures)."""
     latest = ledger.latest_checkpoint()
     if latest is None or index >= latest.size:

@@ -24,6 +24,7 @@ from .checkpoint import CheckpointError, parse_body
 from .cosignature import split_note
 from .merkle import NodeReader
 from .note import NoteError
+from .policy import Policy
 from .reader import LedgerReader
 
 TILE_HEIGHT = 8
@@ -236,10 +237,27 @@ def ledger_readers(ledger: LedgerReader) -> tuple[NodeReader, LeafReader]:
     return read, leaves
 
 
-def write_ledger_tiles(ledger: LedgerReader, directory: Path | str) -> Written:
-    """`kansa ledger tiles`: the ledger's tiles up to its latest checkpoint (with its cosignatures)."""
-    latest = ledger.latest_checkpoint()
+def write_ledger_tiles(
+    ledger: LedgerReader, directory: Path | str, *, policy: Policy | None = None
+) -> Written:
+    """`kansa ledger tiles`: the ledger's tiles up to its latest checkpoint (with its cosignatures).
+
+    With a policy, up to the latest checkpoint that is *published*: whose newest
+    row carries the policy's quorum of cosignatures.
+    """
+    rows = ledger.checkpoints()
+    if policy is not None:
+        rows = [row for row in rows if _meets(policy, row.note)]
+    latest = max(rows, key=lambda row: (row.size, row.seq), default=None)
     if latest is None:
-        raise TileError("the ledger has no checkpoint yet: sign one first (kansa ledger checkpoint)")
+        wanted = "with the policy's quorum of cosignatures " if policy is not None else ""
+        raise TileError(f"the ledger has no checkpoint {wanted}yet (kansa ledger checkpoint)")
     read, leaves = ledger_readers(ledger)
     return write_tiles(directory, latest.note, read, leaves)
+
+
+def _meets(policy: Policy, note: str) -> bool:
+    try:
+        return policy.check(note).met
+    except (NoteError, CheckpointError):
+        return False

@@ -27,7 +27,7 @@ from .checkpoint import CheckpointError
 from .merkle import ProofError
 from .note import NoteError, b64encode
 from .policy import Policy
-from .store import Ledger, LedgerError
+from .reader import LedgerError, LedgerReader
 from .witness import origin_hash
 
 Fetch = Callable[[str], str | None]  # URL -> body, None for 404; raises OSError/httpx.HTTPError
@@ -62,7 +62,7 @@ def verify_policy(path: Path | str, policy: Policy, *, fetch: Fetch | None = fet
     """Checks the ledger at `path` against `policy`; `fetch=None` skips asking the witnesses."""
     report = PolicyReport()
     try:
-        ledger = Ledger.open(path, readonly=True)
+        ledger = LedgerReader.open(path)
     except LedgerError as exc:
         report.fail(2, str(exc))
         return report
@@ -79,7 +79,7 @@ def verify_policy(path: Path | str, policy: Policy, *, fetch: Fetch | None = fet
     return report
 
 
-def _trust(ledger: Ledger, policy: Policy, report: PolicyReport) -> None:
+def _trust(ledger: LedgerReader, policy: Policy, report: PolicyReport) -> None:
     newest = {c.size: c for c in ledger.checkpoints()}  # later rows win
     for size in sorted(newest):
         try:
@@ -105,7 +105,9 @@ def _trust(ledger: Ledger, policy: Policy, report: PolicyReport) -> None:
         report.lines.append(f"waiting for cosignatures: checkpoint(s) of size {sizes}")
 
 
-def _ask(ledger: Ledger, policy: Policy, name: str, url: str, fetch: Fetch, report: PolicyReport) -> None:
+def _ask(
+    ledger: LedgerReader, policy: Policy, name: str, url: str, fetch: Fetch, report: PolicyReport
+) -> None:
     where = f"{url.rstrip('/')}/{origin_hash(ledger.origin)}/checkpoint"
     try:
         note = fetch(where)
@@ -168,9 +170,10 @@ def witness_status(path: Path | str, policy: Policy, *, size: int | None = None)
         "waiting": report.waiting,
         "problem": next((line for line in report.lines if line.startswith(("FAILED", "COULD NOT"))), None),
     }
-    with Ledger.open(path, readonly=True) as ledger:
-        rows = [c for c in ledger.checkpoints() if size is None or c.size == size]
-        chosen = max(rows, key=lambda c: (c.size, c.seq), default=None)
+    with LedgerReader.open(path) as ledger:
+        chosen = ledger.latest_checkpoint(max_size=size)
+    if chosen is not None and size is not None and chosen.size != size:
+        chosen = None
     if chosen is not None:
         status["size"] = chosen.size
         try:

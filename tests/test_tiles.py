@@ -136,3 +136,30 @@ def test_kansa_ledger_tiles_writes_the_ledger_and_refuses_a_huge_leaf(tmp_path: 
         led.sign_checkpoint(now=NOW)
     huge = subprocess.run([EXE, "ledger", "tiles", str(db), str(out)], capture_output=True, text=True)
     assert huge.returncode == 1 and "entry 300 is 70," in huge.stderr and "Traceback" not in huge.stderr
+
+
+def test_with_a_policy_only_a_checkpoint_with_the_quorum_is_published(tmp_path: Path) -> None:
+    from ledger.witness import Witness
+
+    db = tmp_path / "ledger.db"
+    subprocess.run([EXE, "ledger", "init", str(db), "--origin", "t.example/p", "--contract", "x"], check=True)
+    with Ledger.open(db, key_path=f"{db}.key") as led, Witness.init(tmp_path / "w", "w.example/1") as witness:
+        witness.add_log(led.origin, led.verifier.vkey, now=NOW)
+        led.append([Submission(event()) for _ in range(10)], now=NOW)
+        note = led.sign_checkpoint(now=NOW).note
+        led.add_cosigned_checkpoint(
+            note + witness.add_checkpoint(f"old 0\n\n{note}".encode(), now=NOW).body, now=NOW
+        )
+        led.append([Submission(event()) for _ in range(5)], now=NOW)
+        led.sign_checkpoint(now=NOW)  # 15 entries, not cosigned: waiting
+        (tmp_path / "policy").write_text(f"log {led.verifier.vkey}\nwitness w {witness.vkey}\nquorum w\n")
+    out = tmp_path / "tiles"
+    done = subprocess.run(
+        [EXE, "ledger", "tiles", str(db), str(out), "--policy", str(tmp_path / "policy")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "checkpoint").read_text().split("\n")[1] == "10" and (out / "tile/0/000.p/10").exists()
+    subprocess.run([EXE, "ledger", "tiles", str(db), str(out)], check=True, capture_output=True)
+    assert (out / "checkpoint").read_text().split("\n")[1] == "15"

@@ -272,10 +272,17 @@ def ledger_verify(
 @ledger.command("tiles")
 @click.argument("db", type=click.Path(exists=True, dir_okay=False))
 @click.argument("directory", type=click.Path(file_okay=False))
-def ledger_tiles(db: str, directory: str) -> None:
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Publish only up to the latest checkpoint that carries this tlog-policy's quorum.",
+)
+def ledger_tiles(db: str, directory: str, policy_file: str | None) -> None:
     """Write the log up to its latest checkpoint as static C2SP tlog-tiles in DIRECTORY (incrementally)."""
     with user_errors():
-        written = write_ledger_tiles(open_ledger(db), directory)
+        policy = load_policy(policy_file) if policy_file else None
+        written = write_ledger_tiles(open_ledger(db), directory, policy=policy)
         click.echo(
             f"{directory}: size {written.size} (was {written.previous}), {written.files - 1} new tile(s)"
             " and the checkpoint"
