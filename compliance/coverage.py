@@ -20,6 +20,8 @@ class Reads:
     what: str  # "{n}" is replaced by the count
     monthly: bool = True  # only the month's records (by `at`); else everything up to the checkpoint
     unit: str = "entries"  # entries | days | cases
+    # (SQL counting a subset with :month and :size, words when it is all, words with {n} when not)
+    detail: tuple[str, str, str] | None = None
 
 
 CALLS = ("call.dialed",)
@@ -64,9 +66,30 @@ READS: dict[str, Reads] = {
     "CALLERID-LANDLINE": Reads(
         ("callerid.registered", "callerid.retired"), "発信番号の登録・廃止 {n} 件を確認", monthly=False
     ),
-    "SMS-DESIGNATED": Reads(("sms.sent",), "SMS {n} 件が市の指定した対象者か確認"),
+    "SMS-DESIGNATED": Reads(
+        ("sms.sent",),
+        "SMS {n} 件が市の指定した対象者か確認",
+        detail=(
+            "SELECT count(*) FROM entries s WHERE s.type = 'sms.sent' AND s.idx < :size"
+            " AND substr(s.at, 1, 7) = :month AND EXISTS (SELECT 1 FROM entries d, json_each(d.leaf, '$.event.data.cases')"
+            " WHERE d.type = 'sms.designated' AND d.idx < s.idx AND json_each.value = s.case_ref)",
+            "すべて市の指定した対象者",
+            "うち市の指定した対象者は {n} 件のみ",
+        ),
+    ),
     "SMS-FREQUENCY": Reads(("sms.sent",), "SMS {n} 件の1人あたり送信回数を確認"),
-    "SMS-LOOKUP": Reads(("sms.sent",), "SMS {n} 件の事前のキャリア判定を確認"),
+    "SMS-LOOKUP": Reads(
+        ("sms.sent",),
+        "SMS {n} 件の事前のキャリア判定を確認",
+        detail=(
+            "SELECT count(*) FROM entries s WHERE s.type = 'sms.sent' AND s.idx < :size"
+            " AND substr(s.at, 1, 7) = :month AND EXISTS (SELECT 1 FROM entries l WHERE l.type = 'sms.lookup'"
+            " AND l.case_ref = s.case_ref AND l.idx < s.idx"
+            " AND json_extract(l.leaf, '$.event.data.number') = json_extract(s.leaf, '$.event.data.number'))",
+            "すべて送信前にキャリア判定あり",
+            "うち送信前にキャリア判定があったのは {n} 件のみ",
+        ),
+    ),
     "SMS-REASSIGNED": Reads(("sms.sent",), "SMS {n} 件の番号再割当の判定を確認"),
     "SMS-SENDER": Reads(("sms.sent",), "SMS {n} 件の送信元番号を確認"),
     "REPORT-DAILY": Reads(("report.submitted",), "提出された報告書 {n} 件の期限を確認", monthly=False),
@@ -118,5 +141,9 @@ def examined(conn: sqlite3.Connection, rules: list[str], month: str, size: int) 
             filters.append(("at__startswith", month))
         filters.append(("_sort", "idx"))
         text = reads.what.format(n=f"{n:,}") if n else "この月に確認する記録はありません（該当なし）"
+        if n and reads.detail is not None:
+            sql, every, some = reads.detail
+            part = int(conn.execute(sql, {"month": month, "size": size}).fetchone()[0])
+            text += "（" + (every if part == n else some.format(n=f"{part:,}")) + "）"
         out[rule] = Examined(rule, n, text, urlencode(filters) if n else "")
     return out

@@ -483,6 +483,11 @@ def test_month_page_accounts_for_every_clause(site: dict[str, Any], client: Clie
     assert len(listed.json()) == calls
     held = page.split('id="rule-RING-35"', 1)[1].split("</tr>", 1)[0]
     assert "✔</span> 適合" in held and "確認した記録の一覧" in held
+    lookup = page.split('id="rule-SMS-LOOKUP"', 1)[1].split("</tr>", 1)[0]
+    sent = conn.execute(
+        "SELECT count(*) FROM entries WHERE type = 'sms.sent' AND substr(at, 1, 7) = ?", (MONTH,)
+    ).fetchone()[0]
+    assert f"SMS {sent:,} 件の事前のキャリア判定を確認（すべて送信前にキャリア判定あり）" in lookup
     text = visible(page)
     assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]
 
