@@ -149,6 +149,7 @@ def word(kind: str, code: Any) -> str:
 
 SEVERITY_MARK = {"violation": "✘ 違反", "judgement": "△ 判断", "info": "参考", "pending": "⏳ 期限前"}
 
+
 def custody_words(kind: str, d: dict[str, Any]) -> str:
     if kind == "custody.received":
         enc = "暗号化あり" if d.get("encrypted") else "暗号化なし"
@@ -280,6 +281,16 @@ def html_table(rows: list[dict[str, Any]], *, empty: str = "（なし）") -> st
 MET, NOT_MET, TARGET, NEUTRAL = "#2b7bb9", "#c0392b", "#e67e22", "#2b7bb9"
 
 
+def _frame(title: str, width: int, height: int, left: float, plot_w: float, base: float) -> list[str]:
+    """The opening of a chart: the svg element, its title, the baseline."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}" class="kpi-chart" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="17" font-size="13">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#555"/>',
+    ]
+
+
 def bar_chart(
     title: str,
     points: list[tuple[str, float | None]],
@@ -300,10 +311,7 @@ def bar_chart(
     fmt = pct if rate else count
     base = height - pad_b
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}" class="kpi-chart" aria-label="{escape(title)}">',
-        f'<text x="{pad_l}" y="17" font-size="13">{escape(title)}</text>',
-        f'<line x1="{pad_l}" y1="{base}" x2="{pad_l + plot_w}" y2="{base}" stroke="#555"/>',
+        *_frame(title, width, height, pad_l, plot_w, base),
     ]
     for i, (label, value) in enumerate(points):
         x = pad_l + i * step + (step - bar) / 2
@@ -348,10 +356,7 @@ def stacked_bars(
     bar = min(28.0, step * 0.75)
     base = height - pad_b
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}" class="kpi-chart" aria-label="{escape(title)}">',
-        f'<text x="{pad_l}" y="17" font-size="13">{escape(title)}</text>',
-        f'<line x1="{pad_l}" y1="{base}" x2="{pad_l + plot_w}" y2="{base}" stroke="#555"/>',
+        *_frame(title, width, height, pad_l, plot_w, base),
         f'<text x="{pad_l - 4}" y="{pad_t + 8}" font-size="9" text-anchor="end">{count(top / 1.1)}</text>',
     ]
     for i, label in enumerate(labels):
