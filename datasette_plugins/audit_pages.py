@@ -117,9 +117,14 @@ async def month_page(request: Any, datasette: Any) -> Response:
     ).rows:
         counts.setdefault(r["rule"], {})[r["sev"]] = r["n"]
     rules = [c["rule"] for c in clauses]
-    seen = await datasette.get_database(LEDGER_DB).execute_fn(
-        lambda conn: examined(conn, rules, month, run["size"])
-    )
+    # A month at one checkpoint never changes: count once per (month, checkpoint size).
+    cache: dict[tuple[str, int, str], Any] = datasette.__dict__.setdefault("_kansa_examined", {})
+    key_seen = (month, run["size"], run["root"])
+    if key_seen not in cache:
+        cache[key_seen] = await datasette.get_database(LEDGER_DB).execute_fn(
+            lambda conn: examined(conn, rules, month, run["size"])
+        )
+    seen = cache[key_seen]
     rows = []
     tally: dict[str, int] = {}
     for c in sorted(clauses, key=lambda c: (_clause_key(c["clause"]), c["rule"])):
