@@ -383,15 +383,22 @@ def attempts_rows_from(
     """Per case and number, the month's calls: days, bands, weekend/holiday attempts, why it stopped."""
     calls = conn.execute(
         """SELECT d.idx, d.case_ref, json_extract(d.leaf, '$.event.data.number') AS number, d.at,
-                  json_extract(d.leaf, '$.event.data.result') AS result,
-                  (SELECT json_extract(o.leaf, '$.event.data.disposition') FROM entries o
-                   WHERE o.type = 'call.outcome' AND o.case_ref = d.case_ref AND o.idx < :size
-                     AND json_extract(o.leaf, '$.event.data.call') = json_extract(d.leaf, '$.event.data.call')
-                  ) AS disposition
+                  json_extract(d.leaf, '$.event.data.result'), json_extract(d.leaf, '$.event.data.call')
            FROM entries d WHERE d.type = 'call.dialed' AND d.idx < :size AND substr(d.at, 1, 7) = :month
            ORDER BY d.case_ref, number, d.idx""",
         {"size": size, "month": month},
     ).fetchall()
+    # Each call's outcome, by call id, for the cases called this month (one query, not one per call).
+    outcome = dict(
+        conn.execute(
+            """SELECT json_extract(leaf, '$.event.data.call'), json_extract(leaf, '$.event.data.disposition')
+               FROM entries WHERE type = 'call.outcome' AND idx < :size AND case_ref IN (
+                   SELECT DISTINCT case_ref FROM entries
+                   WHERE type = 'call.dialed' AND idx < :size AND substr(at, 1, 7) = :month)""",
+            {"size": size, "month": month},
+        ).fetchall()
+    )
+    calls = [(*c[:5], outcome.get(c[5])) for c in calls]
     stops = {
         r[0]
         for r in conn.execute("SELECT case_ref FROM entries WHERE type = 'case.stop' AND idx < ?", (size,))

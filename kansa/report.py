@@ -302,6 +302,8 @@ def render_city_report(
     profile = review.result.profile
     as_of = cp["as_of"]
     dated = jst(as_of).split(" ")[0] if as_of else ""
+    if as_of and profile is not None and profile.wareki:
+        dated = wareki(datetime.fromisoformat(str(as_of)).date())
     totals, days, numbers = monthly.sheets
     verified = review.verification
     check = (
