@@ -25,6 +25,31 @@ def default_key_path(db: Path | str) -> Path:
     return Path(f"{db}.key")
 
 
+def backup_ledger(db: Path | str, dest: Path | str) -> Path:
+    """A consistent copy of a ledger, even while it is being written, as one file (no -wal):
+    SQLite's online backup API, then the copy's journal switched off WAL. Verify it after."""
+    import sqlite3
+
+    db, dest = Path(db), Path(dest)
+    if dest.exists():
+        raise LedgerError(f"{dest} already exists")
+    with Ledger.open(db, readonly=True):  # a ledger, not just any SQLite file
+        pass
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    target = sqlite3.connect(str(dest))
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+    except BaseException:
+        target.close()
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    target.close()
+    return dest
+
+
 def init_ledger(
     db: Path | str, *, origin: str, contract: str, key_path: Path | str | None, now: datetime
 ) -> tuple[Ledger, Path]:

@@ -339,6 +339,8 @@ def create_app(
             if witnesses is not None:
                 witnesses.stop()
             reader.close()
+            # A clean stop leaves a database file that holds everything alone (no -wal needed).
+            ledger.checkpoint_wal()
 
     app = Starlette(
         routes=[

@@ -195,8 +195,11 @@ class Ledger(LedgerReader):
     """An open ledger file: the reader, plus appends and checkpoints. Use `Ledger.create` once,
     then `Ledger.open`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, signer: Signer | None) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, signer: Signer | None, *, writable: bool = True
+    ) -> None:
         super().__init__(path, conn)
+        self._writable = writable
         self.check_format()
         self.vocabulary: Vocabulary = load_vocabulary(self.vocabulary_name)
         if signer is not None and signer.verifier != self.verifier:
@@ -249,9 +252,25 @@ class Ledger(LedgerReader):
         signer = read_key(Path(key_path)) if key_path is not None else None
         try:
             conn = connect(path, readonly=readonly)
-            return cls(path, conn, signer)
+            return cls(path, conn, signer, writable=not readonly)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Closes the file; a writer first folds the WAL into the database file, so that the file
+        alone holds every committed entry (a copy of it is a complete ledger)."""
+        if self._writable:
+            self.checkpoint_wal()
+        super().close()
+
+    def checkpoint_wal(self) -> bool:
+        """`PRAGMA wal_checkpoint(TRUNCATE)`: True when the whole WAL is now in the database file
+        (False when a reader elsewhere kept part of it; it is folded in later)."""
+        try:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return False
+        return bool(busy == 0)
 
     def keys(self) -> dict[str, KeyRecord]:
         """Writers' keys as of the end of the ledger (kept up to date by appends)."""

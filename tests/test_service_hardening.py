@@ -4,18 +4,20 @@ with real `kansa` processes over real HTTP on loopback."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import register
-from test_service import EXE, Server, free_port
+from test_service import EXE, Server, body, free_port, now_event
 
 from dialer_core.client import OperatorClient
-from ledger import Ledger, Signer, write_key
+from ledger import Ledger, Signer, verify_ledger, write_key
 
 
 @pytest.fixture
@@ -118,3 +120,53 @@ def test_a_truncated_outbox_delivers_what_it_still_holds(
         timeout=120,
     )
     assert flagged.returncode == 1 and "lost-1 is delivered here but not in the ledger" in flagged.stderr
+
+
+# -- item 4: the file stands alone ------------------------------------------------------------------
+
+
+def post(server: Server, op: Signer, **data: object) -> httpx.Response:
+    ev = now_event(actor=op.name, **data)
+    return httpx.post(f"{server.url}/v1/events", json=body(op, ev), timeout=30)
+
+
+def test_after_a_clean_stop_the_database_file_alone_holds_everything(
+    server: Server, operator: Signer, tmp_path: Path
+) -> None:
+    acknowledged = {post(server, operator).json()["index"] for _ in range(50)}
+    assert Path(f"{server.db}-wal").exists()  # while it runs, the WAL is part of the ledger
+    backup = tmp_path / "backup" / "ledger.db"
+    backup.parent.mkdir()
+    made = subprocess.run(
+        [EXE, "ledger", "backup", str(server.db), str(backup)], capture_output=True, text=True
+    )
+    assert made.returncode == 0 and "OK: 51 entries" in made.stdout, made.stdout + made.stderr
+    assert not Path(f"{backup}-wal").exists()
+    server.stop()  # SIGTERM: a clean stop
+    alone = tmp_path / "alone" / "ledger.db"
+    alone.parent.mkdir()
+    shutil.copy(server.db, alone)  # the file only, as a careless backup would take it
+    report = verify_ledger(alone)
+    assert report.ok and report.size == 51
+    with Ledger.open(alone, readonly=True) as copy:
+        assert acknowledged <= {i for i, _, _ in copy.leaves()}
+    again = subprocess.run(
+        [EXE, "ledger", "backup", str(server.db), str(backup)], capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_the_demo_ledger_opens_without_its_wal(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    subprocess.run(
+        [EXE, "demo", "--out", str(out), "--months", "2026-09", "--scale", "0.02"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert (
+        not Path(f"{out / 'ledger.db'}-wal").exists() or Path(f"{out / 'ledger.db'}-wal").stat().st_size == 0
+    )
+    alone = tmp_path / "alone.db"
+    shutil.copy(out / "ledger.db", alone)
+    assert verify_ledger(alone).ok
