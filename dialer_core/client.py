@@ -22,10 +22,13 @@ from typing import Any
 import httpx
 
 from ledger import Signer, read_key
+from ledger.canonical import canonicalize
 from ledger.event import envelope
+from ledger.leaf import leaf_length_bound
 from ledger.note import b64encode
+from ledger.store import MAX_LEAF_BYTES
 from ledger.vocabulary import EventError, load_vocabulary
-from ledger.wire import FINAL_STATUSES, signed
+from ledger.wire import FINAL_STATUSES, MAX_BODY_BYTES, signed
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -236,9 +239,17 @@ class OperatorClient:
         event = envelope(kind, self.actor, data, at or now, event_id=event_id, written=now)
         self._vocabulary.validate(event)  # refuse locally what the ledger would refuse
         body = signed(event, self.signer)
+        text = json.dumps(body, ensure_ascii=False)
+        leaf = leaf_length_bound(canonicalize(event), self.signer.verifier.key_ref)
+        if leaf > MAX_LEAF_BYTES or len(text.encode("utf-8")) > MAX_BODY_BYTES:
+            # It could never be delivered: refuse it now rather than let it sit in the outbox.
+            raise EventError(
+                "event",
+                f"too large to deliver: its entry would be up to {leaf:,} bytes, at most {MAX_LEAF_BYTES:,}",
+            )
         self._db.execute(
             "INSERT INTO outbox (id, body, created) VALUES (?, ?, ?)",
-            (event["id"], json.dumps(body, ensure_ascii=False), now.isoformat()),
+            (event["id"], text, now.isoformat()),
         )
         return str(event["id"])
 

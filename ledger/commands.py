@@ -17,7 +17,7 @@ from .keyfile import write_key
 from .note import Signer, b64encode
 from .reader import LedgerReader
 from .store import Appended, AppendError, Ledger, LedgerError, Submission
-from .wire import is_signed, parse_signed
+from .wire import MAX_BODY_BYTES, is_signed, parse_signed
 
 
 def default_key_path(db: Path | str) -> Path:
@@ -83,6 +83,11 @@ def read_submissions(lines: Iterable[str]) -> tuple[list[Submission], list[int]]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_BODY_BYTES:
+            raise LineError(
+                number,
+                f"the line is {len(line):,} characters; a submission holds at most {MAX_BODY_BYTES:,} bytes",
+            )
         try:
             submissions.append(parse_submission(json.loads(line)))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError

@@ -48,6 +48,13 @@ def build_leaf(
     )
 
 
+def leaf_length_bound(event_bytes: bytes, key: str) -> int:
+    """The most bytes the leaf of this event can take at any index (up to 10**16): what a
+    writer checks before it records an event it could never deliver."""
+    received = "2026-01-01T00:00:00.000Z"  # every `received` has this length
+    return len(event_bytes) + len(build_leaf(b"", 10**16, bytes(32), received, key, bytes(64)))
+
+
 def event_bytes(leaf: bytes) -> bytes:
     """The event's RFC 8785 bytes, cut from a canonical leaf."""
     if not leaf.startswith(_HEAD):

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,19 +33,33 @@ from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
 from .note import b64encode
 from .reader import LedgerReader, StoredCheckpoint
-from .store import Appended, AppendError, Ledger, Submission
+from .store import Appended, AppendError, Ledger, StorageError, Submission, storage_error
 from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
 from .vocabulary import is_rfc3339
-from .wire import MALFORMED, WireError, appended_body, appended_status, error_body, parse_signed, status_of
+from .wire import (
+    MALFORMED,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    TOO_LARGE,
+    WireError,
+    appended_body,
+    appended_status,
+    error_body,
+    parse_signed,
+    status_of,
+)
 from .witness_client import BackgroundCosigning, configured_witnesses
 
 log = logging.getLogger(__name__)
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-MAX_BATCH = 1000
 MAX_ENTRIES_PAGE = 10_000
 
 Outcome = list[Appended] | AppendError
+# What a request is answered while the ledger file cannot be written: nothing was written,
+# retry after RETRY_AFTER seconds (507 Insufficient Storage, or 503 for any other cause).
+STORAGE_STATUS = {"full": 507, "unwritable": 503}
+RETRY_AFTER = 30
 Clock = Callable[[], datetime]
 
 
@@ -79,6 +94,7 @@ class GroupCommitter:
         self._checkpointed_size = ledger.size
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self.commits = 0
+        self.storage_problem: StorageError | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -126,13 +142,31 @@ class GroupCommitter:
             self._maybe_checkpoint()
             return not stop
 
+    def _storage(self, exc: sqlite3.Error) -> StorageError | None:
+        """Logs the cause of a storage problem once (not once per request), and returns it."""
+        problem = storage_error(exc)
+        if problem is not None and (
+            self.storage_problem is None or self.storage_problem.kind != problem.kind
+        ):
+            log.error(
+                "ledger writer: %s; answering %s until it is fixed",
+                problem.message,
+                STORAGE_STATUS[problem.kind],
+            )
+        self.storage_problem = problem
+        return problem
+
     def _commit(self, batch: list[_Request]) -> None:
         try:
             outcomes = self._ledger.append_groups([r.submissions for r in batch], now=self._clock())
         except BaseException as exc:  # the transaction was rolled back; nothing was written
+            problem = self._storage(exc) if isinstance(exc, sqlite3.Error) else None
             for request in batch:
-                request.future.set_exception(exc)
+                request.future.set_exception(problem or exc)
             return
+        if self.storage_problem is not None:
+            log.warning("ledger writer: the ledger file can be written again")
+            self.storage_problem = None
         self.commits += 1
         for request, outcome in zip(batch, outcomes, strict=True):
             request.future.set_result(outcome)
@@ -144,7 +178,12 @@ class GroupCommitter:
             and time.monotonic() - self._last_checkpoint >= self._config.checkpoint_seconds
         )
         if due:
-            stored = self._ledger.sign_checkpoint(now=self._clock())
+            try:
+                stored = self._ledger.sign_checkpoint(now=self._clock())
+            except sqlite3.Error as exc:
+                if self._storage(exc) is None:
+                    raise
+                return  # tried again next round
             if self._on_checkpoint is not None:
                 self._on_checkpoint(stored)
             self._checkpointed_size = size
@@ -177,6 +216,36 @@ def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
 _BadRequest = WireError
 
 
+def _storage_answer(problem: StorageError) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"{problem.message}; nothing was written, retry later"},
+        status_code=STORAGE_STATUS[problem.kind],
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
+
+
+class _TooLarge(Exception):
+    def __init__(self, message: str, field: str = "body") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+async def _read_limited(request: Request) -> bytes:
+    """The body, refused (before it is read whole) when over MAX_BODY_BYTES."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise _TooLarge(f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge(f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(
     ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None, key_policy: KeyPolicy | None = None
 ) -> Starlette:
@@ -193,8 +262,9 @@ def create_app(
     read_lock = threading.Lock()
 
     async def read_json(request: Request) -> Any:
+        raw = await _read_limited(request)
         try:
-            return json.loads(await request.body())
+            return json.loads(raw)
         except ValueError as exc:
             raise _BadRequest(f"the body is not JSON: {exc}", "body") from exc
 
@@ -203,7 +273,12 @@ def create_app(
             item = _parse_item(await read_json(request), clock)
         except _BadRequest as bad:
             return _error(MALFORMED, bad.message, bad.field)
-        outcome = await asyncio.wrap_future(committer.submit([item]))
+        except _TooLarge as big:
+            return _error(TOO_LARGE, big.message, big.field)
+        try:
+            outcome = await asyncio.wrap_future(committer.submit([item]))
+        except StorageError as problem:
+            return _storage_answer(problem)
         if isinstance(outcome, AppendError):
             return JSONResponse(error_body(outcome), status_code=status_of(outcome))
         (appended,) = outcome
@@ -214,12 +289,19 @@ def create_app(
             body = await read_json(request)
             if not isinstance(body, dict) or not isinstance(body.get("events"), list):
                 raise _BadRequest('a body of {"events": [{"event", "sig"}, ...]}', "events")
-            if not 0 < len(body["events"]) <= MAX_BATCH:
+            if len(body["events"]) > MAX_BATCH:
+                raise _TooLarge(f"a batch holds at most {MAX_BATCH} events", "events")
+            if not body["events"]:
                 raise _BadRequest(f"between 1 and {MAX_BATCH} events", "events")
             items = [_parse_item(v, clock, f"events[{i}].") for i, v in enumerate(body["events"])]
         except _BadRequest as bad:
             return _error(MALFORMED, bad.message, bad.field)
-        outcome = await asyncio.wrap_future(committer.submit(items))
+        except _TooLarge as big:
+            return _error(TOO_LARGE, big.message, big.field)
+        try:
+            outcome = await asyncio.wrap_future(committer.submit(items))
+        except StorageError as problem:
+            return _storage_answer(problem)
         if isinstance(outcome, AppendError):
             where = f"events[{outcome.position}]."
             return JSONResponse(error_body(outcome, where), status_code=status_of(outcome))
@@ -233,6 +315,8 @@ def create_app(
             body = await read_json(request)
         except _BadRequest as bad:
             return _error(MALFORMED, bad.message, bad.field)
+        except _TooLarge as big:
+            return _error(TOO_LARGE, big.message, big.field)
 
         def authorise() -> dict[str, Any]:
             # A fresh read-only view: the key table and the staff as committed right now.
@@ -249,7 +333,10 @@ def create_app(
             return _error(refused.status, refused.message, refused.field)
         except _BadRequest as bad:
             return _error(MALFORMED, bad.message, bad.field.replace("event.", "request."))
-        outcome = await asyncio.wrap_future(committer.submit([Submission(item.event)]))
+        try:
+            outcome = await asyncio.wrap_future(committer.submit([Submission(item.event)]))
+        except StorageError as problem:
+            return _storage_answer(problem)
         if isinstance(outcome, AppendError):
             return JSONResponse(error_body(outcome), status_code=status_of(outcome))
         (appended,) = outcome

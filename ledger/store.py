@@ -31,14 +31,18 @@ from .reader import LedgerError, LedgerReader, StoredCheckpoint, connect
 from .schema import FORMAT, SCHEMA
 from .vocabulary import EventError, Vocabulary, load_vocabulary
 
+# A leaf is one entry of a C2SP tlog-tiles entry bundle, whose length is a uint16.
+MAX_LEAF_BYTES = 65_535
+
 
 class AppendError(Exception):
     """Why a batch was refused. Nothing of the batch was written.
 
     `kind` is `invalid` (the event does not fit the vocabulary), `conflict`
-    (its id is taken by a different event) or `signature` (unknown or revoked
-    key, or a bad signature); `position` is the event's place in the batch.
-ledger.wire says which HTTP status each kind answers with.
+    (its id is taken by a different event), `signature` (unknown or revoked
+    key, or a bad signature) or `too_large` (its leaf would exceed
+    MAX_LEAF_BYTES); `position` is the event's place in the batch.
+    ledger.wire says which HTTP status each kind answers with.
     """
 
     def __init__(self, position: int, kind: str, field: str, message: str) -> None:
@@ -86,6 +90,41 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StorageError(Exception):
+    """The ledger file cannot be written just now (`full`: no space left; `unwritable`: a
+    read-only file or file system, an I/O error). Nothing of the append was written; the same
+    append can succeed once the cause is gone."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError | None:
+    """The StorageError an SQLite error stands for, if it is about the file rather than the data."""
+    text = str(exc).lower()
+    if "full" in text:
+        return StorageError("full", f"no space left for the ledger ({exc})")
+    if any(word in text for word in ("readonly", "read-only", "i/o error", "unable to open")):
+        return StorageError("unwritable", f"the ledger file cannot be written ({exc})")
+    return None
+
+
+def check_writable(path: Path | str) -> None:
+    """Raises LedgerError when the ledger file or its directory (where SQLite keeps -wal and
+    -shm) cannot be written: a service must not start on a ledger it cannot append to."""
+    path = Path(path)
+    for target in (path, path.parent, Path(f"{path}-wal")):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise LedgerError(f"cannot write {target}: read-only file or file system, or no permission")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as exc:
+        raise LedgerError(f"cannot write {path}: {exc.strerror}") from exc
+    os.close(fd)
 
 
 _THREADED_BATCH = 64
@@ -292,7 +331,7 @@ class Ledger(LedgerReader):
             )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return self._stored_checkpoint(note)
 
@@ -345,7 +384,7 @@ class Ledger(LedgerReader):
                 self._conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         state.ids = {}
         self._state = state
@@ -390,7 +429,7 @@ class Ledger(LedgerReader):
                     for position, item in enumerate(items):
                         try:
                             self._stage_one(
-                                group, position, item, state, stored_ids, staged, duplicates, crypto
+                                group, position, item, state, stored_ids, staged, duplicates, crypto, received
                             )
                         except AppendError:
                             crypto.raise_first_failure(since=mark, before=position)
@@ -450,6 +489,7 @@ class Ledger(LedgerReader):
         staged: list[tuple[int, int, int, dict[str, Any], bytes, str]],
         duplicates: list[tuple[int, int, int]],
         crypto: _Crypto,
+        received: str,
     ) -> None:
         event = item.event
         try:
@@ -473,6 +513,16 @@ class Ledger(LedgerReader):
             return
         index = state.size
         key_ref = self._queue_signature(position, item, event, event_bytes, state, index, crypto)
+        # The leaf is the event plus a fixed-shape envelope; its length is known before signing.
+        length = len(event_bytes) + len(build_leaf(b"", index, ZERO_HASH, received, key_ref, bytes(64)))
+        if length > MAX_LEAF_BYTES:
+            raise AppendError(
+                position,
+                "too_large",
+                "event",
+                f"the entry would be {length:,} bytes; an entry holds at most {MAX_LEAF_BYTES:,}"
+                " (C2SP tlog-tiles)",
+            )
         if event["type"] in KEY_EVENT_TYPES:
             try:
                 record = parse_key_event(event, index, state.keys)
@@ -521,6 +571,12 @@ class Ledger(LedgerReader):
         crypto.verify(position, event_bytes, public_key, signature, key_ref)
         return key_ref
 
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (a full disk, an I/O error); a second
+        # ROLLBACK would then raise "no transaction is active" and hide the real cause.
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
     def _require_signer(self) -> Signer:
         if self._signer is None:
             raise LedgerError("this needs the ledger's signing key (open the ledger with its key file)")
@@ -553,6 +609,9 @@ def _statements(script: str) -> list[str]:
 
 
 __all__ = [
+    "StorageError",
+    "check_writable",
+    "storage_error",
     "AppendError",
     "Appended",
     "KeyRecord",

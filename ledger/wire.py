@@ -17,8 +17,13 @@ from .store import Appended, AppendError, Signature, Submission
 
 # The HTTP status each kind of AppendError answers with. A client must not
 # retry these: the same event would be refused again.
-STATUS: dict[str, int] = {"invalid": 422, "conflict": 409, "signature": 401}
+STATUS: dict[str, int] = {"invalid": 422, "conflict": 409, "signature": 401, "too_large": 413}
 FINAL_STATUSES = frozenset(STATUS.values())
+# The largest request body the service reads (a submission, or a batch of them), and the
+# most submissions in one batch. An entry's own limit is the store's MAX_LEAF_BYTES.
+MAX_BODY_BYTES = 1 << 20
+MAX_BATCH = 1000
+TOO_LARGE = STATUS["too_large"]
 # A body that is not a submission at all (not JSON, wrong shape) is refused as invalid.
 MALFORMED = STATUS["invalid"]
 
@@ -86,6 +91,9 @@ def appended_status(*appended: Appended) -> int:
 
 __all__ = [
     "FINAL_STATUSES",
+    "MAX_BATCH",
+    "MAX_BODY_BYTES",
+    "TOO_LARGE",
     "MALFORMED",
     "STATUS",
     "WireError",

@@ -33,13 +33,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, port: int) -> None:
+    def __init__(self, db: Path, port: int, log: Path | None = None) -> None:
         self.db, self.port = db, port
+        self.log_path = log or Path(f"{db}.serve.log")
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log = open(f"{self.db}.serve.log", "ab")  # noqa: SIM115 (closed by stop or kill)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed by stop or kill)
         self.proc = subprocess.Popen(
             [EXE, "ledger", "serve", str(self.db), "--port", str(self.port), "--checkpoint-entries", "500"],
             stdout=subprocess.DEVNULL,
@@ -52,7 +53,7 @@ class Server:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise RuntimeError("server did not start: " + Path(f"{self.db}.serve.log").read_text())
+        raise RuntimeError("server did not start: " + self.log_path.read_text())
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -4,20 +4,23 @@ with real `kansa` processes over real HTTP on loopback."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import register
+from conftest import event, register
 from test_service import EXE, Server, body, free_port, now_event
 
-from dialer_core.client import OperatorClient
+from dialer_core.client import EventError, OperatorClient
 from ledger import Ledger, Signer, verify_ledger, write_key
+from ledger.wire import MAX_BATCH, MAX_BODY_BYTES
 
 
 @pytest.fixture
@@ -170,3 +173,137 @@ def test_the_demo_ledger_opens_without_its_wal(tmp_path: Path) -> None:
     alone = tmp_path / "alone.db"
     shutil.copy(out / "ledger.db", alone)
     assert verify_ledger(alone).ok
+
+
+# -- item 2: size limits ------------------------------------------------------------------------------
+
+
+def test_oversized_requests_are_refused_before_they_are_read(server: Server, operator: Signer) -> None:
+    size = len(ledger_ids(server.db))
+    declared = httpx.post(
+        f"{server.url}/v1/events",
+        content=b"{" + b" " * MAX_BODY_BYTES + b"}",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # 100 MB without a Content-Length
+        for _ in range(1600):
+            yield b" " * 65536
+
+    try:
+        streamed = httpx.post(f"{server.url}/v1/events", content=chunks(), timeout=60)
+        assert streamed.status_code == 413
+    except httpx.TransportError:
+        pass  # answered 413 and closed while we were still sending
+    # A signed event under 1 MiB whose leaf would exceed 65,535 bytes.
+    big = post(server, operator, terminal="t" * 70_000)
+    assert big.status_code == 413 and "65,535" in big.json()["error"]
+    many = [body(operator, now_event(actor=operator.name)) for _ in range(MAX_BATCH + 1)]
+    batch = httpx.post(f"{server.url}/v1/events:batch", json={"events": many}, timeout=30)
+    assert batch.status_code == 413
+    assert len(ledger_ids(server.db)) == size  # nothing of it reached the ledger
+    assert post(server, operator).status_code == 201  # and the service goes on
+
+
+def test_kansa_ledger_append_refuses_an_oversized_line(tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    subprocess.run([EXE, "ledger", "init", str(db), "--origin", "t.example/l", "--contract", "c"], check=True)
+    small = json.dumps(event())
+    huge = json.dumps(event(terminal="t" * 70_000))
+    result = subprocess.run(
+        [EXE, "ledger", "append", str(db), "-"], input=f"{small}\n{huge}\n", capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "line 2:" in result.stderr and "65,535" in result.stderr and "nothing" in result.stderr
+    assert ledger_ids(db) == set()
+
+
+def test_the_client_refuses_what_it_could_never_deliver_and_413_does_not_block(
+    server: Server, operator: Signer, tmp_path: Path
+) -> None:
+    with OperatorClient(server.url, operator, tmp_path / "outbox.db") as client:
+        with pytest.raises(EventError, match="too large"):
+            client.record("access.login", {"person": "op01", "terminal": "t" * 70_000, "success": True})
+        assert client.pending() == 0
+        # An oversized event already in an outbox (an older client wrote it) is refused as final...
+        huge = event(actor="op01", terminal="t" * 70_000, at=datetime.now(UTC).isoformat())
+        client._db.execute(
+            "INSERT INTO outbox (id, body, created) VALUES (?, ?, 'x')",
+            (huge["id"], json.dumps(body(operator, huge))),
+        )
+        after = client.record("access.login", {"person": "op01", "terminal": "t1", "success": True})
+        report = client.deliver(deadline=time.monotonic() + 10)
+        # ... and what was behind it is delivered.
+        assert (report.delivered, report.rejected, report.pending) == (1, 1, 0)
+        assert client.entry_of(after) is not None
+        assert client.rejected()[0][1].startswith("413")
+
+
+# -- item 3: a full disk and a read-only file -------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_answers_507_keeps_reading_and_resumes(operator: Signer, tmp_path: Path) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        db = mnt / "ledger.db"
+        subprocess.run(
+            [EXE, "ledger", "init", str(db), "--origin", "t.example/full", "--contract", "x"],
+            check=True,
+            capture_output=True,
+        )
+        with Ledger.open(db, key_path=f"{db}.key") as led:
+            led.append([register(operator)], now=datetime.now(UTC))
+        server_log = tmp_path / "serve.log"
+        srv = Server(db, free_port(), log=server_log)
+        srv.start()
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * (shutil.disk_usage(mnt).free - 96 * 1024))
+        acknowledged: dict[str, int] = {}
+        answer = None
+        for _ in range(2000):
+            ev = now_event(actor=operator.name, terminal="t" * 3000)
+            answer = httpx.post(f"{srv.url}/v1/events", json=body(operator, ev), timeout=30)
+            if answer.status_code != 201:
+                break
+            acknowledged[ev["id"]] = answer.json()["index"]
+        assert answer is not None and answer.status_code == 507, answer.text
+        assert int(answer.headers["retry-after"]) > 0 and "no space left" in answer.json()["error"]
+        assert len(acknowledged) >= 1
+        again = post(srv, operator)
+        assert again.status_code == 507  # still full: still 507, still no 500
+        assert httpx.get(f"{srv.url}/healthz", timeout=10).status_code == 200  # reads go on
+        assert httpx.get(f"{srv.url}/v1/entries?from=0&to=3", timeout=10).status_code == 200
+        filler.unlink()  # space is back: appends resume without a restart
+        resumed = now_event(actor=operator.name)
+        ok = httpx.post(f"{srv.url}/v1/events", json=body(operator, resumed), timeout=30)
+        assert ok.status_code == 201
+        acknowledged[resumed["id"]] = ok.json()["index"]
+        srv.stop()
+        log = server_log.read_text()
+        assert log.count("no space left") == 1 and "cannot rollback" not in log, log
+        with Ledger.open(db, readonly=True) as led:
+            held = {json.loads(leaf)["event"]["id"]: i for i, leaf, _ in led.leaves()}
+        assert all(held.get(i) == index for i, index in acknowledged.items())  # nothing acknowledged lost
+        assert verify_ledger(db).ok
+
+        # A service on a ledger it cannot write (a read-only view of it) refuses to start, with one line.
+        readonly = tmp_path / "ro"
+        readonly.mkdir()
+        subprocess.run(["mount", "--bind", str(mnt), str(readonly)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(readonly)], check=True)
+        refused = subprocess.run(
+            [EXE, "ledger", "serve", str(readonly / "ledger.db"), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "cannot write" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -113,7 +113,9 @@ def test_upper_level_tiles_hold_the_roots_of_full_tiles_below() -> None:
         tile_bytes(Tile(1, 1, 18), tree.read, tree.read_leaves, 70_000)
 
 
-def test_kansa_ledger_tiles_writes_the_ledger_and_refuses_a_huge_leaf(tmp_path: Path) -> None:
+def test_kansa_ledger_tiles_writes_the_ledger_and_refuses_a_huge_leaf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "ledger.db"
     subprocess.run([EXE, "ledger", "init", str(db), "--origin", "t.example/l", "--contract", "x"], check=True)
     with Ledger.open(db, key_path=f"{db}.key") as led:
@@ -131,6 +133,9 @@ def test_kansa_ledger_tiles_writes_the_ledger_and_refuses_a_huge_leaf(tmp_path: 
     assert again.returncode == 0 and "0 new tile(s)" in again.stdout
 
     # A leaf over 65,535 bytes, written before the ledger limited leaf sizes: refused, naming its index.
+    import ledger.store
+
+    monkeypatch.setattr(ledger.store, "MAX_LEAF_BYTES", 1 << 30)  # as the store was before the limit
     with Ledger.open(db, key_path=f"{db}.key") as led:
         led.append([Submission(event(person="x" * 70_000))], now=NOW)
         led.sign_checkpoint(now=NOW)

@@ -354,6 +354,7 @@ def ledger_serve(
     from contract.staff import designated
     from ledger.hosting import create_hosting_app, open_directory
     from ledger.service import ServiceConfig, create_app
+    from ledger.store import check_writable
 
     config = ServiceConfig(checkpoint_seconds, checkpoint_entries)
     key_policy = designated(key_requests_from) if key_requests_from else None
@@ -363,6 +364,7 @@ def ledger_serve(
                 raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
             app = create_hosting_app(open_directory(db), clock=now, config=config, key_policy=key_policy)
         else:
+            check_writable(db)  # refuse to start rather than answer every append with an error
             target = open_ledger(db, key, signing=True)
             app = create_app(target, clock=now, config=config, key_policy=key_policy)
     uvicorn.run(app, host=host, port=port, log_level="warning")
