@@ -119,3 +119,30 @@ LOOKUP_JA = {
     "notblank": "空欄でない",
 }
 PARAMETER_JA = {"month": "対象月（例 2026-09）", "batch": "バッチ（例 B2026-09）", "case": "案件の参照番号"}
+
+
+TIME_COLUMNS = {"at", "received", "signed_at", "as_of"}
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str | None, datasette: Any) -> Any:
+    """In the raw tables: times in JST as Japanese documents write them, event types and
+    severities in words, each with the stored value (the evidence) kept small beside it."""
+    if getattr(datasette, "kansa_site", None) is None:
+        return None
+    from compliance.present import WORDS
+
+    words = {"type": "event", "severity": "severity"}.get(column)
+    if words is not None and isinstance(value, str) and value in WORDS[words]:
+        return Markup(f"{escape(WORDS[words][value])}<br><small>{escape(value)}</small>")
+    if column not in TIME_COLUMNS:
+        return None
+    if not isinstance(value, str) or len(value) < 20 or value[4] != "-" or value[10] != "T":
+        return None
+    from compliance.present import jst
+
+    try:
+        shown = jst(value, seconds=True)
+    except ValueError:
+        return None
+    return Markup(f"{escape(shown)}<br><small>{escape(value)}</small>")

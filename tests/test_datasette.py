@@ -523,3 +523,13 @@ def test_attempts_and_custody_pages(site: dict[str, Any], client: Client) -> Non
     assert "custody.received" not in custody
     for text in (visible(page), visible(custody)):
         assert not [code for code in ENGLISH_CODES if re.search(rf"\b{code}\b", text)]
+
+
+def test_raw_tables_show_jst_and_words_beside_the_stored_values(client: Client) -> None:
+    client.login("alice", PASSWORD)
+    page = client.get("/ledger/entries?type=call.dialed&_size=5").text
+    assert "架電<br><small>call.dialed</small>" in page
+    received = re.search(r"(\d{4})年(\d+)月(\d+)日 (\d\d:\d\d:\d\d)<br><small>([^<]+Z)</small>", page)
+    assert received is not None  # the UTC receipt shown in JST, the stored text beside it
+    findings = client.get("/compliance/findings").text
+    assert "違反<br><small>violation</small>" in findings
