@@ -66,6 +66,7 @@ REASONS = {
     "other": "その他（架電停止の希望など）",
 }
 CATEGORY_JA = {code: words for words, code in CATEGORIES.items()}  # as the city's file writes them
+COURSES = {"laws_manual": "法令・業務マニュアル", "privacy": "個人情報保護", "phone": "電話応対"}
 Clock = Callable[[], datetime]
 
 
@@ -83,9 +84,12 @@ class Session:
 
 @dataclass
 class Writer:
-    """One person's outbox client; the lock keeps recording and delivery one at a time."""
+    """One person's outbox: `client` records (request threads, under `lock`), `courier`, its own
+    connection to the same outbox, delivers (the courier thread only), so a page never waits
+    behind a delivery to a slow ledger service."""
 
     client: OperatorClient
+    courier: OperatorClient
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -110,6 +114,7 @@ class Console:
         self.clock = clock
         self.profile = load_profile(config.profile)
         self.board = Board(config.ledger_copy, self.profile)
+        self.board.refresh(force=True)
         config.outboxes.mkdir(parents=True, exist_ok=True)
         self.board.load_outboxes(sorted(config.outboxes.glob("*.outbox")))
         self.documents = Documents(config.documents)
@@ -131,14 +136,14 @@ class Console:
         with self._writers_lock:
             writer = self.writers.get(signer.name)
             if writer is None or writer.client.signer.verifier != signer.verifier:
+                outbox = self.config.outboxes / f"{signer.name}.outbox"
                 client = OperatorClient(
-                    self.config.ledger_url,
-                    signer,
-                    self.config.outboxes / f"{signer.name}.outbox",
-                    clock=self.clock,
-                    http=self._http,
+                    self.config.ledger_url, signer, outbox, clock=self.clock, http=self._http
                 )
-                writer = Writer(client)
+                courier = OperatorClient(
+                    self.config.ledger_url, signer, outbox, clock=self.clock, http=self._http
+                )
+                writer = Writer(client, courier)
                 self.writers[signer.name] = writer
             return writer
 
@@ -152,16 +157,19 @@ class Console:
         """One delivery round over every outbox; returns what is still pending."""
         pending = 0
         for writer in list(self.writers.values()):
-            with writer.lock:
-                if writer.client.pending():
-                    # A deadline of now: one try per event; a failure waits for the next round.
-                    pending += writer.client.deliver(deadline=time.monotonic()).pending
+            if writer.courier.pending():
+                # A deadline of now: one try per event; a failure waits for the next round.
+                pending += writer.courier.deliver(deadline=time.monotonic()).pending
         return pending
 
     def _deliver_forever(self) -> None:
+        """The courier thread: delivers the outboxes and keeps the board up to date with the
+        ledger, so no page reads the ledger file itself."""
         while not self._stop.wait(self.deliver_every):
             with contextlib.suppress(Exception):  # the next round tries again
                 self.deliver_once()
+            with contextlib.suppress(Exception):
+                self.board.refresh()
 
     def start(self) -> None:
         self._courier.start()
@@ -174,6 +182,7 @@ class Console:
             self.deliver_once()
         for writer in self.writers.values():
             writer.client.close()
+            writer.courier.close()
         self.documents.close()
         self.store.close()
 
@@ -294,6 +303,11 @@ def create_app(console: Console) -> Starlette:
         CATEGORY_JA=CATEGORY_JA,
     )
     env.filters["hm"] = lambda d: d.astimezone(TOKYO).strftime("%m/%d %H:%M") if d else ""
+    # A deadline at midnight is "by the end of" the day before: 09/25（金）中.
+    env.filters["by_day"] = lambda d: (
+        f"{(d.astimezone(TOKYO) - timedelta(seconds=1)):%m/%d}（{'月火水木金土日'[(d.astimezone(TOKYO) - timedelta(seconds=1)).weekday()]}）中"
+    )
+    env.globals["COURSES"] = COURSES
     env.filters["yen"] = lambda n: f"{n:,}円"
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f}%"
 
@@ -478,7 +492,18 @@ def create_app(console: Console) -> Starlette:
 
     def op_context(session: Session) -> dict[str, Any]:
         today = console.clock().astimezone(TOKYO).date()
-        return {"figures": console.board.figures(today, actor=session.person), **script_context()}
+        writer = console.writers.get(session.person)
+        unsent = 0
+        if writer is not None and writer.lock.acquire(timeout=0.05):  # never wait behind a delivery
+            try:
+                unsent = writer.client.pending()
+            finally:
+                writer.lock.release()
+        return {
+            "figures": console.board.figures(today, actor=session.person),
+            "unsent": unsent,
+            **script_context(),
+        }
 
     @action("operator")
     async def op_ready(request: Request, session: Session, _form: FormData) -> Response:

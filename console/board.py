@@ -111,7 +111,7 @@ class Board:
             self._sorted = None
 
     def events(self, *types: str) -> list[Event]:
-        self.refresh()
+        """In memory: `refresh` (the console's courier thread) brings the ledger's new entries."""
         with self._lock:
             if self._sorted is None:
                 self._sorted = sorted(
@@ -142,7 +142,15 @@ class Board:
 
         def person(name: str) -> dict[str, Any]:
             return people.setdefault(
-                name, {"person": name, "roles": set(), "trained": [], "pledged": None, "keys": []}
+                name,
+                {
+                    "person": name,
+                    "roles": set(),
+                    "trained": [],
+                    "pledged": None,
+                    "keys": [],
+                    "designated": False,
+                },
             )
 
         for e in self.events(
@@ -156,6 +164,7 @@ class Board:
             d = e.data
             if e.type == "staff.designated":
                 person(d["person"])["roles"].add(d["role"])
+                person(d["person"])["designated"] = True
             elif e.type == "staff.revoked":
                 person(d["person"])["roles"].discard(d["role"])
             elif e.type == "staff.trained":

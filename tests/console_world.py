@@ -154,7 +154,7 @@ class SimPhone:
         if progress is not None:
             progress("connected", {})
         while not self._hung.is_set():
-            if self.board.wait_classified(self.seat, 0.05) is not None:
+            if self.board.wait_classified(self.seat, 0.5) is not None:
                 break
         return DialResult("answered", 8, self.clock(), answered_at=answered)
 
@@ -297,16 +297,35 @@ class World:
             time.sleep(0.1)
 
 
-def targets_csv() -> bytes:
+def targets_csv(more: int = 0) -> bytes:
+    """The city's file: RESIDENTS, then `more` made-up residents with a mobile number each."""
+    rows = list(RESIDENTS) + [
+        (
+            f"202609-{i + 10:05d}",
+            f"長岡 住民{i}",
+            f"090-{i // 10000:04d}-{i % 10000:04d}",
+            "",
+            "初期滞納",
+            1000 + i,
+        )
+        for i in range(more)
+    ]
     lines = ["案件番号,氏名,電話番号1,電話番号2,滞納区分,滞納額,住所"]
-    for number, name, one, two, category, amount in RESIDENTS:
+    for number, name, one, two, category, amount in rows:
         lines.append(f"{number},{name},{one},{two},{category},{amount},新潟県長岡市幸町2-1")
     return ("\r\n".join(lines) + "\r\n").encode("cp932")
 
 
-def build_world(root: Path, *, start: datetime | None = None) -> World:
+def operator_passphrase(person: str) -> str:
+    return PASSPHRASES.get(person, f"pass-of-{person}")
+
+
+def build_world(
+    root: Path, *, start: datetime | None = None, operators: int = 1, more_residents: int = 0
+) -> World:
     """The ledger as the month's first calling days left it: staff trained and pledged, keys,
-    two outgoing landlines, the schedule, the city's file imported, the documents approved."""
+    two outgoing landlines, the schedule, the city's file imported, the documents approved.
+    Operators are op01 (and op002, op003, ... with `operators` > 1, for the benchmark)."""
     root.mkdir(parents=True, exist_ok=True)
     profile = load_profile(CONTRACT)
     setup_at = t("2026-09-18 09:00")
@@ -325,17 +344,18 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
             {"id": str(uuid.uuid4()), "type": type_, "at": at.isoformat(), "actor": actor, "data": data}
         )
 
+    ops = ["op01", *(f"op{i:03d}" for i in range(2, operators + 1))]
     for person, role in (
         ("city01", "city"),
         ("mgr01", "manager"),
         ("cus01", "custodian"),
-        ("op01", "operator"),
+        *((op, "operator") for op in ops),
     ):
         add("staff.designated", "system", person=person, role=role, by="city01")
     people = {}
-    for person in ("op01", "mgr01", "city01"):
+    for person in (*ops, "mgr01", "city01"):
         signer = Signer.generate(person)
-        write_sealed(keys / f"{person}.sealed", signer, PASSPHRASES[person], **FAST)
+        write_sealed(keys / f"{person}.sealed", signer, operator_passphrase(person), **FAST)
         people[person] = signer
     device = Signer.generate("console01")
     write_key(root / "console01.key", device)
@@ -349,7 +369,7 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
             public_key=base64.b64encode(v.public_key).decode(),
             holder=v.name,
         )
-    for person in ("mgr01", "op01"):
+    for person in ("mgr01", *ops):
         for course in ("laws_manual", "privacy", "phone"):
             add("staff.trained", "system", 2, person=person, course=course, by="mgr01")
         add("staff.pledged", "system", 2, person=person, sha256="ab" * 32, to="city01")
@@ -366,7 +386,7 @@ def build_world(root: Path, *, start: datetime | None = None) -> World:
     )
     add("access.login", "cus01", 5, person="cus01", terminal="custody", success=True)
     targets = root / "targets.csv"
-    targets.write_bytes(targets_csv())
+    targets.write_bytes(targets_csv(more_residents))
     store = DataStore(root / "store.db")
     parsed = import_targets(
         targets,

@@ -56,7 +56,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     w = build_world(tmp_path / "center")
-    w.start(w.cases[:5], answer_after=0.4)
+    w.start(w.cases[:5], answer_after=1.5)  # long enough to see it ring on a loaded machine
     yield w
     w.stop()
 

@@ -89,6 +89,14 @@ def answered_call(world: World, client: httpx.Client, csrf: str, case: int, kind
     page = client.get("/op/call").text
     match = re.search(r'name="call" value="([^"]+)"', page)
     assert match
+    # The loop writes call.dialed once the call has ended: wait for it, so it is not counted
+    # as something a refused form wrote.
+    while not any(
+        s["call"] and s["call"]["call"] == match.group(1) and s["call"]["recorded"]
+        for s in world.loop.board.all()
+    ):
+        assert time.time() < deadline, "the loop never recorded the call"
+        time.sleep(0.02)
     return match.group(1)
 
 

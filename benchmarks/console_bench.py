@@ -1,0 +1,258 @@
+"""The operators' console under 200 simulated operators, over HTTP, against one console process.
+
+    .venv/bin/python benchmarks/console_bench.py [--operators 200] [--calls 3]
+
+One `kansa console serve` process; the ledger service and the dialling loop's seats
+(dialer_core.seats with simulated phones that answer at once) in this process. Each simulated
+operator signs in, presses ready, and works its calls as the browser would: the waiting page,
+the long poll of the seat, the resident's page (access.viewed made durable first), the
+classification, the outcome form. Prints p50/p95/max of
+
+- ready -> call shown: from pressing ready (or the previous outcome's answer) until the
+  resident's page arrived (target < 100 ms at 200 operators);
+- submit -> recorded: the outcome form's POST until its answer (signed and durable in the
+  operator's outbox; target < 100 ms);
+- outbox lag: from that answer until the ledger service received the event (`received`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from console_world import (  # noqa: E402
+    LOOP_TOKEN,
+    Loop,
+    Served,
+    build_world,
+    free_port,
+    operator_passphrase,
+)
+
+from contract.calendar import TOKYO  # noqa: E402
+from ledger import Ledger  # noqa: E402
+from ledger.service import ServiceConfig  # noqa: E402
+from ledger.service import create_app as create_service  # noqa: E402
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+CALL = re.compile(r'name="call" value="([^"]+)"')
+VERSION = re.compile(r'data-poll-version="(\d+)"')
+
+
+def wall() -> datetime:
+    return datetime.now(TOKYO)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def report(name: str, values: list[float]) -> None:
+    ms = [v * 1000 for v in values]
+    print(
+        f"{name:28s} n={len(ms):4d}  p50 {statistics.median(ms):7.1f} ms  p95 {pct(ms, 95):7.1f} ms"
+        f"  max {max(ms):7.1f} ms"
+    )
+
+
+STAGE: dict[str, str] = {}  # person -> what it is doing (printed if the run hangs)
+
+
+async def operator(
+    url: str,
+    person: str,
+    seat: str,
+    calls: int,
+    shown: list[float],
+    recorded: list[float],
+    submitted: dict[str, float],
+) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+        pre = CSRF.search((await c.get("/signin")).text)
+        assert pre
+        answer = await c.post(
+            "/signin",
+            data={
+                "csrf": pre.group(1),
+                "person": person,
+                "passphrase": operator_passphrase(person),
+                "role": "operator",
+                "seat": seat,
+            },
+        )
+        assert answer.status_code == 303, answer.text[:300]
+        home = CSRF.search((await c.get("/op")).text)
+        assert home
+        csrf = home.group(1)
+        start = time.perf_counter()
+        STAGE[person] = "ready"
+        assert (await c.post("/op/ready", data={"csrf": csrf})).status_code == 303
+        for k in range(calls):
+            STAGE[person] = f"call {k}: waiting"
+            page = (await c.get("/op/call")).text
+            while 'id="resident"' not in page:
+                version = VERSION.search(page)
+                params = {"version": version.group(1)} if version else {}
+                await c.get("/op/seat.json", params=params)
+                page = (await c.get("/op/call")).text
+            shown.append(time.perf_counter() - start)
+            STAGE[person] = f"call {k}: classify"
+            assert (await c.post("/op/classify", data={"csrf": csrf, "kind": "person"})).status_code == 303
+            form = CALL.search((await c.get("/op/call")).text)
+            assert form
+            t0 = time.perf_counter()
+            STAGE[person] = f"call {k}: outcome"
+            answer = await c.post(
+                "/op/outcome",
+                data={
+                    "csrf": csrf,
+                    "call": form.group(1),
+                    "party": "other",
+                    "disposition": "number_unusable",
+                },
+            )
+            assert answer.status_code == 303, answer.text[:500]
+            recorded.append(time.perf_counter() - t0)
+            submitted[form.group(1)] = time.time()
+            start = time.perf_counter()
+        STAGE[person] = "done"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--operators", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=3)
+    args = parser.parse_args()
+    n, calls = args.operators, args.calls
+    with tempfile.TemporaryDirectory(prefix="console-bench-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        # A seat dials once more after its operator's last call: one case more each.
+        world = build_world(root / "center", operators=n, more_residents=n * (calls + 1))
+        print(f"set-up: {n} operators, {len(world.cases)} cases in {time.perf_counter() - t0:.1f} s")
+
+        def make_service() -> object:
+            led = Ledger.open(world.ledger_path, key_path=world.key_path)
+            return create_service(led, clock=wall, config=ServiceConfig(checkpoint_seconds=3600))
+
+        service = Served(make_service).start()
+        seats = [f"b{i:03d}" for i in range(n)]
+        loop = Loop(world.ledger_path, world.key_path, wall, 0.0, seats).start()  # type: ignore[arg-type]
+        loop.queue.extend((case, "1") for case in world.cases[6:])
+        (root / "loop.token").write_text(LOOP_TOKEN)
+        port = free_port()
+        c = world.config
+        config = root / "console.toml"
+        config.write_text(
+            "[console]\n"
+            + "".join(
+                f"{k} = {json.dumps(str(v))}\n"
+                for k, v in {
+                    "ledger_url": service.url,
+                    "ledger_copy": c.ledger_copy,
+                    "loop_url": loop.api.url,
+                    "loop_token_file": root / "loop.token",
+                    "store": c.store,
+                    "keys": c.keys,
+                    "outboxes": c.outboxes,
+                    "documents": c.documents,
+                    "device_key": c.device_key,
+                }.items()
+            )
+            + f"port = {port}\n",
+            encoding="utf-8",
+        )
+        exe = str(Path(sys.executable).parent / "kansa")
+        log = open(root / "console.log", "wb")  # noqa: SIM115 (closed below)
+        proc = subprocess.Popen(
+            [exe, "console", "serve", str(config)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    httpx.get(f"{url}/signin", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.time() < deadline and proc.poll() is None, "the console did not start"
+                    time.sleep(0.2)
+            shown: list[float] = []
+            recorded: list[float] = []
+            submitted: dict[str, float] = {}
+            people = ["op01", *(f"op{i:03d}" for i in range(2, n + 1))]
+
+            async def everyone() -> None:
+                await asyncio.gather(
+                    *(
+                        operator(url, person, seat, calls, shown, recorded, submitted)
+                        for person, seat in zip(people, seats, strict=True)
+                    )
+                )
+
+            t0 = time.perf_counter()
+
+            def watchdog() -> None:
+                time.sleep(float(os.environ.get("CONSOLE_BENCH_WATCHDOG", "600")))
+                stuck = {p: st for p, st in STAGE.items() if st != "done"}
+                print(f"still running after the watchdog: {len(stuck)}, e.g. {list(stuck.items())[:5]}")
+                print("seats:", [s["state"] for s in loop.board.all()])
+                print("console log:", (root / "console.log").read_text(errors="replace")[-2500:])
+
+            threading.Thread(target=watchdog, daemon=True).start()
+            try:
+                asyncio.run(everyone())
+            except BaseException:
+                print(f"the console exited with {proc.poll()}; its log ends with:")
+                print((root / "console.log").read_text(errors="replace")[-3000:])
+                raise
+            took = time.perf_counter() - t0
+            rate = n * calls / took
+            print(f"{n} operators x {calls} calls: {n * calls} calls in {took:.1f} s ({rate:.0f} calls/s)")
+            report("ready -> call shown", shown)
+            report("submit -> recorded", recorded)
+            # Outbox lag: until the ledger service received each outcome.
+            received: dict[str, float] = {}
+            deadline = time.time() + 120
+            while len(received) < len(submitted) and time.time() < deadline:
+                time.sleep(0.5)
+                with Ledger.open(world.ledger_path, readonly=True) as led:
+                    for _i, leaf, _h in led.leaves():
+                        entry = json.loads(leaf)
+                        if entry["event"]["type"] == "call.outcome":
+                            received[entry["event"]["data"]["call"]] = datetime.fromisoformat(
+                                entry["received"]
+                            ).timestamp()
+            lags = [received[call] - at for call, at in submitted.items() if call in received]
+            report("outbox lag (to the ledger)", lags)
+            if len(lags) < len(submitted):
+                print(f"  {len(submitted) - len(lags)} outcomes had not reached the ledger after 120 s")
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            log.close()
+            loop.stop()
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()
