@@ -48,7 +48,7 @@ from .wire import (
     parse_signed,
     status_of,
 )
-from .witness_client import BackgroundCosigning, configured_witnesses
+from .witness_client import BackgroundCosigning, configured_witnesses, lacks_cosignatures
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +418,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if witnesses is not None:
             witnesses.start()
+            with read_lock:
+                latest = reader.latest_checkpoint()
+            if latest is not None and lacks_cosignatures(reader, latest):
+                witnesses.submit(latest)  # one left uncosigned before a restart is asked again
         committer.start()
         try:
             yield

@@ -30,9 +30,17 @@ from datetime import datetime
 import httpx
 
 from .checkpoint import Checkpoint, parse_body
-from .cosignature import CosignerKey, SignatureLine, add_signatures, parse_signature_line, split_note
+from .cosignature import (
+    CosignerKey,
+    SignatureLine,
+    add_signatures,
+    cosignatures,
+    parse_signature_line,
+    split_note,
+)
 from .merkle import ProofError
 from .note import NoteError, b64encode, valid_key_name
+from .reader import LedgerReader
 from .store import Ledger, LedgerError, StoredCheckpoint, connect, format_time
 
 SCHEMA = """
@@ -112,7 +120,7 @@ def add_witness(ledger: Ledger, *, name: str, url: str, vkey: str, now: datetime
     return WitnessConfig(name, url.rstrip("/"), key)
 
 
-def configured_witnesses(ledger: Ledger) -> list[WitnessConfig]:
+def configured_witnesses(ledger: LedgerReader) -> list[WitnessConfig]:
     conn = connect(ledger.path, readonly=True)
     try:
         rows = conn.execute("SELECT name, url, vkey FROM witnesses ORDER BY name").fetchall()
@@ -123,7 +131,17 @@ def configured_witnesses(ledger: Ledger) -> list[WitnessConfig]:
     return [WitnessConfig(name, url, CosignerKey.parse(vkey)) for name, url, vkey in rows]
 
 
-def last_cosigned(ledger: Ledger) -> dict[str, int]:
+def lacks_cosignatures(ledger: LedgerReader, stored: StoredCheckpoint) -> bool:
+    """Whether some configured witness has not (validly) cosigned this stored checkpoint."""
+    witnesses = configured_witnesses(ledger)
+    try:
+        found = cosignatures(stored.note, [w.key for w in witnesses])
+    except NoteError:
+        return True
+    return len(found) < len(witnesses)
+
+
+def last_cosigned(ledger: LedgerReader) -> dict[str, int]:
     """Witness name -> the size it last cosigned for this ledger, as far as the ledger knows."""
     conn = connect(ledger.path, readonly=True)
     try:

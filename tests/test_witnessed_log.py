@@ -6,6 +6,7 @@ sends them; `kansa ledger verify --policy` holds the ledger to a C2SP tlog-polic
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -152,6 +153,10 @@ def test_a_forked_log_is_refused_and_the_evidence_kept(setup: Setup) -> None:
         assert len(evidence) == 1 and evidence[0].status == 422
         assert evidence[0].request.startswith(fork_body)  # the fork, signed by the log's key
         assert evidence[0].latest_note is not None and evidence[0].latest_note.startswith(honest_body)
+    printed = kansa("witness", "evidence", str(setup.dirs["B"]), "--origin", ORIGIN)
+    (kept,) = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert kept["status"] == 422 and kept["refused"].startswith(fork_body)
+    assert kept["cosigned"].startswith(honest_body)
     # The honest ledger verifies under the policy; the fork does not: the witnesses remember otherwise.
     assert (
         kansa("ledger", "verify", str(setup.db), "--policy", str(setup.policy("2", urls=True))).returncode

@@ -117,3 +117,25 @@ def test_served_checkpoints_are_cosigned_and_tiles_match_the_static_ones(
     text = log.read_text()
     assert "WITNESS REFUSED the checkpoint of size 15" in text
     assert "has cosigned size 300 but this checkpoint has only 15 entries" in text
+
+
+def test_a_checkpoint_left_uncosigned_is_sent_again_after_a_restart(
+    tmp_path: Path, witness: tuple[Path, Served, CosignerKey]
+) -> None:
+    db, served_witness, key = witness
+    served_witness.stop()
+    args = ["ledger", "serve", str(db), "--checkpoint-seconds", "0.2"]
+    log = tmp_path / "serve.log"
+    service = Served(args, log, probe="/healthz").start()
+    try:
+        append(db, 7)
+        note = wait_for(f"{service.url}/checkpoint", lambda t: "\n7\n" in t)
+        assert not cosignatures(note, [key])
+    finally:
+        service.stop()
+    served_witness.start()
+    service = Served(args, log, probe="/healthz").start()
+    try:
+        wait_for(f"{service.url}/checkpoint", lambda t: "\n7\n" in t and bool(cosignatures(t, [key])))
+    finally:
+        service.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from ledger.witness import Witness, create_witness_app
@@ -46,3 +48,26 @@ def witness_serve(directory: str, host: str, port: int) -> None:
     with user_errors():
         opened = Witness(directory)
     uvicorn.run(create_witness_app(opened, clock=now), host=host, port=port, log_level="warning")
+
+
+@witness.command("evidence")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@click.option("--origin", default=None, help="Only this log's.")
+def witness_evidence(directory: str, origin: str | None) -> None:
+    """Print the refused checkpoints kept as evidence (JSON Lines): each signed by the log, beside
+    the checkpoint it contradicts (a fork or a rollback)."""
+    with user_errors(), Witness(directory) as opened:
+        for kept in opened.evidence(origin):
+            click.echo(
+                json.dumps(
+                    {
+                        "origin": kept.origin,
+                        "received_at": kept.received_at,
+                        "status": kept.status,
+                        "reason": kept.reason,
+                        "refused": kept.request,
+                        "cosigned": kept.latest_note,
+                    },
+                    ensure_ascii=False,
+                )
+            )
