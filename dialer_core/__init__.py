@@ -7,7 +7,7 @@ It writes to the ledger and reads only the contract profile and calendar from
 """
 
 from .campaign import Campaign, CampaignError, check_feasible, plan_days
-from .client import OperatorClient, key_registration, local_transport, new_key
+from .client import OperatorClient, key_registration, new_key
 from .datastore import DataStore, DataStoreError, Destroyed, Resident
 from .scheduler import CaseProgress, NumberProgress, Scheduler, Slot
 from .targets import TargetFileError, import_targets, parse_targets
@@ -28,7 +28,6 @@ __all__ = [
     "check_feasible",
     "import_targets",
     "key_registration",
-    "local_transport",
     "new_key",
     "parse_targets",
     "plan_days",

@@ -203,7 +203,6 @@ class OperatorClient:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         http: httpx.Client | None = None,
         timeout: float = 10.0,
-        transport: Callable[[str], httpx.Response] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.signer = key if isinstance(key, Signer) else read_key(Path(key))
@@ -211,7 +210,6 @@ class OperatorClient:
         self._clock = clock
         self._vocabulary = load_vocabulary()
         self._http = http or httpx.Client(timeout=timeout)
-        self._transport = transport or self._post
         self.outbox = Path(outbox)
         problem = _outbox_problem(self.outbox)
         self.salvage = salvage_outbox(self.outbox, problem, now=clock()) if problem else None
@@ -312,7 +310,7 @@ class OperatorClient:
             seq, event_id, body = row
             self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             try:
-                response = self._transport(body)
+                response = self._post(body)
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 response = None
@@ -357,22 +355,6 @@ def key_registration(signer: Signer, *, by: str, now: datetime) -> dict[str, Any
     return envelope("key.registered", by, data, now)
 
 
-def local_transport(ledger: Any, clock: Callable[[], datetime]) -> Callable[[str], httpx.Response]:
-    """Delivery straight into a Ledger on this host, answering as the service would (for the demo)."""
-    from ledger import AppendError
-    from ledger.wire import appended_body, appended_status, error_body, parse_signed, status_of
-
-    def send(body: str) -> httpx.Response:
-        item = parse_signed(json.loads(body))
-        try:
-            (appended,) = ledger.append([item], now=clock())
-        except AppendError as exc:
-            return httpx.Response(status_of(exc), json=error_body(exc))
-        return httpx.Response(appended_status(appended), json=appended_body(appended))
-
-    return send
-
-
 __all__ = [
     "DeliveryReport",
     "OutboxStatus",
@@ -380,6 +362,5 @@ __all__ = [
     "EventError",
     "OperatorClient",
     "key_registration",
-    "local_transport",
     "new_key",
 ]

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 from ledger.event import uuid7
 
 from .adapters import DialResult
+from .dialer import dialed_data
 
 Record = Callable[[str, dict[str, Any], datetime], None]
 STATES = ("offline", "paused", "ready", "dialing", "ringing", "connected", "wrap_up")
@@ -369,17 +370,7 @@ class SeatRunner:
             ring_s=result.ring_s,
             result=result.result,
         )
-        data: dict[str, Any] = {
-            "case": planned.case,
-            "number": planned.number,
-            "call": call.call,
-            "caller_id": planned.caller_id,
-            "ended_at": result.ended_at.isoformat(),
-            "ring_s": result.ring_s,
-            "result": result.result,
-        }
-        if result.result == "voicemail":
-            data["message_left"] = bool(result.message_left)
+        data = dialed_data(planned.case, planned.number, call.call, planned.caller_id, result)
         answered = result.answered_at is not None or result.result == "answered"
         if answered and result.result == "answered":
             classification = self.board.wait_classified(self.seat, self.classify_timeout_s)

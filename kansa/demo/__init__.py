@@ -75,8 +75,11 @@ def run_demo(
     world = World(
         ledger, store, profile, out, seed=seed, scale=scale, clock_offset=clock_offset, is_weekday=is_weekday
     )
-    world.set_up(month_days(months[0])[0], out)
-    reports = [world.run_month(month, progress) for month in months]
+    try:
+        world.set_up(month_days(months[0])[0], out)
+        reports = [world.run_month(month, progress) for month in months]
+    finally:
+        world.close()
     store.close()
     checks = []
     for month in months:

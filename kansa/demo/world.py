@@ -18,23 +18,31 @@ import csv
 import hashlib
 import io
 import json
+import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import httpx
+from starlette.testclient import TestClient
 
 from contract.calendar import TOKYO, add_business_days, month_days
 from contract.profile import Profile
 from dialer_core.adapters import Simulator
 from dialer_core.campaign import Campaign, IsWeekday, national_is_weekday, plan_days
-from dialer_core.client import OperatorClient, local_transport
+from dialer_core.client import OperatorClient
 from dialer_core.datastore import DataStore
-from dialer_core.scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
+from dialer_core.dialer import Dialer, Dialled
+from dialer_core.scheduler import CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
 from dialer_core.targets import import_targets
 from ledger import Ledger, Signer, Submission
+from ledger.commands import default_key_path
 from ledger.event import envelope, uuid7
+from ledger.service import ServiceConfig, create_app
 
 FAMILY = [
     "佐藤",
@@ -80,6 +88,7 @@ GIVEN = [
 ]
 CATEGORIES = ["初期滞納", "長期・高額滞納", "分納不履行", "その他"]
 STAFF = [("city01", "city"), ("mgr01", "manager"), ("cus01", "custodian")]
+SERVICE_URL = "http://ledger.demo"  # the service's app, reached in-process (no socket)
 OPERATORS = [f"op{i:02d}" for i in range(1, 6)]
 
 
@@ -134,6 +143,8 @@ class World:
     scale: float = 1.0
     clock_offset: timedelta = timedelta(0)
     is_weekday: IsWeekday = national_is_weekday
+    key_path: Path | None = None  # the ledger's key (default: beside it), for the service
+    service: TestClient | None = None
     operators: dict[str, OperatorClient] = field(default_factory=dict)
     pending: list[tuple[datetime, int, Submission]] = field(default_factory=list)
     sim: Simulator = field(init=False)
@@ -192,7 +203,33 @@ class World:
 
     # -- set-up ---------------------------------------------------------------------------
 
+    def start_service(self) -> None:
+        """The ledger service's own ASGI app (lifespan included), in this process, on simulated time.
+
+        The operators' clients deliver through it exactly as over the network: its
+        answers, its group commit and its clock-skew check (against the simulated
+        clock) are the real ones. It signs no checkpoints of its own: the demo signs
+        one at the end of each month.
+        """
+        key_path = self.key_path or default_key_path(self.ledger.path)
+        self._service_ledger = Ledger.open(self.ledger.path, key_path=key_path)
+        config = ServiceConfig(checkpoint_seconds=math.inf, checkpoint_entries=sys.maxsize)
+        app = create_app(self._service_ledger, clock=lambda: self.clock, config=config)
+        self.service = TestClient(app, base_url=SERVICE_URL, raise_server_exceptions=True)
+        self.service.__enter__()  # runs the lifespan: the writer thread starts
+
+    def close(self) -> None:
+        """Stops the service (its writer thread), then closes the operators' clients."""
+        if self.service is not None:
+            self.service.__exit__(None, None, None)
+            self.service = None
+            self._service_ledger.close()
+        for client in self.operators.values():
+            client.close()
+
     def set_up(self, first: date, keys_dir: Path) -> None:
+        self.start_service()
+        assert self.service is not None
         start = at(first - timedelta(days=1), "09:00")
         for person, role in STAFF:
             self.write("staff.designated", start, "system", person=person, role=role, by="city01")
@@ -217,11 +254,11 @@ class World:
                 holder=op,
             )
             self.operators[op] = OperatorClient(
-                "local",
+                SERVICE_URL,
                 signer,
                 keys_dir / f"{op}.outbox",
                 clock=lambda: self.clock,
-                transport=local_transport(self.ledger, lambda: self.clock),
+                http=cast(httpx.Client, self.service),
             )
         self.login("mgr01", start - timedelta(minutes=10), set())
         self.flush()
@@ -314,21 +351,20 @@ class World:
         )
         self.flush()
 
-        # Slots at the same minute go in the order of the city's file: case refs are random by
-        # design, and ordering by them would make the same seed draw differently on each run.
-        place = {ref: i for i, ref in enumerate(cases)}
-
-        def in_order(slot: Slot) -> tuple[datetime, int, str, bool]:
-            return (slot.at, place[slot.case], slot.number, slot.callback)
-
-        queue: list[Slot] = []
-        for i, case_progress in enumerate(cases.values()):
-            for number in case_progress.numbers:
-                slot = scheduler.first_slot(case_progress, number, i + int(number))
-                if slot is not None:
-                    queue.append(slot)
-        refused: list[tuple[Slot, str]] = []
-        calls = sms_sent = sms_blocked = 0
+        lines = self._lines
+        dialer = Dialer(
+            scheduler,
+            cases,
+            self.sim,
+            phone_of=lambda case, number: self.store.read(case).numbers[int(number) - 1],
+            record=lambda kind, moment, data: self.write(kind, moment, "system", **data),
+            hand_over=lambda dialled: self._operator(scheduler, dialled),
+            caller_id=lambda: lines[self.rng.randrange(2)],
+            call_id=self.new_call_id,
+            is_weekday=self.is_weekday,
+            actual_time=lambda planned: planned + self.clock_offset,
+        )
+        sms_sent = sms_blocked = 0
         stop_day = days[1]
         for day in days:
             if progress is not None:
@@ -345,24 +381,7 @@ class World:
             if day == send_day:
                 sent, blocked = self._sms_pass(cases, sms_cases, send_at, batch)
                 sms_sent, sms_blocked = sms_sent + sent, sms_blocked + blocked
-            today = sorted((s for s in queue if s.at.date() == day), key=in_order)
-            queue = [s for s in queue if s.at.date() != day]
-            while today:
-                slot = today.pop(0)
-                progress_ = cases[slot.case]
-                reason = scheduler.refuse(progress_, slot.number, slot.at, callback=slot.callback)
-                if reason is not None:
-                    refused.append((slot, reason))
-                    # Refused only for variation (a callback came first): try the next compliant slot.
-                    retry = None if slot.callback else scheduler.next_slot(progress_, slot.number)
-                    if retry is not None and retry.at > slot.at:
-                        (today if retry.at.date() == day else queue).append(retry)
-                        today.sort(key=in_order)
-                    continue
-                calls += 1
-                for new in self._call(scheduler, progress_, slot, day):
-                    (today if new.at.date() == day else queue).append(new)
-                today.sort(key=in_order)
+            dialer.run_day(day)
             self._callbacks_after_hours(day, cases)
             # The manager's daily report, the next morning (N: by 12:00 the next day).
             report_day = day + timedelta(days=1)
@@ -375,41 +394,19 @@ class World:
         self._report("sms", send_day.isoformat(), at(sms_report_day, "10:00"), {"sent": sms_sent})
         monthly_day = add_business_days(days[-1], 1)  # the work ends on the last scheduled day
         self.login("mgr01", at(monthly_day, "09:00"), logged)
-        self._report("monthly", month, at(monthly_day, "15:00"), {"calls": calls})
+        self._report("monthly", month, at(monthly_day, "15:00"), {"calls": dialer.calls})
         self.flush()
         self.ledger.sign_checkpoint(now=self.clock)
-        return MonthReport(month, campaign, len(cases), calls, refused, sms_sent, sms_blocked)
+        return MonthReport(month, campaign, len(cases), dialer.calls, dialer.refused, sms_sent, sms_blocked)
 
     def _report(self, kind: str, covers: str, moment: datetime, body: dict[str, Any]) -> None:
         digest = hashlib.sha256(json.dumps({"kind": kind, "covers": covers, **body}).encode()).hexdigest()
         self.write("report.submitted", moment, "mgr01", kind=kind, covers=covers, sha256=digest, to="city01")
 
-    def _call(self, scheduler: Scheduler, progress: CaseProgress, slot: Slot, day: date) -> list[Slot]:
-        """Dials (as the core), talks (as the operator), and returns the slots it makes due."""
-        sim = self.sim
-        real = slot.at + self.clock_offset  # what the wall clock really said when the core dialled
-        weekday = self.is_weekday(day)
-        # The core reads the number it dials from the encrypted store (a machine: no access.viewed);
-        # it goes to the telephony adapter and nowhere else.
-        phone = self.store.read(slot.case).numbers[int(slot.number) - 1]
-        result = sim.dial(phone, real, weekday=weekday)
-        call_id = self.new_call_id()
-        extra = {"message_left": True} if result.result == "voicemail" else {}
-        self.write(
-            "call.dialed",
-            real,
-            "system",
-            case=slot.case,
-            number=slot.number,
-            call=call_id,
-            caller_id=self._lines[self.rng.randrange(2)],
-            ended_at=result.ended_at.isoformat(),
-            ring_s=result.ring_s,
-            result=result.result,
-            **extra,
-        )
-        number = progress.numbers[slot.number]
-        number.attempts.append(Attempt(slot.at, scheduler.band_of(slot.at), result.result, slot.callback))
+    def _operator(self, scheduler: Scheduler, dialled: Dialled) -> list[Slot]:
+        """A simulated operator takes the ended call: talks, records, escalates; returns callback slots."""
+        sim, slot, day, real, result = self.sim, dialled.slot, dialled.day, dialled.at, dialled.result
+        progress, number, call_id = dialled.case, dialled.number, dialled.call
         operator = OPERATORS[self.rng.randrange(len(OPERATORS))]
         written = result.ended_at + timedelta(minutes=1)
         outcome: dict[str, Any] = {
@@ -479,11 +476,6 @@ class World:
         self.operators[operator].record("call.outcome", outcome, at=written)
         if result.result in ("no_answer", "voicemail") and self.rng.random() < 0.05:
             self._callback_in(slot.case, real + timedelta(minutes=self.rng.randrange(30, 120)), scheduler)
-        # A requested time comes on top of the regular attempts (the contract's callback on the
-        # third call is a fourth call): replacing them could leave no day for the third attempt.
-        follow = scheduler.next_slot(progress, slot.number)
-        if follow is not None:
-            new.append(follow)
         return new
 
     def _callback_in(self, case: str, moment: datetime, scheduler: Scheduler) -> None:
