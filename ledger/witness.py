@@ -289,10 +289,12 @@ class Witness:
             if request.proof:
                 return Answer(422, "a consistency proof from size 0 must be empty\n")
         elif request.old == checkpoint.size:
-            if request.proof or checkpoint.root != latest_root:
+            if checkpoint.root != latest_root:
                 reason = f"same size {checkpoint.size} as the cosigned checkpoint but another root (a fork)"
                 self._keep(request, 422, reason, latest_note, now)
                 return Answer(422, reason + "\n")
+            if request.proof:
+                return Answer(422, "the same size needs an empty consistency proof\n")
         else:
             try:
                 verify_consistency(request.old, checkpoint.size, latest_root, checkpoint.root, request.proof)

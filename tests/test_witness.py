@@ -185,6 +185,9 @@ def test_every_answer_of_add_checkpoint(witness: Served, log: Ledger, ledger_sig
 
     # Still at 20: none of the refusals moved it; the next good one is cosigned.
     assert post(witness, 20, log.consistency_proof(20, 25), third).status_code == 200
+    # The same checkpoint again needs an empty proof (422, but that is no misbehaviour: not kept).
+    assert post(witness, 25, [bytes(32)], third).status_code == 422
+    assert post(witness, 25, [], third).status_code == 200
 
     # The refused checkpoints signed by the log are kept as evidence, with what it had cosigned.
     with Witness(witness.directory) as opened:  # type: ignore[attr-defined]
@@ -192,6 +195,7 @@ def test_every_answer_of_add_checkpoint(witness: Served, log: Ledger, ledger_sig
     reasons = [e.reason for e in evidence]
     assert any("not consistent" in r for r in reasons)
     assert any("fork" in r for r in reasons)
+    assert len(evidence) == 2  # the inconsistent proof and the fork; not the stale or malformed requests
     fork_evidence = next(e for e in evidence if "fork" in e.reason)
     assert fork_evidence.request == fork and fork_evidence.latest_note is not None
     assert fork_evidence.latest_note.startswith(Checkpoint(ORIGIN, 20, log.root(20)).body)
