@@ -165,6 +165,7 @@ async def month_page(request: Any, datasette: Any) -> Response:
             "month": month,
             "months": months,
             "run": run,
+            "contract_name": load_profile(run["contract"]).name,
             "as_of": jst(run["as_of"]),
             "rows": rows,
             "tally": tally,
