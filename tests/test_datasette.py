@@ -483,6 +483,11 @@ def test_month_page_accounts_for_every_clause(site: dict[str, Any], client: Clie
     assert len(listed.json()) == calls
     held = page.split('id="rule-RING-35"', 1)[1].split("</tr>", 1)[0]
     assert "✔</span> 適合" in held and "確認した記録の一覧" in held
+    signoff = page.split('id="signoff"', 1)[1]
+    root = sqlite3.connect(site["db"].with_suffix(".compliance.db")).execute(
+        "SELECT root FROM runs WHERE month = ? ORDER BY size DESC", (MONTH,)
+    ).fetchone()[0]
+    assert "確認者" in signoff and root in signoff  # the sign-off names the checkpoint it covers
     lookup = page.split('id="rule-SMS-LOOKUP"', 1)[1].split("</tr>", 1)[0]
     sent = conn.execute(
         "SELECT count(*) FROM entries WHERE type = 'sms.sent' AND substr(at, 1, 7) = ?", (MONTH,)
