@@ -400,3 +400,132 @@ def html_to_pdf(html_path: Path, pdf_path: Path) -> None:
             raise ReportError(f"chromium failed: {exc}") from exc
     if not pdf_path.exists() or not pdf_path.read_bytes().startswith(b"%PDF"):
         raise ReportError("chromium did not write the PDF")
+
+
+# -- `kansa report`, end to end --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What `kansa report` is asked for (docs/cli.md)."""
+
+    db: Path
+    month: str
+    out: Path
+    checkpoint: str | None = None  # a kept signed checkpoint note (default: the latest stored)
+    policy: Policy | None = None
+    pdf: Path | None = None
+    deliverables: Path | None = None  # also write the deliverables and the city's monthly report here
+    store: Path | None = None  # the encrypted data store: fills in the city's case numbers (logged)
+    by: str | None = None  # who makes the report: needed with `store` and `submit`
+    submit: bool = False  # record each deliverable file's SHA-256 as report.submitted
+    to: str = "city"
+    addressee: str | None = None
+    contractor: str | None = None
+    key: Path | None = None  # the ledger's signing key (default: beside it)
+
+
+def make_report(
+    request: ReportRequest,
+    *,
+    now: Callable[[], datetime],
+    echo: Callable[[str], None],
+    note: Callable[[str], None],
+) -> list[WrittenFile]:
+    """Verifies, renders the review (HTML, PDF), writes the deliverables and the city's report,
+    logs each case-number read and records report.submitted; returns the deliverable files.
+
+    `echo` gets the results, `note` the progress and warnings. Raises ReportError (or
+    compliance.CheckError) with one line for the user; a ledger that does not verify is an
+    error after the report (which says so) has been written.
+    """
+    from compliance.deliverables import all_deliverables
+    from dialer_core.datastore import DataStore, DataStoreError
+    from ledger import Ledger, Submission
+    from ledger.commands import default_key_path
+    from ledger.event import envelope
+
+    r = request
+    if (r.store or r.submit) and not r.by:
+        raise ReportError("--store and --submit need --by (who makes the report)")
+    if r.submit and not r.deliverables:
+        raise ReportError("--submit needs --deliverables DIR")
+    note(f"{r.month}: 台帳を検証して月次レビューを作成中 verifying and reviewing …")
+    rendered = render_report(r.db, r.month, checkpoint=r.checkpoint, policy=r.policy)
+    r.out.write_text(rendered.html, encoding="utf-8")
+    cp = rendered.review.checkpoint
+    echo(
+        f"report: {r.out}  (checkpoint {cp['origin']} size {cp['size']},"
+        f" notebook sha256 {rendered.notebook_sha256[:16]}…)"
+    )
+    verified = rendered.review.verification
+    if verified is not None and not verified.ok:
+        raise ReportError(f"the ledger does NOT verify: {verified.summary()} (the report says so too)")
+    if r.pdf:
+        try:
+            html_to_pdf(r.out, r.pdf)
+        except ReportError as exc:
+            raise ReportError(f"PDF: {exc}") from exc
+        echo(f"pdf: {r.pdf}")
+    if not r.deliverables:
+        return []
+    deliverables = all_deliverables(rendered.review)
+    by = r.by or ""
+    target = Ledger.open(r.db, key_path=r.key or default_key_path(r.db)) if (r.store or r.submit) else None
+    if r.store:
+        assert target is not None
+
+        def log_view(data: dict[str, Any]) -> None:
+            moment = now()
+            target.append([Submission(envelope("access.viewed", by, data, moment))], now=moment)
+
+        with DataStore(r.store) as store:
+
+            def lookup(ref: str) -> str:
+                try:
+                    return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
+                except DataStoreError:
+                    return "（削除済み destroyed）"
+
+            fill_case_numbers(deliverables, lookup)
+    else:
+        note(
+            "注意: 案件番号は「未取得」のままです（--store と --by で市の案件番号を記入します）"
+            " case numbers not filled: pass --store and --by"
+        )
+    written = write_deliverables(deliverables, r.deliverables)
+    for f in written:
+        echo(f"  {f.path}  sha256 {f.sha256}")
+    profile = rendered.review.result.profile
+    try:
+        city = write_city_report(
+            rendered.review,
+            deliverables,
+            r.deliverables,
+            addressee=r.addressee or (profile.addressee if profile else "") or "長岡市長 様",
+            contractor=r.contractor or (profile.contractor if profile else ""),
+            pdf=bool(r.pdf),
+        )
+    except ReportError as exc:
+        raise ReportError(f"PDF: {exc}") from exc
+    for path in city:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        written.append(WrittenFile(path, "monthly", r.month, digest))
+        echo(f"  {path}  月次業務報告書 monthly report to the city  sha256 {digest}")
+    if r.submit:
+        assert target is not None
+        moment = now()
+        events = [
+            envelope(
+                "report.submitted",
+                by,
+                {"kind": f.kind, "covers": f.covers, "sha256": f.sha256, "to": r.to},
+                moment,
+            )
+            for f in written
+        ]
+        appended = target.append([Submission(e) for e in events], now=moment)
+        echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
+    if target is not None:
+        target.close()
+    return written
