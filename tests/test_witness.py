@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -102,8 +103,19 @@ def log(tmp_path: Path, ledger_signer: Signer) -> Ledger:
     return led
 
 
+@dataclass
+class RunningWitness:
+    served: Served
+    vkey: str
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return self.served.url
+
+
 @pytest.fixture
-def witness(tmp_path: Path, log: Ledger) -> Iterator[Served]:
+def witness(tmp_path: Path, log: Ledger) -> Iterator[RunningWitness]:
     directory = tmp_path / "witness"
     out = subprocess.run(
         [EXE, "witness", "init", str(directory), "--name", "city.example/witness"],
@@ -119,13 +131,11 @@ def witness(tmp_path: Path, log: Ledger) -> Iterator[Served]:
         capture_output=True,
     )
     served = Served(["witness", "serve", str(directory)], tmp_path / "witness.log").start()
-    served.vkey = out.strip()  # type: ignore[attr-defined]
-    served.directory = directory  # type: ignore[attr-defined]
-    yield served
+    yield RunningWitness(served, out.strip(), directory)
     served.stop()
 
 
-def post(served: Served, old: int, proof: list[bytes], note: str) -> httpx.Response:
+def post(served: RunningWitness, old: int, proof: list[bytes], note: str) -> httpx.Response:
     body = f"old {old}\n" + "".join(b64encode(h) + "\n" for h in proof) + "\n" + note
     return httpx.post(f"{served.url}/add-checkpoint", content=body.encode(), timeout=10)
 
@@ -134,8 +144,8 @@ def checkpoint_note(log: Ledger, size: int, signer: Signer) -> str:
     return Checkpoint(ORIGIN, size, log.root(size)).sign(signer)
 
 
-def test_every_answer_of_add_checkpoint(witness: Served, log: Ledger, ledger_signer: Signer) -> None:
-    key = CosignerKey.parse(witness.vkey)  # type: ignore[attr-defined]
+def test_every_answer_of_add_checkpoint(witness: RunningWitness, log: Ledger, ledger_signer: Signer) -> None:
+    key = CosignerKey.parse(witness.vkey)
     first = checkpoint_note(log, 10, ledger_signer)
 
     # 200: the first checkpoint, from old size 0 with an empty proof.
@@ -190,7 +200,7 @@ def test_every_answer_of_add_checkpoint(witness: Served, log: Ledger, ledger_sig
     assert post(witness, 25, [], third).status_code == 200
 
     # The refused checkpoints signed by the log are kept as evidence, with what it had cosigned.
-    with Witness(witness.directory) as opened:  # type: ignore[attr-defined]
+    with Witness(witness.directory) as opened:
         evidence = opened.evidence(ORIGIN)
     reasons = [e.reason for e in evidence]
     assert any("not consistent" in r for r in reasons)

@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -56,11 +56,11 @@ def witness(tmp_path: Path) -> Iterator[tuple[Path, Served, CosignerKey]]:
     served.stop()
 
 
-def wait_for(url: str, check: object, seconds: float = 20) -> str:
+def wait_for(url: str, check: Callable[[str], bool], seconds: float = 20) -> str:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         answer = httpx.get(url, timeout=5)
-        if answer.status_code == 200 and check(answer.text):  # type: ignore[operator]
+        if answer.status_code == 200 and check(answer.text):
             return answer.text
         time.sleep(0.1)
     raise AssertionError(f"{url} never became what was expected")
