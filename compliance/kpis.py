@@ -1,4 +1,4 @@
-"""KPIs as shared/design.md writes them down: per case, per period, the denominator always stated.
+"""KPIs as docs/compliance.md ("KPIs") writes them down: per case, per period, the denominator always stated.
 
 Called = cases with at least one call.dialed in the period. Reached = called
 cases with a call.outcome whose party is self, or household with

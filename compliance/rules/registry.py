@@ -1,4 +1,4 @@
-"""Every rule of shared/spec/rules.md registers here under its id."""
+"""Every rule of docs/rules.md registers here under its id."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ from ._common import (
 
 @click.group()
 def ledger() -> None:
-    """The append-only, signed, hash-chained ledger (shared/spec/verification.md)."""
+    """The append-only, signed, hash-chained ledger (docs/verification.md)."""
 
 
 @ledger.command("init")
