@@ -265,6 +265,8 @@ def create_app(
         raw = await _read_limited(request)
         try:
             return json.loads(raw)
+        except RecursionError as exc:
+            raise _BadRequest("the body is nested too deeply", "body") from exc
         except ValueError as exc:
             raise _BadRequest(f"the body is not JSON: {exc}", "body") from exc
 
@@ -275,6 +277,12 @@ def create_app(
             return _error(MALFORMED, bad.message, bad.field)
         except _TooLarge as big:
             return _error(TOO_LARGE, big.message, big.field)
+        try:
+            # Validation, RFC 8785 and the signature check happen here, per request and off the
+            # event loop (libsodium releases the GIL): the writer only judges what needs its state.
+            item = await asyncio.to_thread(ledger.prepare, item)
+        except AppendError as refused:
+            return JSONResponse(error_body(refused), status_code=status_of(refused))
         try:
             outcome = await asyncio.wrap_future(committer.submit([item]))
         except StorageError as problem:
@@ -298,6 +306,11 @@ def create_app(
             return _error(MALFORMED, bad.message, bad.field)
         except _TooLarge as big:
             return _error(TOO_LARGE, big.message, big.field)
+        try:
+            items = await asyncio.to_thread(lambda: [ledger.prepare(v, i) for i, v in enumerate(items)])
+        except AppendError as refused:
+            where = f"events[{refused.position}]."
+            return JSONResponse(error_body(refused, where), status_code=status_of(refused))
         try:
             outcome = await asyncio.wrap_future(committer.submit(items))
         except StorageError as problem:

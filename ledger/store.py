@@ -29,7 +29,7 @@ from .leaf import KEY_EVENT_TYPES, ZERO_HASH, build_leaf, case_of
 from .note import NoteError, Signer, b64decode, b64encode
 from .reader import LedgerError, LedgerReader, StoredCheckpoint, connect
 from .schema import FORMAT, SCHEMA
-from .vocabulary import EventError, Vocabulary, load_vocabulary
+from .vocabulary import EventError, Vocabulary, is_unicode, load_vocabulary
 
 # A leaf is one entry of a C2SP tlog-tiles entry bundle, whose length is a uint16.
 MAX_LEAF_BYTES = 65_535
@@ -65,6 +65,11 @@ class Submission:
 
     event: dict[str, Any]
     sig: Signature | None = None
+    # Set by Ledger.prepare (outside the writer): the event's RFC 8785 bytes, already validated,
+    # and the public key its signature was found to verify with. The writer then only judges
+    # what depends on the ledger's state (the key's validity at the index, the id).
+    canonical: bytes | None = None
+    verified_with: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,12 @@ class _Crypto:
 
     def verify(self, position: int, message: bytes, public_key: bytes, signature: bytes, key: str) -> None:
         self.jobs.append(_Job(self.group, position, message, public_key, signature, key))
+
+    def verified(self, position: int, message: bytes, public_key: bytes, signature: bytes, key: str) -> None:
+        """A writer's signature already checked (Ledger.prepare): kept in order, not redone."""
+        job = _Job(self.group, position, message, public_key, signature, key)
+        self._cache[job.cache_key] = signature
+        self.jobs.append(job)
 
     def mark(self) -> int:
         return len(self.jobs)
@@ -407,7 +418,8 @@ class Ledger(LedgerReader):
         pass 2 takes the signatures in order and builds the leaves, chain and tree.
         """
         ids = [item.event.get("id") for items in groups for item in items if isinstance(item.event, dict)]
-        stored_ids = self.events_by_id(ids)
+        # An id that is not valid Unicode cannot even be looked up; its request fails alone, below.
+        stored_ids = self.events_by_id(i for i in ids if isinstance(i, str) and is_unicode(i))
         failed: dict[int, AppendError] = {}
         cache: dict[tuple[bytes, bytes | None, bytes], bytes | None] = {}
         while True:
@@ -434,6 +446,15 @@ class Ledger(LedgerReader):
                         except AppendError:
                             crypto.raise_first_failure(since=mark, before=position)
                             raise
+                        except LedgerError:  # the caller's mistake (no signing key): not per request
+                            raise
+                        except Exception as unexpected:  # a bug must fail this request, not the group
+                            raise AppendError(
+                                position,
+                                "server",
+                                "event",
+                                f"the ledger could not process this event ({type(unexpected).__name__})",
+                            ) from unexpected
                 except AppendError as exc:
                     failed[group] = exc
                     state = saved
@@ -493,8 +514,11 @@ class Ledger(LedgerReader):
     ) -> None:
         event = item.event
         try:
-            self.vocabulary.validate(event)
-            event_bytes = canonicalize_validated(event)
+            if item.canonical is not None:
+                event_bytes = item.canonical
+            else:
+                self.vocabulary.validate(event)
+                event_bytes = canonicalize_validated(event)
         except EventError as exc:
             raise AppendError(position, "invalid", exc.field, exc.message) from exc
         except CanonicalError as exc:
@@ -568,8 +592,42 @@ class Ledger(LedgerReader):
             signature = b64decode(item.sig.ed25519)
         except NoteError as exc:
             raise AppendError(position, "signature", "sig.ed25519", str(exc)) from exc
-        crypto.verify(position, event_bytes, public_key, signature, key_ref)
+        if item.verified_with == public_key and item.canonical == event_bytes:
+            crypto.verified(position, event_bytes, public_key, signature, key_ref)
+        else:
+            crypto.verify(position, event_bytes, public_key, signature, key_ref)
         return key_ref
+
+    def prepare(self, item: Submission, position: int = 0) -> Submission:
+        """Everything about one submission that does not depend on the ledger's state, done
+        before it reaches the writer (any thread): validation, RFC 8785 bytes, and the signature
+        checked with the key as currently registered. Raises AppendError as `append` would; the
+        writer still judges the key's validity at the index and the id."""
+        event = item.event
+        try:
+            self.vocabulary.validate(event)
+            canonical = canonicalize_validated(event)
+        except EventError as exc:
+            raise AppendError(position, "invalid", exc.field, exc.message) from exc
+        except CanonicalError as exc:
+            raise AppendError(position, "invalid", "event", str(exc)) from exc
+        if item.sig is None:
+            return Submission(event, None, canonical)
+        key = item.sig.key
+        record = self._state.keys.get(key)
+        public_key = (
+            self.verifier.public_key if key == self.key_ref else record.public_key if record else None
+        )
+        if public_key is None:
+            return Submission(event, item.sig, canonical)  # maybe registered by the time it is written
+        try:
+            signature = b64decode(item.sig.ed25519)
+            nacl.signing.VerifyKey(public_key).verify(canonical, signature)
+        except (NoteError, nacl.exceptions.BadSignatureError, ValueError) as exc:
+            raise AppendError(
+                position, "signature", "sig.ed25519", f"signature does not verify with key {key!r}"
+            ) from exc
+        return Submission(event, item.sig, canonical, public_key)
 
     def _rollback(self) -> None:
         # SQLite rolls back by itself on some errors (a full disk, an I/O error); a second

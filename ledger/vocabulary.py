@@ -20,6 +20,8 @@ from typing import Any
 from .canonical import MAX_SAFE_INTEGER
 
 MAX_ID_LENGTH = 64
+# Deeper nesting is refused before anything recursive (the canonical encoder) sees it.
+MAX_DEPTH = 32
 ENVELOPE_FIELDS = ("id", "type", "at", "actor", "data")
 
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
@@ -245,6 +247,11 @@ class Vocabulary:
         event_id = envelope["id"]
         if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH:
             raise EventError("id", f"must be a string of 1 to {MAX_ID_LENGTH} characters")
+        if not is_unicode(event_id):
+            raise EventError("id", "must be valid Unicode (no lone surrogates)")
+        deep = _too_deep(envelope["data"], "data")
+        if deep is not None:
+            raise EventError(deep, f"is nested deeper than {MAX_DEPTH} levels")
         check = self.checks.get(envelope["type"]) if type(envelope["type"]) is str else None
         if check is None:
             raise EventError("type", f"unknown event type {envelope['type']!r}")
@@ -253,6 +260,33 @@ class Vocabulary:
         if type(envelope["actor"]) is not str or not envelope["actor"]:
             raise EventError("actor", "must be a non-empty string")
         check(envelope["data"], "data")
+
+
+def is_unicode(value: str) -> bool:
+    """Whether the string can be written as UTF-8 (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(value: Any, path: str) -> str | None:
+    """The path of the first container nested deeper than MAX_DEPTH (iteratively: no recursion)."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if type(item) not in (dict, list):
+            continue
+        if depth > MAX_DEPTH:
+            return where
+        children = item.items() if type(item) is dict else enumerate(item)
+        for key, child in children:
+            if type(child) in (dict, list):
+                stack.append(
+                    (child, f"{where}.{key}" if type(item) is dict else f"{where}[{key}]", depth + 1)
+                )
+    return None
 
 
 def load_vocabulary(name: str = "kansa-events-v1") -> Vocabulary:

@@ -17,8 +17,14 @@ from .store import Appended, AppendError, Signature, Submission
 
 # The HTTP status each kind of AppendError answers with. A client must not
 # retry these: the same event would be refused again.
-STATUS: dict[str, int] = {"invalid": 422, "conflict": 409, "signature": 401, "too_large": 413}
-FINAL_STATUSES = frozenset(STATUS.values())
+STATUS: dict[str, int] = {
+    "invalid": 422,
+    "conflict": 409,
+    "signature": 401,
+    "too_large": 413,
+    "server": 500,  # the ledger failed on this request alone (a bug): retry, tell us
+}
+FINAL_STATUSES = frozenset(status for status in STATUS.values() if status < 500)
 # The largest request body the service reads (a submission, or a batch of them), and the
 # most submissions in one batch. An entry's own limit is the store's MAX_LEAF_BYTES.
 MAX_BODY_BYTES = 1 << 20

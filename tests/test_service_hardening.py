@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -307,3 +308,108 @@ def test_a_full_disk_answers_507_keeps_reading_and_resumes(operator: Signer, tmp
     finally:
         subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False, capture_output=True)
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# -- item 1: one request never fails another -------------------------------------------------------
+
+
+def poisons(op: Signer) -> list[bytes]:
+    """Requests that used to fail a whole group commit, and others that must fail alone."""
+    good = now_event(actor=op.name)
+    deep: object = "末尾"
+    for _ in range(600):
+        deep = [deep]
+    over_limit: object = "x"
+    for _ in range(40):
+        over_limit = {"k": over_limit}
+    sig = {"key": op.verifier.key_ref, "ed25519": "A" * 86 + "=="}
+    bodies = [
+        {"event": {**good, "id": "\ud800poison"}, "sig": sig},  # a lone surrogate in the id
+        {"event": {**good, "data": {**good["data"], "extra": deep}}, "sig": sig},
+        {"event": {**good, "data": {**good["data"], "extra": over_limit}}, "sig": sig},
+        {"event": {**good, "actor": "\udfff"}, "sig": sig},
+        {"event": {**now_event(actor=op.name), "at": "2026-09-24T09:00:00+09:00\ud800"}, "sig": sig},
+        {"event": now_event(actor=op.name), "sig": sig},  # a bad signature
+    ]
+    raw = [json.dumps(b, ensure_ascii=True).encode() for b in bodies]
+    raw.append(b'{"event": ' + b"[" * 5000 + b"]" * 5000 + b', "sig": {}}')  # deeper than the JSON parser
+    raw.append(b"\xff\xfe not json")
+    return raw
+
+
+def test_poisoned_requests_fail_alone_beside_valid_ones(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    subprocess.run(
+        [EXE, "ledger", "init", str(db), "--origin", "t.example/p", "--contract", "x"],
+        check=True,
+        capture_output=True,
+    )
+    valid_ops = [Signer.generate(f"op{i:02d}") for i in range(10)]
+    attacker = Signer.generate("op99")
+    with Ledger.open(db, key_path=f"{db}.key") as led:
+        led.append([register(op) for op in [*valid_ops, attacker]], now=datetime.now(UTC))
+    srv = Server(db, free_port())
+    srv.start()
+    valid_failures: list[str] = []
+    poison_answers: list[int | str] = []
+    acknowledged: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def valid(op: Signer) -> None:
+        with httpx.Client(timeout=60) as http:
+            for _ in range(45):
+                ev = now_event(actor=op.name)
+                r = http.post(f"{srv.url}/v1/events", json=body(op, ev))
+                with lock:
+                    if r.status_code == 201:
+                        acknowledged[ev["id"]] = r.json()["index"]
+                    else:
+                        valid_failures.append(f"{r.status_code} {r.text[:100]}")
+
+    def poison() -> None:
+        requests = poisons(attacker)
+        with httpx.Client(timeout=60) as http:
+            while not stop.is_set():
+                for raw in requests:
+                    try:
+                        r = http.post(
+                            f"{srv.url}/v1/events", content=raw, headers={"content-type": "application/json"}
+                        )
+                        answer: int | str = r.status_code
+                    except httpx.TransportError as exc:
+                        answer = f"dropped: {exc}"
+                    with lock:
+                        poison_answers.append(answer)
+
+    try:
+        poisoners = [threading.Thread(target=poison) for _ in range(3)]
+        workers = [threading.Thread(target=valid, args=(op,)) for op in valid_ops]
+        for t in poisoners + workers:
+            t.start()
+        for t in workers:
+            t.join()
+        stop.set()
+        for t in poisoners:
+            t.join()
+    finally:
+        srv.stop()
+    assert valid_failures == [], valid_failures[:5]
+    assert len(acknowledged) == 450
+    assert len(poison_answers) >= 8
+    assert all(isinstance(a, int) and 400 <= a < 500 for a in poison_answers), sorted(
+        set(map(str, poison_answers))
+    )
+    with Ledger.open(db, readonly=True) as led:
+        held = {json.loads(leaf)["event"]["id"]: i for i, leaf, _ in led.leaves()}
+    assert all(held.get(i) == index for i, index in acknowledged.items())
+    assert verify_ledger(db).ok
+    (tmp_path / "poison-figures.json").write_text(
+        json.dumps(
+            {"valid": len(acknowledged), "valid_failed": len(valid_failures), "poisoned": len(poison_answers)}
+        )
+    )
+    print(
+        f"poisoned-vs-valid: {len(acknowledged)} valid acknowledged, {len(valid_failures)} failed;"
+        f" {len(poison_answers)} poisoned answered {sorted(set(poison_answers), key=str)}"
+    )
