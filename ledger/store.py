@@ -513,16 +513,7 @@ class Ledger(LedgerReader):
         received: str,
     ) -> None:
         event = item.event
-        try:
-            if item.canonical is not None:
-                event_bytes = item.canonical
-            else:
-                self.vocabulary.validate(event)
-                event_bytes = canonicalize_validated(event)
-        except EventError as exc:
-            raise AppendError(position, "invalid", exc.field, exc.message) from exc
-        except CanonicalError as exc:
-            raise AppendError(position, "invalid", "event", str(exc)) from exc
+        event_bytes = item.canonical if item.canonical is not None else self._checked_bytes(event, position)
         existing = state.ids.get(event["id"]) or stored_ids.get(event["id"])
         if existing is not None:
             index, stored = existing
@@ -598,19 +589,23 @@ class Ledger(LedgerReader):
             crypto.verify(position, event_bytes, public_key, signature, key_ref)
         return key_ref
 
+    def _checked_bytes(self, event: Any, position: int) -> bytes:
+        """The event's RFC 8785 bytes once it fits the vocabulary, or AppendError (invalid)."""
+        try:
+            self.vocabulary.validate(event)
+            return canonicalize_validated(event)
+        except EventError as exc:
+            raise AppendError(position, "invalid", exc.field, exc.message) from exc
+        except CanonicalError as exc:
+            raise AppendError(position, "invalid", "event", str(exc)) from exc
+
     def prepare(self, item: Submission, position: int = 0) -> Submission:
         """Everything about one submission that does not depend on the ledger's state, done
         before it reaches the writer (any thread): validation, RFC 8785 bytes, and the signature
         checked with the key as currently registered. Raises AppendError as `append` would; the
         writer still judges the key's validity at the index and the id."""
         event = item.event
-        try:
-            self.vocabulary.validate(event)
-            canonical = canonicalize_validated(event)
-        except EventError as exc:
-            raise AppendError(position, "invalid", exc.field, exc.message) from exc
-        except CanonicalError as exc:
-            raise AppendError(position, "invalid", "event", str(exc)) from exc
+        canonical = self._checked_bytes(event, position)
         if item.sig is None:
             return Submission(event, None, canonical)
         key = item.sig.key
