@@ -15,7 +15,6 @@ null when unknown); no clear number is stored.
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 import time
@@ -105,19 +104,19 @@ class CallbackLine:
                     caller_id=None,
                     started=self.clock().isoformat(),
                     state="connected",
-                    queued_s=math.floor(time.monotonic() - queued),
+                    queued_s=round(time.monotonic() - queued),
                 )
             )
             if seat is not None:
-                queued_s = math.floor(time.monotonic() - queued)
+                queued_s = round(time.monotonic() - queued)
                 if self._transfer(seat):
                     return self._record(at, case, queued_s, "operator", seat=seat)
                 self.board.release_claim(seat)
             event = self._next_event(0.2)
             if event is None or event.get("type") == "CALL_CLOSED":
-                return self._record(at, case, math.floor(time.monotonic() - queued), "dropped")
+                return self._record(at, case, round(time.monotonic() - queued), "dropped")
         self._hangup()
-        return self._record(at, case, math.floor(time.monotonic() - queued), "dropped")
+        return self._record(at, case, round(time.monotonic() - queued), "dropped")
 
     def _transfer(self, seat: str) -> bool:
         """REFER the caller to the seat; True once the caller's leg to us has closed after it."""

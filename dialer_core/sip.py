@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import queue
 import shutil
 import socket
@@ -409,13 +408,13 @@ class SipTelephony:
                 break
         end = time.monotonic()
         ring = 0.0 if rang_at is None else (answered_at if answered_at is not None else end) - rang_at
-        ring_s = math.floor(ring)
+        ring_s = round(ring)  # whole seconds as measured; the no-answer decision uses the exact time
         if answered_at is not None:
             result = "answered"
         elif lost:
-            result = "no_answer" if ring_s >= cfg.ring_seconds else "unavailable"
+            result = "no_answer" if ring >= cfg.ring_seconds else "unavailable"
         else:
-            result = result_of(status, rang_s=ring_s, gave_up=gave_up, ring_seconds=cfg.ring_seconds)
+            result = result_of(status, rang_s=ring, gave_up=gave_up, ring_seconds=cfg.ring_seconds)
         ended_at = at + timedelta(seconds=end - start)
         progress("ended", {"sip_call": call_id, "result": result, "status": status, "ring_s": ring_s})
         return DialResult(
