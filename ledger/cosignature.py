@@ -74,11 +74,14 @@ def split_note(note: str) -> tuple[str, list[SignatureLine]]:
 
 
 def add_signatures(note: str, lines: list[SignatureLine]) -> str:
-    """The note with `lines` appended, each signature line kept once, in order of arrival."""
-    text, existing = split_note(note)
-    merged = list(existing)
+    """The note with `lines` added; a line by a key that already signed replaces that key's line
+    (a witness's newer cosignature supersedes its older one), so each key signs once."""
+    text, merged = split_note(note)
     for line in lines:
-        if line not in merged:
+        same = [i for i, old in enumerate(merged) if (old.name, old.key_id) == (line.name, line.key_id)]
+        if same:
+            merged[same[0]] = line
+        else:
             merged.append(line)
     return text + "\n" + "".join(line.text for line in merged)
 

@@ -286,8 +286,8 @@ def cosign(ledger: Ledger, stored: StoredCheckpoint, *, now: datetime, wait: flo
         for result in outcome.results:
             if result.status == COSIGNED:
                 _remember(ledger, result.witness, checkpoint, now)
-        same_size = [c for c in ledger.checkpoints() if c.size == size]
-        base = same_size[-1].note if same_size else stored.note
+        newest = ledger.latest_checkpoint(max_size=size)  # may already carry other cosignatures
+        base = newest.note if newest is not None and newest.size == size else stored.note
         outcome.checkpoint = ledger.add_cosigned_checkpoint(add_signatures(base, lines), now=now)
     return outcome
 

@@ -21,6 +21,7 @@ from ledger import Checkpoint, Ledger, Signer, Submission
 from ledger.cosignature import (
     Cosigner,
     CosignerKey,
+    add_signatures,
     cosignatures,
     parse_signature_line,
     signed_message,
@@ -234,3 +235,13 @@ def test_init_refuses_an_existing_witness_and_add_log_a_bad_key(tmp_path: Path) 
         text=True,
     )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "verifier key" in bad.stderr
+
+
+def test_a_newer_cosignature_replaces_the_older_one() -> None:
+    cosigner = Cosigner.generate("w.example/1")
+    log_key = Signer.generate(ORIGIN)
+    checkpoint = Checkpoint(ORIGIN, 3, bytes(32))
+    note = add_signatures(checkpoint.sign(log_key), [cosigner.cosign(checkpoint.body, 1_700_000_000)])
+    newer = add_signatures(note, [cosigner.cosign(checkpoint.body, 1_700_000_100)])
+    assert len(split_note(newer)[1]) == 2  # the log's line, and one cosignature
+    assert cosignatures(newer, [cosigner.key]) == {"w.example/1": 1_700_000_100}
