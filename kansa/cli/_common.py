@@ -16,6 +16,7 @@ from ledger import (
     KeyFileError,
     Ledger,
     LedgerError,
+    LedgerReader,
     NoteError,
     ProofError,
 )
@@ -80,6 +81,11 @@ def could_not_check() -> Iterator[None]:
         yield
     except EXPECTED as exc:
         raise CouldNotCheck(str(exc)) from exc
+
+
+def read_ledger(db: str) -> LedgerReader:
+    """The ledger for a command that only reads (no key, no writer state)."""
+    return LedgerReader.open(db)
 
 
 def open_ledger(db: str, key: str | None = None, *, signing: bool = False) -> Ledger:

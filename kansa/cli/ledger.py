@@ -36,6 +36,7 @@ from ._common import (
     now,
     open_ledger,
     progress_bar,
+    read_ledger,
     user_errors,
 )
 
@@ -130,7 +131,7 @@ def ledger_witness_add(db: str, name: str, url: str, vkey: str) -> None:
 def ledger_vkey(db: str) -> None:
     """Print the verifier key line."""
     with user_errors():
-        click.echo(open_ledger(db).verifier.vkey)
+        click.echo(read_ledger(db).verifier.vkey)
 
 
 @ledger.command("export")
@@ -140,7 +141,7 @@ def ledger_vkey(db: str) -> None:
 def ledger_export(db: str, start: int, stop: int | None) -> None:
     """Print entries as JSON Lines: {"index", "leaf" (base64), "leaf_hash"}."""
     with user_errors():
-        for line in export_lines(open_ledger(db), start, stop):
+        for line in export_lines(read_ledger(db), start, stop):
             click.echo(line)
 
 
@@ -158,7 +159,7 @@ def ledger_export(db: str, start: int, stop: int | None) -> None:
 def ledger_prove(db: str, index: int, size: int | None, receipt: bool) -> None:
     """Print the RFC 6962 inclusion proof of entry INDEX in the tree of --size entries."""
     with user_errors():
-        target = open_ledger(db)
+        target = read_ledger(db)
         if receipt:
             if size is not None:
                 raise click.ClickException("a receipt is for the latest checkpoint: drop --size")
@@ -202,7 +203,7 @@ def ledger_verify_receipt(file: TextIO, policy_file: str) -> None:
 def ledger_consistency(db: str, old: int, new: int) -> None:
     """Print the RFC 6962 consistency proof from tree size OLD to NEW."""
     with user_errors():
-        click.echo(json.dumps(consistency_json(open_ledger(db), old, new)))
+        click.echo(json.dumps(consistency_json(read_ledger(db), old, new)))
 
 
 @ledger.command("verify")
@@ -299,7 +300,7 @@ def ledger_tiles(db: str, directory: str, policy_file: str | None) -> None:
     """Write the log up to its latest checkpoint as static C2SP tlog-tiles in DIRECTORY (incrementally)."""
     with user_errors():
         policy = load_policy(policy_file) if policy_file else None
-        written = write_ledger_tiles(open_ledger(db), directory, policy=policy)
+        written = write_ledger_tiles(read_ledger(db), directory, policy=policy)
         click.echo(
             f"{directory}: size {written.size} (was {written.previous}), {written.files - 1} new tile(s)"
             " and the checkpoint"
