@@ -24,6 +24,11 @@ def witness_init(directory: str, name: str) -> None:
     with user_errors():
         created = Witness.init(directory, name)
         click.echo(created.vkey)
+        click.echo(
+            "証人の検証鍵です。台帳の運用者（kansa ledger witness add）とポリシーに渡してください。"
+            " This is the witness's verifier key: give it to the ledger's host and put it in policies.",
+            err=True,
+        )
 
 
 @witness.command("add-log")
@@ -34,7 +39,7 @@ def witness_add_log(directory: str, origin: str, vkey: str) -> None:
     """Witness the log ORIGIN, whose checkpoints are signed by VKEY."""
     with user_errors(), Witness(directory) as opened:
         opened.add_log(origin, vkey, now=now())
-        click.echo(f"witnessing {origin}")
+        click.echo(f"この台帳を証人として見守ります witnessing {origin}")
 
 
 @witness.command("serve")
