@@ -233,9 +233,8 @@ class SeatBoard:
             seat.call.state = state
             if state in ("ringing", "connected"):
                 seat.state = state
-            elif state == "ended":
-                needs_operator = seat.call.direction == "inbound" or seat.call.answered_at is not None
-                seat.state = "wrap_up" if needs_operator and seat.state != "offline" else seat.state
+            elif state == "ended" and seat.state != "offline":
+                seat.state = "wrap_up"  # every call needs its call.outcome (RECORD-EVERY-CALL)
             self._changed(seat)
 
     def lost(self, name: str) -> None:
@@ -316,6 +315,7 @@ class SeatRunner:
     record: Record
     clock: Callable[[], datetime]
     done: Callable[[Planned, DialResult], None] = lambda planned, result: None
+    give_back: Callable[[Planned], None] = lambda planned: None  # a planned call that was not dialled
     classify_timeout_s: float = 600.0
     idle_s: float = 1.0
     calls: int = 0
@@ -335,6 +335,8 @@ class SeatRunner:
             try:
                 self.one(planned)
             except SeatError:  # a callback took the seat first; the plan offers the call again
+                self.give_back(planned)
+            except Exception:  # the seat's phone is gone: the seat is offline, the call given back
                 continue
 
     def one(self, planned: Planned) -> DialResult:
@@ -358,8 +360,11 @@ class SeatRunner:
 
         try:
             result = self.phone.dial(planned.phone, at, caller_id=planned.caller_id, progress=progress)
-        except Exception:  # the phone failed before any signalling: nothing was dialled? record it honestly
-            result = DialResult("unavailable", 0, self.clock(), lost=True)
+        except Exception:  # the phone refused the dial command: nothing was dialled, nothing to record
+            self.board.lost(self.seat)
+            self.board.recorded(self.seat, release=True)
+            self.give_back(planned)
+            raise
         self.calls += 1
         if result.lost:
             self.board.lost(self.seat)
@@ -381,8 +386,8 @@ class SeatRunner:
                 data["message_left"] = classification["message_left"]
         self.record("call.dialed", data, at)
         self.done(planned, result)
-        # not answered: nothing for the operator to record; answered: wait for "outcome recorded"
-        self.board.recorded(self.seat, release=not answered)
+        # every call waits for its outcome (the console writes it; for an unanswered call at once)
+        self.board.recorded(self.seat, release=False)
         return result
 
 

@@ -108,7 +108,7 @@ def test_answered_call_classified_as_voicemail_through_the_api(rig: Any, tmp_pat
     assert data["call"] == call and data["caller_id"] == "0258-12-3456"
 
 
-def test_busy_goes_back_to_ready_by_itself(rig: Any, tmp_path: Path) -> None:
+def test_busy_is_recorded_and_waits_for_its_outcome(rig: Any, tmp_path: Path) -> None:
     phone, board, console, events = rig
     resident = Resident(tmp_path / "r", "09011112222", answer_after=None, reject_after=1)
     try:
@@ -118,7 +118,9 @@ def test_busy_goes_back_to_ready_by_itself(rig: Any, tmp_path: Path) -> None:
     finally:
         resident.stop()
     assert [(k, d["result"], d["ring_s"]) for k, d in events] == [("call.dialed", "busy", 1)]
-    assert console.http.get("/v1/seats/s01").json()["state"] == "ready"
+    seat = console.http.get("/v1/seats/s01").json()
+    assert seat["state"] == "wrap_up" and seat["call"]["result"] == "busy"  # the console records no_contact
+    assert console.post(f"/v1/calls/{seat['call']['call']}/outcome", {"event": "e-1"})["state"] == "ready"
 
 
 def test_seat_lost_mid_call_still_records(rig: Any, tmp_path: Path) -> None:
