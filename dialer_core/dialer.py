@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from ledger.event import uuid7
+
 from .adapters import DialResult, Telephony
 from .campaign import IsWeekday, national_is_weekday
 from .scheduler import Attempt, CaseProgress, NumberProgress, Scheduler, Slot
@@ -80,7 +82,7 @@ class Dialer:
     record: Record
     hand_over: HandOver
     caller_id: Callable[[], str]  # the registered outgoing line this call shows
-    call_id: Callable[[], str]
+    call_id: Callable[[datetime], str] = uuid7  # the call's reference, a UUIDv7 of when it is dialled
     is_weekday: IsWeekday = national_is_weekday
     # When the core really dials a slot planned for `planned`: the identity for a correct clock;
     # the demo injects a clock running behind with it.
@@ -134,7 +136,7 @@ class Dialer:
         # The core reads the number it dials from the encrypted store (a machine: no access.viewed);
         # it goes to the telephony adapter and nowhere else.
         phone = self.phone_of(slot.case, slot.number)
-        call = self.call_id()
+        call = self.call_id(real)
         caller_id = self.caller_id()
         result = self.telephony.dial(phone, real, weekday=self.is_weekday(day), caller_id=caller_id)
         self.record("call.dialed", real, dialed_data(slot.case, slot.number, call, caller_id, result))

@@ -54,7 +54,7 @@ def make_dialer(
         record=lambda kind, at, data: written.append((kind, at, data)),
         hand_over=lambda dialled: handed.append(dialled) or [],
         caller_id=lambda: "0258-39-1000",
-        call_id=lambda: f"K{next(ids)}",
+        call_id=lambda at: f"K{next(ids)}",
     )
 
 

@@ -163,9 +163,9 @@ class World:
         """An event id (ledger.event's UUIDv7) whose random part comes from the seed."""
         return uuid7(moment, self.rng.getrandbits(128))
 
-    def new_call_id(self) -> str:
-        bits = f"{self.rng.getrandbits(128):032x}"
-        return f"K{bits[:8]}-{bits[8:11]}"
+    def new_call_id(self, moment: datetime) -> str:
+        """A call's reference: a UUIDv7, as the seats write them, with bits from the seed."""
+        return uuid7(moment, self.rng.getrandbits(128))
 
     def write(self, kind: str, moment: datetime, actor: str, /, **data: Any) -> None:
         """An event of the core, the manager, the city or the custodian (the ledger's key signs)."""
