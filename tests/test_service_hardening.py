@@ -221,6 +221,23 @@ def test_kansa_ledger_append_refuses_an_oversized_line(tmp_path: Path) -> None:
     assert ledger_ids(db) == set()
 
 
+def test_the_client_retries_503_and_507_and_gives_up_on_413(operator: Signer, tmp_path: Path) -> None:
+    answers = iter([503, 507, 201])
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        if status == 201:
+            return httpx.Response(201, json={"index": 7, "leaf_hash": "x"})
+        return httpx.Response(status, json={"error": "later"}, headers={"Retry-After": "1"})
+
+    http = httpx.Client(transport=httpx.MockTransport(transport))
+    with OperatorClient("http://ledger.invalid", operator, tmp_path / "o.db", http=http) as client:
+        event_id = client.record("access.login", {"person": "op01", "terminal": "t1", "success": True})
+        report = client.deliver(deadline=time.monotonic() + 10, base_delay=0.01)
+        assert (report.delivered, report.rejected, report.pending) == (1, 0, 0)
+        assert client.entry_of(event_id) == 7
+
+
 def test_the_client_refuses_what_it_could_never_deliver_and_413_does_not_block(
     server: Server, operator: Signer, tmp_path: Path
 ) -> None:
@@ -279,6 +296,17 @@ def test_a_full_disk_answers_507_keeps_reading_and_resumes(operator: Signer, tmp
         assert again.status_code == 507  # still full: still 507, still no 500
         assert httpx.get(f"{srv.url}/healthz", timeout=10).status_code == 200  # reads go on
         assert httpx.get(f"{srv.url}/v1/entries?from=0&to=3", timeout=10).status_code == 200
+        # The command line says the same in one line (it used to print a 41-line traceback).
+        line = json.dumps(event(terminal="t" * 3000))
+        cli = subprocess.run(
+            [EXE, "ledger", "append", str(db), "-"],
+            input=line + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert cli.returncode == 1 and "Traceback" not in cli.stderr and "full" in cli.stderr
+        assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
         filler.unlink()  # space is back: appends resume without a restart
         resumed = now_event(actor=operator.name)
         ok = httpx.post(f"{srv.url}/v1/events", json=body(operator, resumed), timeout=30)
