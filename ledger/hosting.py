@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 
 from .commands import default_key_path
 from .key_requests import KeyPolicy
+from .policy import Policy
 from .service import Clock, ServiceConfig, create_app
 from .store import Ledger, LedgerError
 
@@ -53,9 +54,16 @@ def create_hosting_app(
     clock: Clock,
     config: ServiceConfig | None = None,
     key_policy: KeyPolicy | None = None,
+    policies: dict[str, Policy] | None = None,
 ) -> Starlette:
-    """One ASGI app serving each ledger's API under /<origin>/."""
-    apps = {led.origin: create_app(led, clock=clock, config=config, key_policy=key_policy) for led in ledgers}
+    """One ASGI app serving each ledger's API under /<origin>/ (`policies`: by origin, optional)."""
+    policies = policies or {}
+    apps = {
+        led.origin: create_app(
+            led, clock=clock, config=config, key_policy=key_policy, policy=policies.get(led.origin)
+        )
+        for led in ledgers
+    }
 
     async def index(request: Request) -> Response:
         return JSONResponse({"ledgers": [{"origin": o, "path": f"/{o}/"} for o in sorted(apps)]})

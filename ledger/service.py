@@ -32,9 +32,10 @@ from .commands import consistency_json, export_lines, inclusion_json
 from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
 from .note import b64encode
+from .policy import Policy
 from .reader import LedgerReader, StoredCheckpoint
 from .store import Appended, AppendError, Ledger, StorageError, Submission, storage_error
-from .tiles import TileError, ledger_readers, parse_tile_path, tile_bytes
+from .tiles import TileError, ledger_readers, parse_tile_path, published_checkpoint, tile_bytes
 from .vocabulary import is_rfc3339
 from .wire import (
     MALFORMED,
@@ -247,12 +248,19 @@ async def _read_limited(request: Request) -> bytes:
 
 
 def create_app(
-    ledger: Ledger, *, clock: Clock, config: ServiceConfig | None = None, key_policy: KeyPolicy | None = None
+    ledger: Ledger,
+    *,
+    clock: Clock,
+    config: ServiceConfig | None = None,
+    key_policy: KeyPolicy | None = None,
+    policy: Policy | None = None,
 ) -> Starlette:
     """The ASGI app. `ledger` must have been opened with its key (it signs checkpoints).
 
     With `key_policy`, `POST /v1/keys` appends key events that a person the policy allows
-    asked for in a signed request (ledger.key_requests); without it, that endpoint answers 404."""
+    asked for in a signed request (ledger.key_requests); without it, that endpoint answers 404.
+    With `policy` (C2SP tlog-policy), the tiles' `GET /checkpoint` serves only a checkpoint its
+    quorum cosigned (published); `/v1/checkpoint` stays the latest signed one."""
     witnesses = BackgroundCosigning(str(ledger.path), clock) if configured_witnesses(ledger) else None
     committer = GroupCommitter(
         ledger, clock, config or ServiceConfig(), witnesses.submit if witnesses is not None else None
@@ -371,6 +379,14 @@ def create_app(
             return _error(404, "no checkpoint has been signed yet")
         return PlainTextResponse(latest.note)
 
+    async def get_published(request: Request) -> Response:
+        """tlog-tiles' checkpoint: with a policy, the latest one its quorum cosigned."""
+        with read_lock:
+            published = published_checkpoint(reader, policy)
+        if published is None:
+            return _error(404, "no checkpoint is published yet")
+        return PlainTextResponse(published.note, headers={"Cache-Control": "no-cache"})
+
     def proof(names: tuple[str, str], build: Callable[[LedgerReader, int, int], dict[str, Any]]) -> Any:
         """A proof endpoint: the same JSON as `kansa ledger prove` / `consistency`."""
 
@@ -458,7 +474,7 @@ def create_app(
             Route("/v1/events/{id}", get_event),
             Route("/healthz", healthz),
             # C2SP tlog-tiles: the checkpoint (with its cosignatures) and the tiles.
-            Route("/checkpoint", get_checkpoint),
+            Route("/checkpoint", get_published),
             Route("/tile/{path:path}", get_tile),
         ],
         lifespan=lifespan,

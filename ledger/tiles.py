@@ -25,7 +25,7 @@ from .cosignature import split_note
 from .merkle import NodeReader
 from .note import NoteError
 from .policy import Policy
-from .reader import LedgerReader
+from .reader import LedgerReader, StoredCheckpoint
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -237,18 +237,20 @@ def ledger_readers(ledger: LedgerReader) -> tuple[NodeReader, LeafReader]:
     return read, leaves
 
 
+def published_checkpoint(ledger: LedgerReader, policy: Policy | None) -> StoredCheckpoint | None:
+    """The latest checkpoint (newest row of the largest size); with a policy, the latest that is
+    *published*: whose newest row carries the policy's quorum of cosignatures."""
+    if policy is None:
+        return ledger.latest_checkpoint()
+    rows = [row for row in ledger.checkpoints() if _meets(policy, row.note)]
+    return max(rows, key=lambda row: (row.size, row.seq), default=None)
+
+
 def write_ledger_tiles(
     ledger: LedgerReader, directory: Path | str, *, policy: Policy | None = None
 ) -> Written:
-    """`kansa ledger tiles`: the ledger's tiles up to its latest checkpoint (with its cosignatures).
-
-    With a policy, up to the latest checkpoint that is *published*: whose newest
-    row carries the policy's quorum of cosignatures.
-    """
-    rows = ledger.checkpoints()
-    if policy is not None:
-        rows = [row for row in rows if _meets(policy, row.note)]
-    latest = max(rows, key=lambda row: (row.size, row.seq), default=None)
+    """`kansa ledger tiles`: the ledger's tiles up to its published checkpoint (with its cosignatures)."""
+    latest = published_checkpoint(ledger, policy)
     if latest is None:
         wanted = "with the policy's quorum of cosignatures " if policy is not None else ""
         raise TileError(f"the ledger has no checkpoint {wanted}yet (kansa ledger checkpoint)")

@@ -119,18 +119,24 @@ def test_served_checkpoints_are_cosigned_and_tiles_match_the_static_ones(
     assert "has cosigned size 300 but this checkpoint has only 15 entries" in text
 
 
-def test_a_checkpoint_left_uncosigned_is_sent_again_after_a_restart(
+def test_a_checkpoint_left_uncosigned_is_sent_again_after_a_restart_and_then_published(
     tmp_path: Path, witness: tuple[Path, Served, CosignerKey]
 ) -> None:
     db, served_witness, key = witness
     served_witness.stop()
-    args = ["ledger", "serve", str(db), "--checkpoint-seconds", "0.2"]
+    policy = tmp_path / "city.policy"
+    policy.write_text(
+        f"log {kansa('ledger', 'vkey', str(db)).stdout.strip()}\nwitness city {key.vkey}\nquorum city\n"
+    )
+    args = ["ledger", "serve", str(db), "--checkpoint-seconds", "0.2", "--policy", str(policy)]
     log = tmp_path / "serve.log"
     service = Served(args, log, probe="/healthz").start()
     try:
         append(db, 7)
-        note = wait_for(f"{service.url}/checkpoint", lambda t: "\n7\n" in t)
+        note = wait_for(f"{service.url}/v1/checkpoint", lambda t: "\n7\n" in t)
         assert not cosignatures(note, [key])
+        # Not cosigned, so not published: the tiles' checkpoint is not served under the policy.
+        assert httpx.get(f"{service.url}/checkpoint").status_code == 404
     finally:
         service.stop()
     served_witness.start()

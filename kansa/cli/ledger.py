@@ -336,6 +336,12 @@ def ledger_tiles(db: str, directory: str, policy_file: str | None) -> None:
     show_default=True,
     help="The role whose signed requests to POST /v1/keys are appended as key events ('' turns it off).",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A C2SP tlog-policy: GET /checkpoint (tiles) serves only a checkpoint its quorum cosigned.",
+)
 @key_option
 def ledger_serve(
     db: str,
@@ -344,6 +350,7 @@ def ledger_serve(
     checkpoint_seconds: float,
     checkpoint_entries: int,
     key_requests_from: str,
+    policy_file: str | None,
     key: str | None,
 ) -> None:
     """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints, tiles).
@@ -360,12 +367,17 @@ def ledger_serve(
     config = ServiceConfig(checkpoint_seconds, checkpoint_entries)
     key_policy = designated(key_requests_from) if key_requests_from else None
     with user_errors():
+        policy = load_policy(policy_file) if policy_file else None
         if Path(db).is_dir():
             if key is not None:
                 raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
-            app = create_hosting_app(open_directory(db), clock=now, config=config, key_policy=key_policy)
+            ledgers = open_directory(db)
+            policies = {led.origin: policy for led in ledgers} if policy is not None else None
+            app = create_hosting_app(
+                ledgers, clock=now, config=config, key_policy=key_policy, policies=policies
+            )
         else:
             check_writable(db)  # refuse to start rather than answer every append with an error
             target = open_ledger(db, key, signing=True)
-            app = create_app(target, clock=now, config=config, key_policy=key_policy)
+            app = create_app(target, clock=now, config=config, key_policy=key_policy, policy=policy)
     uvicorn.run(app, host=host, port=port, log_level="warning")
