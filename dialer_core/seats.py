@@ -368,13 +368,10 @@ class SeatRunner:
         self.calls += 1
         if result.lost:
             self.board.lost(self.seat)
-        self.board.progress(
-            self.seat,
-            "ended",
-            ended_at=result.ended_at.isoformat(),
-            ring_s=result.ring_s,
-            result=result.result,
-        )
+        ended: dict[str, Any] = {"ended_at": result.ended_at.isoformat(), "ring_s": result.ring_s}
+        if result.result == "answered" and call.answered_at is None:  # an adapter without progress
+            ended["answered_at"] = (result.answered_at or at).isoformat()
+        self.board.progress(self.seat, "ended", result=result.result, **ended)
         data = dialed_data(planned.case, planned.number, call.call, planned.caller_id, result)
         answered = result.answered_at is not None or result.result == "answered"
         if answered and result.result == "answered":

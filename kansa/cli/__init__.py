@@ -11,6 +11,7 @@ from .client import client
 from .console import console
 from .custody import custody
 from .demo import demo
+from .dialer import dialer
 from .keys import keys
 from .ledger import ledger
 from .report import report
@@ -24,7 +25,7 @@ def main() -> None:
     """Kansa (監査): a verifiable ledger and contract checks for payment-reminder call centers."""
 
 
-for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness, console):
+for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness, console, dialer):
     main.add_command(command)
 
 __all__ = ["main"]

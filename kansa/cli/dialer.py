@@ -1,0 +1,51 @@
+"""`kansa dialer run CONFIG.toml`: the seats, the progressive loop and the seats API."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import click
+
+from ._common import user_errors
+
+
+@click.group()
+def dialer() -> None:
+    """The dialling core as a service: seats, calls, callbacks (docs/dialer.md)."""
+
+
+@dialer.command("run")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--for-seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C).")
+@click.option(
+    "--start-at",
+    default=None,
+    help="Rehearsal: the clock starts at this RFC 3339 time and runs at the wall's pace.",
+)
+def dialer_run(config: str, for_seconds: float | None, start_at: str | None) -> None:
+    """Run the campaign of CONFIG: follow the ledger, dial for ready seats, serve the seats API."""
+    from dialer_core.run import ConfigError, Run, load_config, running_clock
+
+    try:
+        cfg = load_config(config)
+        start = datetime.fromisoformat(start_at) if start_at else None
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with user_errors():
+        run = Run(cfg, clock=running_clock(start)).start()
+    click.echo(
+        f"kansa dialer: {len(cfg.seats)} seats, {len(run.plan.cases)} cases of {cfg.month}; "
+        f"seats API on {run.api.url if run.api else '-'}",
+        err=True,
+    )
+    try:
+        end = time.monotonic() + for_seconds if for_seconds else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        run.stop()
+        calls = sum(r.calls for r in run.runners)
+        click.echo(f"kansa dialer: {calls} calls, {len(run.plan.refused)} refused by the guard", err=True)

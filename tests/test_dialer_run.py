@@ -1,0 +1,175 @@
+"""`kansa dialer run` end to end: a real ledger service, the data store, two simulated seats,
+and a console over the seats API; the calls reach the ledger as call.dialed by the core."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from conftest import event, register
+from test_service import EXE, Server, free_port
+
+from contract.calendar import TOKYO
+from contract.profile import load_profile
+from dialer_core.campaign import plan_days
+from dialer_core.client import new_key
+from dialer_core.datastore import DataStore, Resident
+from dialer_core.follow import LedgerFollower
+from ledger import Ledger, Submission
+
+LINES = ["0258-11-1111", "0258-22-2222"]
+
+
+def console(url: str, token: str, stop: threading.Event, seen: list[str]) -> None:
+    """What the operators' consoles do: sign in, classify answered calls, record outcomes."""
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    for seat in ("s01", "s02"):
+        http.post(f"/v1/seats/{seat}/ready", json={"operator": f"op-{seat}"}).raise_for_status()
+    while not stop.is_set():
+        try:
+            seats = http.get("/v1/seats").json()["seats"]
+        except httpx.TransportError:
+            break  # the run has ended
+        for seat in seats:
+            call = seat["call"]
+            if seat["state"] != "wrap_up" or call is None:
+                continue
+            seen.append(call["result"])
+            try:
+                if call["result"] == "answered" and call["classification"] is None and not call["recorded"]:
+                    http.post(f"/v1/calls/{call['call']}/classification", json={"kind": "person"})
+                if call["recorded"]:
+                    http.post(f"/v1/calls/{call['call']}/outcome", json={"event": None})
+            except httpx.TransportError:
+                break
+        time.sleep(0.05)
+    http.close()
+
+
+def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    subprocess.run(
+        [EXE, "ledger", "init", str(db), "--origin", "t.example/run", "--contract", "x"],
+        check=True,
+        capture_output=True,
+    )
+    core = new_key("system", tmp_path / "system.key")
+    store = DataStore(tmp_path / "store.db")
+    _, placed = store.add_batch(
+        "B1",
+        "2026-09",
+        [
+            Resident("", f"202609-{i:05d}", "佐藤 花子", (f"090{i:08d}",), "その他", 1000, {})
+            for i in range(6)
+        ],
+    )
+    store.close()
+    now = datetime.now(UTC)
+    with Ledger.open(db, key_path=f"{db}.key") as led:
+        led.append([register(core)], now=now)
+        lines = [event("callerid.registered", actor="mgr01", at=now.isoformat(), number=n) for n in LINES]
+        for line in lines:
+            line["data"]["kind"] = "landline"
+        led.append([Submission(line) for line in lines], now=now)
+        led.append(
+            [
+                Submission(
+                    event(
+                        "case.opened",
+                        actor="system",
+                        at=now.isoformat(),
+                        case=r.case_ref,
+                        batch="B1",
+                        month="2026-09",
+                        category="other",
+                        numbers=[{"ref": "1", "kind": "mobile"}],
+                    )
+                )
+                for r in placed
+            ],
+            now=now,
+        )
+    server = Server(db, free_port())
+    server.start()
+    port = free_port()
+    (tmp_path / "dialer.toml").write_text(f"""
+[dialer]
+ledger_url = "{server.url}"
+store = "store.db"
+key_file = "system.key"
+contract = "nagaoka-nhi-2026"
+month = "2026-09"
+poll_s = 0.5
+
+[api]
+listen = "127.0.0.1:{port}"
+token_env = "KANSA_TEST_SEATS_TOKEN"
+
+[telephony]
+kind = "simulator"
+
+[[seats]]
+name = "s01"
+
+[[seats]]
+name = "s02"
+""")
+    profile = load_profile("nagaoka-nhi-2026")
+    last_day = plan_days(profile, "2026-09").calling_days()[-1]
+    start = datetime.combine(last_day, datetime.min.time(), TOKYO) + timedelta(hours=19, minutes=30)
+    env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": "s3cret"}
+    proc = subprocess.Popen(
+        [
+            EXE,
+            "dialer",
+            "run",
+            str(tmp_path / "dialer.toml"),
+            "--for-seconds",
+            "8",
+            "--start-at",
+            start.isoformat(),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stop, seen = threading.Event(), []
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        thread = threading.Thread(target=console, args=(f"http://127.0.0.1:{port}", "s3cret", stop, seen))
+        thread.start()
+        _, err = proc.communicate(timeout=60)
+        stop.set()
+        thread.join(10)
+        assert proc.returncode == 0, err
+        follower = LedgerFollower(server.url)
+        dialed = [e for e in follower.poll() if e["type"] == "call.dialed"]
+        follower.close()
+    finally:
+        proc.kill() if proc.poll() is None else None
+        server.stop()
+    ours = {r.case_ref for r in placed}
+    assert len(dialed) >= 6, err and {e["data"]["case"] for e in dialed} == ours  # every case called
+    assert all(e["actor"] == "system" for e in dialed)
+    assert {e["data"]["caller_id"] for e in dialed} == set(LINES)  # both registered lines, in turn
+    assert all(e["at"].startswith(last_day.isoformat()) for e in dialed)  # dialled on the rehearsal clock
+    assert "calls" in err and seen
+
+
+def test_a_secret_in_the_toml_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[dialer]\nledger_url = "x"\n[sms]\npassword = "hunter2"\n')
+    run = subprocess.run([EXE, "dialer", "run", str(cfg)], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "secrets never go in the TOML" in run.stderr and "Traceback" not in run.stderr
