@@ -1,5 +1,5 @@
 """Compliance, second round: a resident listed in several months is one case judged in each
-month; the role table is profile data."""
+month; the role table is profile data; the three rules on false outcomes, scripts and staff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from story import Story
-from test_compliance_rules import nhi, three_calls
+from test_compliance_rules import approve, nhi, three_calls
 
 from compliance import load_profile
 
@@ -194,3 +194,40 @@ def test_sign_ins_are_for_oneself_and_a_device_key_signs_only_what_the_device_re
         "mgr01 wrote access.login for someone else, op07",
         "signed with a revoked key (of op07)",
     ]
+
+
+# -- 3. false outcomes, approved scripts, trained and pledged staff --------------------------
+
+
+def test_an_outcome_for_a_call_never_dialled_is_found_after_an_hour() -> None:
+    s = nhi().case("C1")
+    s.outcome("C1", "Kx1", "2026-09-24 10:05")
+    pending = [f for f in s.check(as_of="2026-09-24 11:04") if f.rule == "OUTCOME-HAS-CALL"]
+    assert [(f.pending, f.severity) for f in pending] == [(True, "info")]
+    assert [f.message_en for f in s.broken("OUTCOME-HAS-CALL")] == [
+        "an outcome for call Kx1, which was never dialled"
+    ]
+    s.dial("C2", "2026-09-24 10:00", outcome=False)  # K1 was to another case
+    s.outcome("C1", "K1", "2026-09-24 10:06")
+    assert "call K1 was to another case, C2" in {f.message_en for f in s.broken("OUTCOME-HAS-CALL")}
+
+
+def test_every_outcome_names_an_approved_script_and_the_manual_and_faq_come_first() -> None:
+    s = nhi().case("C1")
+    approve(s, "talk_script", "2026-09-10 09:00")
+    approve(s, "manual", "2026-09-24 10:30")  # after the contract's first call
+    call = s.dial("C1", "2026-09-24 10:00", outcome=False)  # not answered: the rule still applies
+    s.outcome("C1", call, "2026-09-24 10:01")
+    assert sorted(f.message_en for f in s.broken("SCRIPT-APPROVED")) == [
+        "the faq was not approved by the city before the contract's first call (2026-09-24 10:00)",
+        "the manual was not approved by the city before the contract's first call (2026-09-24 10:00)",
+        "the outcome does not name the talk script it followed (script_version)",
+    ]
+
+
+def test_the_bootstrap_manager_is_trained_and_pledged_too() -> None:
+    s = nhi()  # mgr01 records lines and the schedule at 08:00 with no training or pledge
+    assert [f.message_en for f in s.broken("STAFF-READY")] == [
+        "mgr01 began work (callerid.registered, 09-01 08:00) with no training and pledge recorded before it"
+    ]
+    assert not nhi().ready("mgr01").broken("STAFF-READY")

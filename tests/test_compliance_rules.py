@@ -215,6 +215,17 @@ def _record_every_call(broken: bool) -> tuple[Story, dict[str, Any]]:
     return s, {}
 
 
+@scenario("OUTCOME-HAS-CALL")
+def _outcome_has_call(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    if broken:  # an outcome for a call that was never dialled
+        s.outcome("C1", "Kx1", "2026-09-24 10:05")
+    else:  # the client delivered first: the call.dialed comes later in the ledger, its `at` before
+        s.outcome("C1", "K1", "2026-09-24 10:05")
+        s.dial("C1", "2026-09-24 10:00", outcome=False)
+    return s, {}
+
+
 @scenario("MOBILE-ASKED")
 def _mobile_asked(broken: bool) -> tuple[Story, dict[str, Any]]:
     s = nhi().case("C1", [("1", "landline")])
@@ -514,6 +525,39 @@ def _designated_actor(broken: bool) -> tuple[Story, dict[str, Any]]:
         s.add("staff.revoked", "2026-09-20 09:00", actor="mgr01", person="op07", role="operator", by="mgr01")
     call = s.dial("C1", "2026-09-24 10:00", outcome=False)
     s.outcome("C1", call, "2026-09-24 10:01")
+    return s, {}
+
+
+# -- staff and documents --------------------------------------------------------------
+
+
+def approve(s: Story, kind: str, at: str, version: str = "1") -> None:
+    s.add("document.approved", at, actor="city01", kind=kind, version=version, sha256="b" * 64, by="city01")
+
+
+@scenario("SCRIPT-APPROVED")
+def _script_approved(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    approve(s, "manual", "2026-09-10 09:00")
+    approve(s, "faq", "2026-09-10 09:00")
+    approve(s, "talk_script", "2026-09-10 09:00")
+    # Version 2 of the script, approved one minute after (or before) the call that followed it.
+    approve(s, "talk_script", "2026-09-24 10:01" if broken else "2026-09-24 09:59", version="2")
+    call = s.dial("C1", "2026-09-24 10:00", outcome=False)
+    s.outcome("C1", call, "2026-09-24 10:03", script_version="2")
+    return s, {}
+
+
+@scenario("STAFF-READY")
+def _staff_ready(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().ready("mgr01").case("C1")
+    s.add("access.login", "2026-09-24 09:00", actor="op07", person="op07", terminal="t1", success=True)
+    # Signing in does not count as work; the first outcome at 10:03 does.
+    trained = "2026-09-24 10:03" if broken else "2026-09-24 10:02"
+    s.add("staff.trained", trained, actor="mgr01", person="op07", course="laws_manual", by="mgr01")
+    s.add("staff.pledged", "2026-09-24 09:30", actor="mgr01", person="op07", sha256="c" * 64, to="city01")
+    call = s.dial("C1", "2026-09-24 10:00", outcome=False)
+    s.outcome("C1", call, "2026-09-24 10:03")
     return s, {}
 
 

@@ -306,6 +306,43 @@ def record_every_call(ctx: Context) -> Iterator[Finding]:
         )
 
 
+@rule("OUTCOME-HAS-CALL")
+def outcome_has_call(ctx: Context) -> Iterator[Finding]:
+    """An outcome for a call that was never dialled is a false record. Its call.dialed may
+    arrive late (the dialing core delivers after the client): pending for the profile's minutes."""
+    within = timedelta(minutes=ctx.profile.outcome_within_minutes)
+    for outcome in ctx.state.of("call.outcome"):
+        if not ctx.in_month(outcome.at):
+            continue
+        data = outcome.data
+        call = ctx.state.calls_by_id.get(str(data["call"]))
+        if call is None:
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=[outcome.index],
+                ja=f"架電 {data['call']} の記録がない架電結果",
+                en=f"an outcome for call {data['call']}, which was never dialled",
+                pending=ctx.as_of < outcome.at + within,
+            )
+        elif call.case != data["case"]:
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=[call.dialed.index, outcome.index],
+                ja=f"架電 {data['call']} は別の案件 {call.case} への架電",
+                en=f"call {data['call']} was to another case, {call.case}",
+            )
+        elif call.at > outcome.at:
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=[call.dialed.index, outcome.index],
+                ja=f"架電結果（{outcome.at:%m-%d %H:%M}）が架電開始（{call.at:%m-%d %H:%M}）より前",
+                en=f"the outcome ({outcome.at:%m-%d %H:%M}) is before the call began ({call.at:%m-%d %H:%M})",
+            )
+
+
 @rule("MOBILE-ASKED")
 def mobile_asked(ctx: Context) -> Iterator[Finding]:
     for case in _month_cases(ctx):

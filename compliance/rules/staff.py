@@ -1,0 +1,114 @@
+"""Staff and documents: SCRIPT-APPROVED, STAFF-READY (T §14(1), §15(1), §16(2); N §12(1), §13(1), §14(2))."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..model import Entry, Finding
+from .custody import roles_at
+from .registry import rule
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+DOCUMENT_NAMES = {"manual": "業務マニュアル", "faq": "FAQ", "talk_script": "トークスクリプト"}
+
+
+def _approved(ctx: Context, kind: str, before: datetime, version: str | None = None) -> Entry | None:
+    """The city's first approval of a document of `kind` (and `version`) made by `before`."""
+    for entry in ctx.state.of("document.approved"):
+        if entry.data["kind"] != kind or entry.at > before:
+            continue
+        if version is None or str(entry.data["version"]) == version:
+            return entry
+    return None
+
+
+@rule("SCRIPT-APPROVED")
+def script_approved(ctx: Context) -> Iterator[Finding]:
+    for outcome in ctx.state.of("call.outcome"):
+        if not ctx.in_month(outcome.at):
+            continue
+        data = outcome.data
+        call = ctx.state.calls_by_id.get(str(data["call"]))
+        started = call.at if call is not None else outcome.at
+        version = data.get("script_version")
+        if version is None:
+            yield ctx.finding(
+                "SCRIPT-APPROVED",
+                case=data["case"],
+                entries=[outcome.index],
+                ja="架電結果に使用したトークスクリプトの版（script_version）がない",
+                en="the outcome does not name the talk script it followed (script_version)",
+            )
+        elif _approved(ctx, "talk_script", started, str(version)) is None:
+            later = _approved(ctx, "talk_script", datetime.max.replace(tzinfo=started.tzinfo), str(version))
+            yield ctx.finding(
+                "SCRIPT-APPROVED",
+                case=data["case"],
+                entries=[outcome.index] + ([later.index] if later is not None else []),
+                ja=f"トークスクリプト第{version}版は架電（{started:%m-%d %H:%M}）の前に甲の承認を得ていない",
+                en=f"talk script version {version} was not approved by the city before the call"
+                f" ({started:%m-%d %H:%M})",
+            )
+    # The manual and the FAQ: approved before the contract's first call, judged in its month.
+    first = min(ctx.state.calls, key=lambda c: (c.at, c.dialed.index), default=None)
+    if first is None or not ctx.in_month(first.at):
+        return
+    for kind in ("manual", "faq"):
+        if _approved(ctx, kind, first.at) is None:
+            yield ctx.finding(
+                "SCRIPT-APPROVED",
+                case=None,
+                entries=[first.dialed.index],
+                ja=f"{DOCUMENT_NAMES[kind]}が契約の最初の架電（{first.at:%Y-%m-%d %H:%M}）までに甲の承認を得ていない",
+                en=f"the {kind} was not approved by the city before the contract's first call"
+                f" ({first.at:%Y-%m-%d %H:%M})",
+            )
+
+
+_WORKING_ROLES = frozenset({"operator", "manager"})
+_NOT_WORK = frozenset({"access.login", "access.logout"})
+
+
+def _first_work(ctx: Context) -> dict[str, Entry]:
+    """Each person's first event (by `at`) written as operator or manager, signing in and out aside."""
+    first: dict[str, Entry] = {}
+    for entry in ctx.state.entries:
+        if entry.actor == "system" or entry.type in _NOT_WORK:
+            continue
+        known = first.get(entry.actor)
+        if known is not None and known.at <= entry.at:
+            continue
+        if roles_at(ctx, entry.actor, entry.index) & _WORKING_ROLES:
+            first[entry.actor] = entry
+    return first
+
+
+@rule("STAFF-READY")
+def staff_ready(ctx: Context) -> Iterator[Finding]:
+    trained: dict[str, list[Entry]] = {}
+    pledged: dict[str, list[Entry]] = {}
+    for kind, into in (("staff.trained", trained), ("staff.pledged", pledged)):
+        for entry in ctx.state.of(kind):
+            into.setdefault(entry.data["person"], []).append(entry)
+    for person, work in sorted(ctx.memo("first-work", lambda: _first_work(ctx)).items()):
+        if not ctx.in_month(work.at):
+            continue
+        missing = [
+            name
+            for name, done in (("研修 training", trained), ("誓約書 pledge", pledged))
+            if not any(e.at < work.at for e in done.get(person, []))
+        ]
+        if missing:
+            ja = "・".join(m.split()[0] for m in missing)
+            en = " and ".join(m.split()[1] for m in missing)
+            yield ctx.finding(
+                "STAFF-READY",
+                case=None,
+                entries=[work.index],
+                ja=f"{person} は{ja}の記録より前に業務（{work.type}、{work.at:%m-%d %H:%M}）を開始",
+                en=f"{person} began work ({work.type}, {work.at:%m-%d %H:%M}) with no {en} recorded before it",
+            )
