@@ -45,11 +45,18 @@ def plan_days(
     is_weekday: IsWeekday = national_is_weekday,
 ) -> Campaign:
     """From about the profile's first day: its weekend/holiday days first (so every number's
-    weekend attempt can come first), then the weekdays after them, up to the profile's days."""
+    weekend attempt can come first), then the weekdays after them, up to the profile's days.
+    Where the first call must be on a weekday (tax), the days start on a weekday instead, and
+    the weekend days come after it, where second and third attempts can use them."""
     candidates = [d for d in month_days(month) if d.day >= profile.first_day and d not in excluded]
-    weekends = [d for d in candidates if not is_weekday(d)][: profile.weekend_days_min]
-    start = weekends[0] if weekends else candidates[0]
-    weekdays = [d for d in candidates if is_weekday(d) and d > start]
+    if profile.first_call_weekday_only:
+        start = next((d for d in candidates if is_weekday(d)), candidates[0])
+        weekends = [d for d in candidates if not is_weekday(d) and d > start][: profile.weekend_days_min]
+        weekdays = [d for d in candidates if is_weekday(d) and d >= start]
+    else:
+        weekends = [d for d in candidates if not is_weekday(d)][: profile.weekend_days_min]
+        start = weekends[0] if weekends else candidates[0]
+        weekdays = [d for d in candidates if is_weekday(d) and d > start]
     days = sorted(weekends + weekdays[: profile.campaign_days - len(weekends)])
     campaign = Campaign(month, tuple(days), excluded)
     check_feasible(profile, campaign, is_weekday=is_weekday)

@@ -112,6 +112,9 @@ class Scheduler:
         else:
             eligible = list(self.days)
             bands = []
+        # Leave room after the first attempt for the others, each on a later day.
+        roomy = [d for d in eligible if sum(x > d for x in self.days) >= self.profile.attempts_per_number - 1]
+        eligible = roomy or eligible
         if not eligible:
             return None
         day = eligible[spread % len(eligible)]
