@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/check_bench.py [--sizes 10000,100000,400000] [--dir benchmarks/out]
 
 Each size is one NHI month (2026-09) of cases with two numbers, three calls a
-number with their outcomes, callbacks, SMS with lookups, and daily reports,
-appended to a real ledger and checkpointed (kept in --dir for reruns).
+number with their outcomes (naming the approved talk script), callbacks, SMS
+with lookups, and daily reports, by trained and pledged staff, appended to a
+real ledger and checkpointed (kept in --dir for reruns: delete them when the
+generator changes).
 Target: a 400k-event month in under 10 s.
 """
 
@@ -45,6 +47,12 @@ def month_events(target: int, seed: int = 7) -> list[dict]:
         ("cus01", "custodian"),
     ):
         add("staff.designated", start, "system", person=person, role=role, by="city01")
+    for person in ("mgr01", "op07"):  # trained and pledged before their first work (STAFF-READY)
+        ready = start - timedelta(hours=1)
+        add("staff.trained", ready, "system", person=person, course="laws_manual", by="mgr01")
+        add("staff.pledged", ready, "system", person=person, sha256="c" * 64, to="city01")
+    for kind in ("manual", "faq", "talk_script"):  # approved by the city (SCRIPT-APPROVED)
+        add("document.approved", start, "city01", kind=kind, version="1", sha256="b" * 64, by="city01")
     for day in [*DAYS, "2026-09-01", "2026-09-23", "2026-09-27", "2026-10-01"]:
         for person in ("mgr01", "op07", "cus01"):
             add(
@@ -130,6 +138,7 @@ def month_events(target: int, seed: int = 7) -> list[dict]:
                     callback_at=None,
                     mobile_asked=True,
                     requests=[],
+                    script_version="1",
                 )
         if i % 4 == 0:
             sent = datetime(2026, 9, 25, 10, 5, tzinfo=TOKYO)

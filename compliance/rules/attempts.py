@@ -18,14 +18,20 @@ if TYPE_CHECKING:
 ESCALATING_REQUESTS = ("installment", "refusal", "tax_dispute")
 
 
-def _month_cases(ctx: Context) -> Iterator[Case]:
+def _month_cases(ctx: Context) -> list[Case]:
     """Cases listed this month (a case listed in several months is judged in each, on that
-    month's calls), or never listed and called this month."""
-    for case in ctx.state.cases.values():
-        if case.listing(ctx.month) is not None or (
-            case.opened is None and any(ctx.in_month(c.at) for c in case.calls)
-        ):
-            yield case
+    month's calls), or never listed and called this month. Found once per check."""
+
+    def find() -> list[Case]:
+        return [
+            case
+            for case in ctx.state.cases.values()
+            if case.listing(ctx.month) is not None
+            or (case.opened is None and any(ctx.in_month(c.at) for c in case.calls))
+        ]
+
+    found: list[Case] = ctx.memo("month-cases", find)
+    return found
 
 
 def _done_in(case: Case, month: str) -> bool:

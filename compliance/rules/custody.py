@@ -230,9 +230,18 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
     holders, revoked, people = ctx.memo("key-events", lambda: _key_events(ctx))
     designations = ctx.state.of("staff.designated")
     bootstrap = designations[0].index if designations else -1
+    by_kind: dict[str, tuple[frozenset[str], bool, bool]] = {}  # the profile's table, per type
     for entry in ctx.state.entries:
         if not ctx.in_month(entry.at):
             continue
+        kind = by_kind.get(entry.type)
+        if kind is None:
+            kind = by_kind[entry.type] = (
+                frozenset(profile.roles_for(entry.type)),
+                profile.for_themselves_only(entry.type),
+                profile.device_signs(entry.type),
+            )
+        allowed, for_themselves, device_may = kind
         case = entry.data.get("case")
         holder = holders.get(entry.key)
         # A key registered to something that was never designated staff is a device's (a console's).
@@ -245,7 +254,7 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
                 ja=f"失効した鍵（{holder}）で署名された記録",
                 en=f"signed with a revoked key (of {holder})",
             )
-        if device and profile.device_signs(entry.type):
+        if device and device_may:
             continue  # what a device records (a failed sign-in) is kept, whoever tried
         if device:
             yield ctx.finding(
@@ -265,7 +274,7 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
             )
         if entry.actor == "system":
             continue
-        if profile.for_themselves_only(entry.type) and entry.data.get("person") != entry.actor:
+        if for_themselves and entry.data.get("person") != entry.actor:
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
                 case=case,
@@ -275,9 +284,8 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
             )
         if entry.type == "staff.designated" and entry.index == bootstrap:
             continue  # the very first designation bootstraps the staff list
-        allowed = profile.roles_for(entry.type)
-        if not roles_at(ctx, entry.actor, entry.index) & set(allowed):
-            who = "/".join(allowed) or "system only"
+        if not roles_at(ctx, entry.actor, entry.index) & allowed:
+            who = "/".join(profile.roles_for(entry.type)) or "system only"
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
                 case=case,

@@ -16,18 +16,26 @@ if TYPE_CHECKING:
 DOCUMENT_NAMES = {"manual": "業務マニュアル", "faq": "FAQ", "talk_script": "トークスクリプト"}
 
 
-def _approved(ctx: Context, kind: str, before: datetime, version: str | None = None) -> Entry | None:
-    """The city's first approval of a document of `kind` (and `version`) made by `before`."""
+def _approved(ctx: Context, kind: str, before: datetime) -> Entry | None:
+    """The city's first approval of a document of `kind` (any version) made by `before`."""
+    return next(
+        (e for e in ctx.state.of("document.approved") if e.data["kind"] == kind and e.at <= before), None
+    )
+
+
+def _script_approvals(ctx: Context) -> dict[str, Entry]:
+    """Talk script version -> its earliest approval by the city."""
+    found: dict[str, Entry] = {}
     for entry in ctx.state.of("document.approved"):
-        if entry.data["kind"] != kind or entry.at > before:
-            continue
-        if version is None or str(entry.data["version"]) == version:
-            return entry
-    return None
+        version = str(entry.data["version"])
+        if entry.data["kind"] == "talk_script" and (version not in found or entry.at < found[version].at):
+            found[version] = entry
+    return found
 
 
 @rule("SCRIPT-APPROVED")
 def script_approved(ctx: Context) -> Iterator[Finding]:
+    approvals = _script_approvals(ctx)
     for outcome in ctx.state.of("call.outcome"):
         if not ctx.in_month(outcome.at):
             continue
@@ -43,12 +51,11 @@ def script_approved(ctx: Context) -> Iterator[Finding]:
                 ja="架電結果に使用したトークスクリプトの版（script_version）がない",
                 en="the outcome does not name the talk script it followed (script_version)",
             )
-        elif _approved(ctx, "talk_script", started, str(version)) is None:
-            later = _approved(ctx, "talk_script", datetime.max.replace(tzinfo=started.tzinfo), str(version))
+        elif (approval := approvals.get(str(version))) is None or approval.at > started:
             yield ctx.finding(
                 "SCRIPT-APPROVED",
                 case=data["case"],
-                entries=[outcome.index] + ([later.index] if later is not None else []),
+                entries=[outcome.index] + ([approval.index] if approval is not None else []),
                 ja=f"トークスクリプト第{version}版は架電（{started:%m-%d %H:%M}）の前に甲の承認を得ていない",
                 en=f"talk script version {version} was not approved by the city before the call"
                 f" ({started:%m-%d %H:%M})",
