@@ -51,6 +51,7 @@ READS: dict[str, Reads] = {
     "VOICEMAIL-MESSAGE": Reads(CALLS, "架電 {n} 件のうち留守番電話へのメッセージを確認"),
     "CALLBACK-APPOINTMENT": Reads(OUTCOMES, "通話結果 {n} 件の折り返し約束を確認"),
     "RECORD-EVERY-CALL": Reads(("call.dialed", "call.outcome"), "架電と通話結果 計 {n} 件を突合"),
+    "OUTCOME-HAS-CALL": Reads(("call.outcome", "call.dialed"), "通話結果と架電 計 {n} 件を突合"),
     "MOBILE-ASKED": Reads(OUTCOMES, "通話結果 {n} 件で携帯番号の聞き取りを確認"),
     "ESCALATION-REQUIRED": Reads(
         ("call.outcome", "escalation.raised"), "通話結果と市への引継ぎ 計 {n} 件を確認"
@@ -104,6 +105,10 @@ READS: dict[str, Reads] = {
     "CUSTODY-DEADLINE": Reads(CUSTODY, "個人情報の受領から削除までの記録 {n} 件の期限を確認", monthly=False),
     "CUSTODY-PERSON": Reads(CUSTODY, "個人情報の取扱い {n} 件の担当者を確認", monthly=False),
     "ACCESS-LOGGED": Reads(("access.viewed", "access.login"), "個人情報の閲覧とサインイン {n} 件を確認"),
+    "SCRIPT-APPROVED": Reads(OUTCOMES, "通話結果 {n} 件のトークスクリプトの版と市の承認を確認"),
+    "STAFF-READY": Reads(
+        ("staff.trained", "staff.pledged"), "従事者の研修・誓約書の記録 {n} 件を確認", monthly=False
+    ),
     "DESIGNATED-ACTOR": Reads(
         ("call.dialed", "call.outcome", "access.viewed"), "記録 {n} 件の担当者の指名を確認"
     ),
