@@ -155,11 +155,6 @@ class Case:
         return None
 
 
-def previous_month(month: str) -> str:
-    year, mon = int(month[:4]), int(month[5:7])
-    return f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
-
-
 def _in(moment: datetime, month: str) -> bool:
     return (moment.year, moment.month) == (int(month[:4]), int(month[5:7]))
 

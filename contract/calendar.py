@@ -76,3 +76,8 @@ def month_days(month: str) -> list[date]:
 def next_month(month: str) -> str:
     year, mon = int(month[:4]), int(month[5:])
     return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
+
+
+def previous_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"

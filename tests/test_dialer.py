@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
@@ -50,6 +52,74 @@ def test_the_demo_months_break_no_rule(clean_demo) -> None:
     assert all(month.calls > 0 and month.sms_sent > 0 for month in clean_demo.months)
 
 
+def opened_months(db: Path) -> dict[str, list[str]]:
+    """case -> the months it was listed in, from the ledger's case.opened entries."""
+    found: dict[str, list[str]] = {}
+    rows = sqlite3.connect(db).execute(
+        "SELECT case_ref, json_extract(leaf, '$.event.data.month') FROM entries WHERE type = 'case.opened'"
+    )
+    for case, month in rows:
+        found.setdefault(case, []).append(month)
+    return found
+
+
+def checked_violations(db: Path, month: str) -> list[dict]:
+    """`kansa check` as a user runs it, in its own process."""
+    exe = Path(sys.executable).parent / "kansa"
+    out = subprocess.run(
+        [str(exe), "check", str(db), "--month", month, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [f for f in json.loads(out)["findings"] if f["severity"] == "violation"]
+
+
+def test_the_demo_lists_unfinished_residents_again_and_judges_them_each_month(clean_demo) -> None:
+    db = clean_demo.ledger
+    relisted = {case: months for case, months in opened_months(db).items() if len(months) > 1}
+    assert relisted and sum(m.relisted for m in clean_demo.months) == sum(
+        len(months) - 1 for months in relisted.values()
+    )
+    assert clean_demo.months[0].relisted == 0 and clean_demo.months[1].relisted > 0
+    conn = sqlite3.connect(db)
+    for case, months in relisted.items():
+        called = {
+            m
+            for (m,) in conn.execute(
+                "SELECT DISTINCT substr(at, 1, 7) FROM entries WHERE type = 'call.dialed' AND case_ref = ?",
+                (case,),
+            )
+        }
+        assert set(months) <= called, (case, months, called)  # called again in every month listed
+    for month in MONTHS:
+        assert checked_violations(db, month) == []
+
+
+def test_the_tax_contract_demo_breaks_no_rule(tmp_path: Path) -> None:
+    result = demo(tmp_path, contract="nagaoka-tax-2023")
+    months = ["2023-08", "2023-09", "2023-10"]
+    assert [c.month for c in result.checks] == months and result.checks[0].contract == "nagaoka-tax-2023"
+    assert violations(result) == []
+    for month in months:
+        assert checked_violations(result.ledger, month) == []
+    assert all(m.calls > 0 and m.unsuitable > 0 for m in result.months)
+    assert sum(m.relisted for m in result.months) > 0
+    conn = sqlite3.connect(result.ledger)
+    kinds = dict(
+        conn.execute(
+            "SELECT json_extract(leaf, '$.event.data.kind'), count(*) FROM entries"
+            " WHERE type = 'report.submitted' GROUP BY 1"
+        ).fetchall()
+    )
+    assert kinds["sms_candidates"] == 3
+    destroyed = conn.execute("SELECT count(*) FROM entries WHERE type = 'custody.destroyed'").fetchone()
+    assert destroyed == (3,)  # each month's batch returned and destroyed after its work (T §11(4))
+    # The contract's promise target is over the contract, as its contact target is (T §10(1)).
+    promise = result.checks[-1].kpis["KPI-PROMISE"]
+    assert promise["scope"] == "contract to 2023-10" and promise["month"]["denominator"] > 0
+
+
 def test_a_clock_an_hour_behind_is_caught(tmp_path: Path) -> None:
     result = demo(tmp_path, months=["2026-09"], clock_offset=timedelta(hours=1))
     assert "CALL-HOURS" in {f.rule for f in violations(result)}
@@ -85,8 +155,15 @@ def test_no_resident_data_in_the_ledger_and_destroyed_means_gone(clean_demo) -> 
     batch, _, records, destroyed = store.batches()[0]
     assert records > 0 and not destroyed
     with store:
+        # A resident of this batch only (one listed again later is still readable from its newer batch).
         ref = next(
-            iter(r for (r,) in store._db.execute("SELECT case_ref FROM records WHERE batch = ?", (batch,)))
+            iter(
+                r
+                for (r,) in store._db.execute(
+                    "SELECT case_ref FROM records GROUP BY case_ref HAVING count(*) = 1 AND min(batch) = ?",
+                    (batch,),
+                )
+            )
         )
         assert store.read(ref).name
     result = CliRunner().invoke(

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from contract.calendar import add_business_days, end_of_day, is_weekday
+from contract.calendar import add_business_days, end_of_day, is_weekday, previous_month
 
 from ..model import Entry, Finding
-from ..state import NON_CONTACT, Call, Case, previous_month
+from ..state import NON_CONTACT, Call, Case
 from .registry import rule
 
 if TYPE_CHECKING:

@@ -12,16 +12,27 @@ from ._common import now, user_errors
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-@click.option("--months", default="2026-09..2026-11", show_default=True, help="YYYY-MM..YYYY-MM or a list.")
+@click.option(
+    "--contract",
+    default="nagaoka-nhi-2026",
+    show_default=True,
+    type=click.Choice(["nagaoka-nhi-2026", "nagaoka-tax-2023"]),
+    help="The contract simulated.",
+)
+@click.option(
+    "--months",
+    default=None,
+    help="YYYY-MM..YYYY-MM or a list (default: the contract's first three calling months).",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="The simulator's seed.")
 @click.option("--scale", default=1.0, show_default=True, type=float, help="Share of the contract's volumes.")
-def demo(out: str, months: str, seed: int, scale: float) -> None:
-    """Simulate months of the NHI contract into a ledger, check them, and print a summary."""
+def demo(out: str, contract: str, months: str | None, seed: int, scale: float) -> None:
+    """Simulate months of a contract into a ledger, check them, and print a summary."""
     from compliance import load_profile
-    from kansa.demo import parse_months, run_demo
+    from kansa.demo import DEFAULT_MONTHS, parse_months, run_demo
 
-    chosen = parse_months(months)
-    days = len(chosen) * load_profile("nagaoka-nhi-2026").campaign_days
+    chosen = parse_months(months or DEFAULT_MONTHS[contract])
+    days = len(chosen) * load_profile(contract).campaign_days
     with user_errors(), click.progressbar(length=days, label="simulating", file=sys.stderr) as bar:
 
         def progress(label: str) -> None:  # called once per calling day
@@ -38,6 +49,7 @@ def demo(out: str, months: str, seed: int, scale: float) -> None:
                 seed=seed,
                 scale=scale,
                 progress=progress,
+                contract=contract,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -1,6 +1,7 @@
-"""`kansa demo`: real months of the NHI contract, simulated into a ledger, then checked.
+"""`kansa demo`: real months of a contract, simulated into a ledger, then checked.
 
-Creates a ledger for nagaoka-nhi-2026, generates and imports each month's
+Creates a ledger for the contract (nagaoka-nhi-2026 by default, or
+nagaoka-tax-2023), generates and imports each month's
 targets at the contract's volumes (the target files stay in DIR, as the city
 would hand them over), schedules the calling days, simulates calls, SMS,
 callbacks, the manager's reports and the custody events, signs checkpoints,
@@ -26,8 +27,16 @@ from ledger.commands import init_ledger
 
 from .world import MonthReport, World
 
-ORIGIN = "kansa.demo/nagaoka-nhi-2026"
 PROFILE = "nagaoka-nhi-2026"
+# Each contract's own default months: the first three of its calling period.
+DEFAULT_MONTHS = {
+    "nagaoka-nhi-2026": "2026-09..2026-11",
+    "nagaoka-tax-2023": "2023-08..2023-10",
+}
+
+
+def origin(contract: str) -> str:
+    return f"kansa.demo/{contract}"
 
 
 @dataclass
@@ -60,17 +69,20 @@ def run_demo(
     clock_offset: timedelta = timedelta(0),
     is_weekday: IsWeekday = national_is_weekday,
     progress: Callable[[str], None] | None = None,
+    contract: str = PROFILE,
 ) -> DemoResult:
-    months = months or ["2026-09", "2026-10", "2026-11"]
-    profile = load_profile(PROFILE)
+    if contract not in DEFAULT_MONTHS:
+        raise ValueError(f"no demo for contract {contract!r}: one of {', '.join(DEFAULT_MONTHS)}")
+    months = months or parse_months(DEFAULT_MONTHS[contract])
+    profile = load_profile(contract)
     unknown = [m for m in months if m not in profile.calling_months]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)} is not a calling month of {PROFILE}")
+        raise ValueError(f"{', '.join(unknown)} is not a calling month of {contract}")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     db = out / "ledger.db"
-    ledger, key_path = init_ledger(db, origin=ORIGIN, contract=PROFILE, key_path=None, now=now)
+    ledger, key_path = init_ledger(db, origin=origin(contract), contract=contract, key_path=None, now=now)
     store = DataStore(out / "targets.db")
     world = World(
         ledger, store, profile, out, seed=seed, scale=scale, clock_offset=clock_offset, is_weekday=is_weekday
@@ -107,22 +119,26 @@ def _summary(
         echo(f"チェックポイント checkpoint: size {latest.size:,}, root {latest.note.splitlines()[2]}")
     echo(f"検証 verify: {verified}")
     echo("")
+    echo(f"契約 contract: {checks[0].contract}")
     echo(
-        "月 month   対象 cases  架電 calls  SMS送信 sent/停止 blocked  "
+        "月 month   対象 cases (再掲 re-listed)  架電 calls  SMS送信 sent/停止 blocked  "
         "接触率 contact (目標 target)  所見 findings"
     )
     for month, check in zip(reports, checks, strict=True):
         contact = check.kpis["KPI-CONTACT"]
         met = "達成 met" if contact["met"] else "未達 NOT met" if contact["met"] is False else "-"
+        value = "-" if contact["value"] is None else f"{contact['value']:.1%}"
         counts: dict[str, int] = {}
         for f in check.findings:
             counts[f.severity] = counts.get(f.severity, 0) + 1
         findings = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "なし none"
         echo(
-            f"{month.month}   {month.cases:>10,}  {month.calls:>10,}"
+            f"{month.month}   {month.cases:>10,} ({month.relisted:>6,})      {month.calls:>10,}"
             f"  {month.sms_sent:>8,}/{month.sms_blocked:<8,}"
-            f"     {contact['value']:.1%} ({contact['target']:.0%}) {met}      {findings}"
+            f"     {value} ({contact['target']:.0%}, {contact['scope']}) {met}      {findings}"
         )
+        if month.unsuitable:
+            echo(f"          架電不適 unsuitable in the data check: {month.unsuitable}")
         if month.refused:
             # The dialler's guard held these calls back (not residents refusing): count by reason.
             reasons: dict[str, int] = {}

@@ -6,6 +6,16 @@ their own keys, outbox first); the manager, the city and the custodian write
 their events with the ledger's key. Every call goes through the scheduler's
 guard before it is dialled.
 
+Before the first month the manager loads version 1 of the talk script, the
+manual and the FAQ and the city approves them; the manager records each
+operator's training and pledge (the bootstrap manager's are recorded by the
+system with the staff list). As the city would, each month's file lists again
+a share of the residents the previous month did not complete (the same
+案件番号, now and then with a new landline), so every run judges cases listed in
+several months. The tax contract's data check marks a few cases unsuitable,
+its SMS candidates go with the daily report after the last calling day, and
+each batch is returned and destroyed after the month's work.
+
 Two faults can be injected to show that the compliance engine, an independent
 guard, catches what a broken dialer does: a clock running behind real time
 (`clock_offset`), and a holiday calendar that forgets a day (`is_weekday`).
@@ -21,7 +31,7 @@ import json
 import math
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -30,7 +40,7 @@ from typing import Any, cast
 import httpx
 from starlette.testclient import TestClient
 
-from contract.calendar import TOKYO, add_business_days, month_days
+from contract.calendar import TOKYO, add_business_days, month_days, previous_month
 from contract.profile import Profile
 from dialer_core.adapters import Simulator
 from dialer_core.campaign import Campaign, IsWeekday, national_is_weekday, plan_days
@@ -38,7 +48,7 @@ from dialer_core.client import OperatorClient
 from dialer_core.datastore import DataStore
 from dialer_core.dialer import Dialer, Dialled
 from dialer_core.scheduler import CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
-from dialer_core.targets import import_targets
+from dialer_core.targets import destroy_targets, import_targets
 from ledger import Ledger, Signer, Submission
 from ledger.commands import default_key_path
 from ledger.event import envelope, uuid7
@@ -87,17 +97,29 @@ GIVEN = [
     "愛",
 ]
 CATEGORIES = ["初期滞納", "長期・高額滞納", "分納不履行", "その他"]
+HEADER = ["案件番号", "氏名", "電話番号1", "電話番号2", "滞納区分", "滞納額", "住所"]
+COURSES = ("laws_manual", "privacy", "phone")  # T §15(1) / N §13(1) ア, イ, ウ
+DOCUMENTS = {
+    "manual": "業務マニュアル 第1版\n架電の手順、記録、個人情報の取扱い、エスカレーションの手順。\n",
+    "talk_script": "トークスクリプト 第1版\n1. 名乗り 2. ご本人確認 3. 納付のお願い 4. 納付予定日の確認\n",
+    "faq": "FAQ 第1版\nQ. なぜ電話が来たのですか。 A. 市からの委託で納付のご案内をしています。\n",
+}
+SCRIPT_VERSION = "1"
 STAFF = [("city01", "city"), ("mgr01", "manager"), ("cus01", "custodian")]
 SERVICE_URL = "http://ledger.demo"  # the service's app, reached in-process (no socket)
 OPERATORS = [f"op{i:02d}" for i in range(1, 6)]
 
 
-def target_csv(rng: random.Random, month: str, cases: int) -> bytes:
-    """A city's target file for a month, in CP932 as the city's systems write it."""
+def target_csv(
+    rng: random.Random, month: str, cases: int, listed_again: Sequence[Sequence[str]] = ()
+) -> bytes:
+    """A city's target file for a month, in CP932 as the city's systems write it: the rows
+    `listed_again` (residents still in arrears from earlier months) first, then new residents."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["案件番号", "氏名", "電話番号1", "電話番号2", "滞納区分", "滞納額", "住所"])
-    for i in range(cases):
+    writer.writerow(HEADER)
+    writer.writerows(listed_again)
+    for i in range(max(0, cases - len(listed_again))):
         mobile = f"0{rng.choice('789')}0-{rng.randrange(1000, 10000)}-{rng.randrange(1000, 10000)}"
         landline = f"0258-{rng.randrange(10, 100)}-{rng.randrange(1000, 10000)}"
         shape = rng.random()
@@ -129,6 +151,8 @@ class MonthReport:
     refused: list[tuple[Slot, str]]
     sms_sent: int
     sms_blocked: int
+    relisted: int = 0  # residents of earlier months listed again in this month's file
+    unsuitable: int = 0  # cases the data check found unsuitable (tax)
 
 
 @dataclass
@@ -141,6 +165,7 @@ class World:
     out: Path
     seed: int = 1
     scale: float = 1.0
+    relist_share: float = 0.5  # of a month's residents not completed, listed again the next month
     clock_offset: timedelta = timedelta(0)
     is_weekday: IsWeekday = national_is_weekday
     key_path: Path | None = None  # the ledger's key (default: beside it), for the service
@@ -155,6 +180,9 @@ class World:
         self.sim = Simulator(self.seed)
         self.rng = random.Random(self.seed + 1)
         self._lines: list[str] = []  # the center's outgoing numbers in use
+        self._listed_again: list[list[str]] = []  # rows the city lists again next month
+        self._month_done: str | None = None  # the last month simulated
+        self._last_results: dict[tuple[str, str], str] = {}  # (case, number) -> last result that month
         self.clock = datetime(2000, 1, 1, tzinfo=TOKYO)  # simulated time, as the ledger sees it
 
     # -- writing ----------------------------------------------------------------------
@@ -233,6 +261,8 @@ class World:
         start = at(first - timedelta(days=1), "09:00")
         for person, role in STAFF:
             self.write("staff.designated", start, "system", person=person, role=role, by="city01")
+        # The bootstrap manager's training and pledge come with the staff list, before any work.
+        self._ready("mgr01", start - timedelta(minutes=30), "system")
         for op in OPERATORS:
             self.write(
                 "staff.designated",
@@ -241,6 +271,23 @@ class World:
                 person=op,
                 role="operator",
                 by="mgr01",
+            )
+        for op in OPERATORS:
+            self._ready(op, start + timedelta(minutes=3), "mgr01")
+        # The manager loads version 1 of the manual, the talk script and the FAQ; the city approves.
+        folder = self.out / "documents"
+        folder.mkdir(exist_ok=True)
+        for kind, text in DOCUMENTS.items():
+            (folder / f"{kind}-v{SCRIPT_VERSION}.txt").write_text(text, "utf-8")
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            self.write(
+                "document.approved",
+                start + timedelta(minutes=5),
+                "city01",
+                kind=kind,
+                version=SCRIPT_VERSION,
+                sha256=digest,
+                by="city01",
             )
         for op in OPERATORS:
             signer = Signer.generate(op)
@@ -262,6 +309,13 @@ class World:
             )
         self.login("mgr01", start - timedelta(minutes=10), set())
         self.flush()
+
+    def _ready(self, person: str, moment: datetime, by: str) -> None:
+        """Training on each of the contract's subjects, and the signed pledge handed to the city."""
+        for course in COURSES:
+            self.write("staff.trained", moment, by, person=person, course=course, by="mgr01")
+        pledge = hashlib.sha256(f"誓約書 {person}".encode()).hexdigest()
+        self.write("staff.pledged", moment, by, person=person, sha256=pledge, to="city01")
 
     # -- a month --------------------------------------------------------------------------
 
@@ -296,7 +350,8 @@ class World:
         )
         self.login("cus01", at(first, "08:30"), logged)
         path = self.out / f"targets-{month}.csv"
-        path.write_bytes(target_csv(rng, month, volume))
+        listed_again, self._listed_again = self._listed_again, []
+        path.write_bytes(target_csv(rng, month, volume, listed_again))
         batch = f"B{month}"
         imported_at = at(first, "09:00")
 
@@ -326,13 +381,35 @@ class World:
             media=f"USB-{month}",
             method="overwrite",
         )
+        # The tax contract's data check (§10(2)): a few cases reported unsuitable before calling.
+        unsuitable: set[str] = set()
+        if p.applies("UNSUITABLE-NOT-CALLED"):
+            for resident in parsed.residents[:: max(1, len(parsed.residents) // 2)][:2]:
+                unsuitable.add(resident.case_ref)
+                self.write(
+                    "case.unsuitable",
+                    at(first, "10:30"),
+                    "mgr01",
+                    case=resident.case_ref,
+                    reason="生活保護受給中",
+                )
+        # Last month's result on the same number (同一番号) for the tax contract's two-call rule.
+        previous = self._last_results if self._month_done == previous_month(month) else {}
         cases: dict[str, CaseProgress] = {}
-        for resident in parsed.residents:
+        rows: dict[str, list[str]] = {}
+        csv_rows = list(csv.reader(io.StringIO(path.read_bytes().decode("cp932"))))[1:]
+        for resident, row in zip(parsed.residents, csv_rows, strict=True):
+            if resident.case_ref in unsuitable:
+                continue
             kinds = parsed.kinds[resident.case_ref]
-            numbers = {str(i + 1): NumberProgress(str(i + 1), kind) for i, kind in enumerate(kinds)}
+            numbers = {
+                ref: NumberProgress(ref, kind, previous_month_result=previous.get((resident.case_ref, ref)))
+                for ref, kind in zip(resident.number_refs, kinds, strict=True)
+            }
             cases[resident.case_ref] = CaseProgress(
                 resident.case_ref, numbers, landline_only=all(k == "landline" for k in kinds)
             )
+            rows[resident.case_ref] = row
 
         # The city's SMS list: cases with a mobile number, sent on the 4th calling day.
         days = campaign.calling_days()
@@ -356,7 +433,7 @@ class World:
             scheduler,
             cases,
             self.sim,
-            phone_of=lambda case, number: self.store.read(case).numbers[int(number) - 1],
+            phone_of=lambda case, number: self.store.read(case).phone(number),
             record=lambda kind, moment, data: self.write(kind, moment, "system", **data),
             hand_over=lambda dialled: self._operator(scheduler, dialled),
             caller_id=lambda: lines[self.rng.randrange(2)],
@@ -395,9 +472,65 @@ class World:
         monthly_day = add_business_days(days[-1], 1)  # the work ends on the last scheduled day
         self.login("mgr01", at(monthly_day, "09:00"), logged)
         self._report("monthly", month, at(monthly_day, "15:00"), {"calls": dialer.calls})
+        if p.applies("REPORT-SMS-CANDIDATES"):  # with the daily report after the last calling day
+            self._report("sms_candidates", month, at(days[-1] + timedelta(days=1), "09:35"), {"month": month})
+        if p.return_required:  # tax: the media back to the city, then the data destroyed (§11(4))
+            self.login("cus01", at(monthly_day, "15:30"), logged)
+            self.write(
+                "custody.returned",
+                at(monthly_day, "16:00"),
+                "cus01",
+                batch=batch,
+                media=f"USB-{month}",
+                sha256=parsed.sha256,
+                records=len(parsed.residents),
+                encrypted=True,
+                to="city01",
+            )
+            destroyed_at = at(monthly_day, "16:30")
+            for event in destroy_targets(
+                self.store,
+                batch=batch,
+                custodian="cus01",
+                now=destroyed_at,
+                new_id=lambda: self.new_id(destroyed_at),
+            ):
+                self.write(event["type"], destroyed_at, event["actor"], **event["data"])
         self.flush()
         self.ledger.sign_checkpoint(now=self.clock)
-        return MonthReport(month, campaign, len(cases), dialer.calls, dialer.refused, sms_sent, sms_blocked)
+        self._month_done = month
+        self._last_results = {
+            (ref, n.ref): n.attempts[-1].result
+            for ref, c in cases.items()
+            for n in c.numbers.values()
+            if n.attempts
+        }
+        self._listed_again = self._list_again(cases, rows)
+        return MonthReport(
+            month,
+            campaign,
+            len(cases),
+            dialer.calls,
+            dialer.refused,
+            sms_sent,
+            sms_blocked,
+            len(listed_again),
+            len(unsuitable),
+        )
+
+    def _list_again(self, cases: dict[str, CaseProgress], rows: dict[str, list[str]]) -> list[list[str]]:
+        """The residents the city lists again next month: a share of those not completed (nor
+        stopped), as the city's next file would carry them; now and then with a new landline."""
+        rng = self.rng
+        again = []
+        for ref, progress in cases.items():
+            if progress.completed or progress.stopped_at is not None or rng.random() >= self.relist_share:
+                continue
+            row = list(rows[ref])
+            if row[3] and rng.random() < 0.3:  # the city has a new landline for the resident
+                row[3] = f"0258-{rng.randrange(10, 100)}-{rng.randrange(1000, 10000)}"
+            again.append(row)
+        return again
 
     def _report(self, kind: str, covers: str, moment: datetime, body: dict[str, Any]) -> None:
         digest = hashlib.sha256(json.dumps({"kind": kind, "covers": covers, **body}).encode()).hexdigest()
@@ -420,6 +553,7 @@ class World:
             "callback_at": None,
             "mobile_asked": False,
             "requests": [],
+            "script_version": SCRIPT_VERSION,  # the approved talk script the operator follows
         }
         new: list[Slot] = []
         if result.result == "invalid":
