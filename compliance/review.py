@@ -75,6 +75,19 @@ def kpi_rows(review: MonthlyReview) -> list[Row]:
                 "達成": "—" if k.get("met") is None else ("✔ 達成" if k["met"] else "✘ 未達"),
             }
         )
+        month = k.get("month")
+        if isinstance(month, dict):  # a target over the contract: the month's own figure beside it
+            rows.append(
+                {
+                    "KPI": name,
+                    "名称 name": f"{KPI_NAMES.get(name, name)}（当月 this month）",
+                    "分子 numerator": month.get("numerator"),
+                    "分母 denominator": month.get("denominator"),
+                    "値 value": month.get("value"),
+                    "目標 target": None,
+                    "達成 met": "—",
+                }
+            )
     return rows
 
 
