@@ -129,6 +129,17 @@ class Case:
             for o in self.outcomes
         )
 
+    def number_ended_before(self, number: str, moment: datetime) -> bool:
+        """Whether the number was ended as unusable at or before `moment`, in the listing then."""
+        return any(
+            call.number == number
+            and call.outcome is not None
+            and call.outcome.data["disposition"] == "number_unusable"
+            and call.outcome.at <= moment
+            and not self.relisted_between(call.outcome.at, moment)
+            for call in self.calls
+        )
+
     def stopped_before(self, moment: datetime) -> Entry | None:
         """The city's stop order in force at `moment`: made by then, and not lifted by a re-listing."""
         return next(

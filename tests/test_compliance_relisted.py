@@ -81,6 +81,23 @@ def test_a_stop_ends_the_listing_it_falls_in_not_the_next() -> None:
     assert "STOP-HONOURED" in rules(s)
 
 
+def test_a_callback_lapses_by_what_happens_in_its_own_listing() -> None:
+    s = relisted()
+    ended = s.dial("C1", "2026-09-24 10:00", result="answered", outcome=False)
+    s.outcome("C1", ended, "2026-09-24 10:02", party="other", disposition="number_unusable")
+    asked = s.dial("C1", "2026-10-20 10:00", result="answered", outcome=False)
+    s.outcome(
+        "C1", asked, "2026-10-20 10:02", party="household", disposition="absent_now",
+        callback_at="2026-10-24 14:00",
+    )  # fmt: skip
+    # September's unusable number does not excuse October's appointment ...
+    assert "CALLBACK-APPOINTMENT" in rules(s, **NHI_OCT)
+    # ... but the number found unusable again in October, before the time asked for, does.
+    again = s.dial("C1", "2026-10-22 18:00", result="answered", outcome=False)
+    s.outcome("C1", again, "2026-10-22 18:02", party="other", disposition="number_unusable")
+    assert "CALLBACK-APPOINTMENT" not in rules(s, **NHI_OCT)
+
+
 def test_the_tax_two_call_rule_compares_the_same_number_in_the_previous_month() -> None:
     def story(october_number: str) -> Story:
         s = Story().team("2023-09-01 08:00").lines(at="2023-09-01 08:00")

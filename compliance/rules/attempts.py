@@ -254,15 +254,10 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
             continue
         case = ctx.state.cases[outcome.data["case"]]
         call = ctx.state.calls_by_id.get(str(outcome.data["call"]))
-        number_end = case.number_ended(call.number) if call is not None else None
         if (
             case.ended_before(asked)
             or case.stopped_before(asked) is not None
-            or (
-                number_end is not None
-                and number_end.at <= asked
-                and not case.relisted_between(number_end.at, asked)
-            )
+            or (call is not None and case.number_ended_before(call.number, asked))
         ):
             continue  # completed, stopped, or the number ended before the time: the appointment lapses
         if ctx.in_calling_period(asked):
