@@ -50,6 +50,7 @@ class Case:
     sms_lookups: list[Entry] = field(default_factory=list)
     sms_blocked: list[Entry] = field(default_factory=list)
     _by_number: dict[str, list[Call]] | None = field(default=None, repr=False)
+    _by_number_month: dict[tuple[str, str], list[Call]] = field(default_factory=dict, repr=False)
 
     @property
     def month(self) -> str | None:
@@ -110,8 +111,12 @@ class Case:
         found = self._by_number.get(number, [])
         if month is None:
             return found
-        ym = (int(month[:4]), int(month[5:7]))
-        return [c for c in found if (c.at.year, c.at.month) == ym]
+        key = (number, month)
+        monthly = self._by_number_month.get(key)
+        if monthly is None:  # several rules ask for the same number and month
+            ym = (int(month[:4]), int(month[5:7]))
+            monthly = self._by_number_month[key] = [c for c in found if (c.at.year, c.at.month) == ym]
+        return monthly
 
     def ending(self, month: str | None = None) -> Entry | None:
         """The first outcome whose disposition ends the case (in `month`, if given), if any."""

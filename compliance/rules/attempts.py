@@ -34,6 +34,19 @@ def _month_cases(ctx: Context) -> list[Case]:
     return found
 
 
+def month_outcomes(ctx: Context) -> list[tuple[Entry, Call | None]]:
+    """The month's outcomes (by their `at`), each with the call it names, if dialled. Found once."""
+
+    def find() -> list[tuple[Entry, Call | None]]:
+        calls = ctx.state.calls_by_id
+        return [
+            (o, calls.get(str(o.data["call"]))) for o in ctx.state.of("call.outcome") if ctx.in_month(o.at)
+        ]
+
+    found: list[tuple[Entry, Call | None]] = ctx.memo("month-outcomes", find)
+    return found
+
+
 def _done_in(case: Case, month: str) -> bool:
     """The month's listing needs no more calls: completed, refused, absent or stopped in the
     month, or found unsuitable in its data check."""
@@ -312,11 +325,8 @@ def outcome_has_call(ctx: Context) -> Iterator[Finding]:
     """An outcome for a call that was never dialled is a false record. Its call.dialed may
     arrive late (the dialing core delivers after the client): pending for the profile's minutes."""
     within = timedelta(minutes=ctx.profile.outcome_within_minutes)
-    for outcome in ctx.state.of("call.outcome"):
-        if not ctx.in_month(outcome.at):
-            continue
+    for outcome, call in month_outcomes(ctx):
         data = outcome.data
-        call = ctx.state.calls_by_id.get(str(data["call"]))
         if call is None:
             yield ctx.finding(
                 "OUTCOME-HAS-CALL",

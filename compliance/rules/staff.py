@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..model import Entry, Finding
+from .attempts import month_outcomes
 from .custody import roles_at
 from .registry import rule
 
@@ -36,11 +37,8 @@ def _script_approvals(ctx: Context) -> dict[str, Entry]:
 @rule("SCRIPT-APPROVED")
 def script_approved(ctx: Context) -> Iterator[Finding]:
     approvals = _script_approvals(ctx)
-    for outcome in ctx.state.of("call.outcome"):
-        if not ctx.in_month(outcome.at):
-            continue
+    for outcome, call in month_outcomes(ctx):
         data = outcome.data
-        call = ctx.state.calls_by_id.get(str(data["call"]))
         started = call.at if call is not None else outcome.at
         version = data.get("script_version")
         if version is None:
