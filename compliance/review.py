@@ -79,13 +79,12 @@ def kpi_rows(review: MonthlyReview) -> list[Row]:
         if isinstance(month, dict):  # a target over the contract: the month's own figure beside it
             rows.append(
                 {
-                    "KPI": name,
-                    "名称 name": f"{KPI_NAMES.get(name, name)}（当月 this month）",
-                    "分子 numerator": month.get("numerator"),
-                    "分母 denominator": month.get("denominator"),
-                    "値 value": month.get("value"),
-                    "目標 target": None,
-                    "達成 met": "—",
+                    "指標": f"{KPI_WORDS.get(name, name)}（当月）",
+                    "分子": count(month.get("numerator")),
+                    "分母": count(month.get("denominator")),
+                    "値": show(month.get("value")),
+                    "目標": "—",
+                    "達成": "—",
                 }
             )
     return rows
