@@ -23,6 +23,7 @@ from contract.calendar import TOKYO
 from contract.profile import load_profile
 
 from .adapters import DialResult, Simulator
+from .callbacks import CallbackLine
 from .campaign import plan_days
 from .client import OperatorClient
 from .datastore import DataStore
@@ -80,6 +81,8 @@ class RunConfig:
     telephony: str  # sip or simulator
     sip: SipConfig
     seats: dict[str, tuple[str, int] | None]  # seat -> its baresip's ctrl_tcp address
+    seat_callback_uris: dict[str, str] = field(default_factory=dict)  # seat -> its auto-answer account
+    lines: list[dict[str, Any]] = field(default_factory=list)  # the center's incoming lines
     poll_s: float = 2.0
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -108,6 +111,19 @@ def load_config(path: Path | str) -> RunConfig:
         seats: dict[str, tuple[str, int] | None] = {}
         for seat in seats_raw:
             seats[seat["name"]] = _address(seat["ctrl"], f"seats.{seat['name']}") if kind == "sip" else None
+        callback_uris = {seat["name"]: seat["callback_uri"] for seat in seats_raw if "callback_uri" in seat}
+        lines = []
+        for line in raw.get("lines", []):
+            lines.append(
+                {
+                    "ctrl": _address(line["ctrl"], "lines"),
+                    "message_wav": base / line["message_wav"],
+                    "guide_wav": base / line["guide_wav"],
+                    "guide_s": float(line.get("guide_s", 20)),
+                }
+            )
+        if lines and set(callback_uris) != set(seats):
+            raise ConfigError("[[seats]] each seat needs a callback_uri when [[lines]] take callbacks")
         token = secret(api, "token", "api")
         if not token:
             raise ConfigError("[api] token_file or token_env is required")
@@ -127,6 +143,8 @@ def load_config(path: Path | str) -> RunConfig:
                 max_call_s=int(tel.get("max_call_s", 1800)),
             ),
             seats=seats,
+            seat_callback_uris=callback_uris,
+            lines=lines,
             poll_s=float(dialer.get("poll_s", 2.0)),
             raw=raw,
         )
@@ -146,6 +164,7 @@ class Run:
     board: SeatBoard = field(init=False)
     plan: SeatPlan = field(init=False)
     runners: list[SeatRunner] = field(default_factory=list)
+    lines: list[CallbackLine] = field(default_factory=list)
     api: SeatsApi | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -194,6 +213,21 @@ class Run:
             )
             self.runners.append(runner)
             self._spawn(runner.run, f"seat {seat}")
+        for line in cfg.lines:
+            callback = CallbackLine(
+                CtrlTcp(*line["ctrl"]),
+                self.board,
+                seat_uri=cfg.seat_callback_uris.__getitem__,
+                in_hours=lambda at: _in_hours(scheduler, at),
+                identify=lambda number: (found[0] if (found := store.caller(number)) else None),
+                record=self._record,
+                clock=self.clock,
+                message_wav=line["message_wav"],
+                guide_wav=line["guide_wav"],
+                guide_s=line["guide_s"],
+            )
+            self.lines.append(callback)
+            self._spawn(callback.run, "callback line")
         self._spawn(self._follow, "ledger follower")
         return self
 
@@ -225,6 +259,8 @@ class Run:
         self._stop.set()
         for runner in self.runners:
             runner.stop()
+        for line in self.lines:
+            line.stop()
         for thread in self._threads:
             thread.join(5)
         if self.api is not None:
@@ -232,6 +268,12 @@ class Run:
         self.follower.close()
         self.client.close()
         self.store.close()
+
+
+def _in_hours(scheduler: Scheduler, at: datetime) -> bool:
+    """The center takes callbacks in the calling hours of the day's type (N §8(6): the guide outside)."""
+    start, end = scheduler.hours(at.date())
+    return start <= at.time() < end
 
 
 def running_clock(start: datetime | None) -> Callable[[], datetime]:

@@ -173,3 +173,17 @@ def test_a_secret_in_the_toml_is_refused(tmp_path: Path) -> None:
     run = subprocess.run([EXE, "dialer", "run", str(cfg)], capture_output=True, text=True)
     assert run.returncode == 1
     assert "secrets never go in the TOML" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_sample_configuration_loads(tmp_path: Path) -> None:
+    from dialer_core.run import load_config
+
+    sample = Path(__file__).parent.parent / "docs" / "dialer-sample.toml"
+    token = tmp_path / "seats.token"
+    token.write_text("t0ken\n")
+    text = sample.read_text().replace("/etc/kansa/seats.token", str(token))
+    (tmp_path / "dialer.toml").write_text(text)
+    cfg = load_config(tmp_path / "dialer.toml")
+    assert cfg.api_token == "t0ken" and cfg.sip.ring_timeout_s == 40
+    assert cfg.seats == {"s01": ("127.0.0.1", 4444), "s02": ("127.0.0.1", 4445)}
+    assert cfg.lines[0]["guide_s"] == 20 and cfg.seat_callback_uris["s02"].startswith("sip:s02-cb@")
