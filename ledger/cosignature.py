@@ -14,7 +14,6 @@ same Go-style layout as the ledger's, `PRIVATE+KEY+<name>+<hex id>+base64(0x04 |
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +21,16 @@ from functools import cached_property
 import nacl.exceptions
 import nacl.signing
 
-from .note import NoteError, b64decode, b64encode, split_vkey, valid_key_name
+from .note import (
+    NoteError,
+    b64decode,
+    b64encode,
+    format_key,
+    key_hash,
+    split_skey,
+    split_vkey,
+    valid_key_name,
+)
 
 ALG_COSIGNATURE_V1 = 0x04
 _SIG_PREFIX = "\u2014 "
@@ -30,8 +38,7 @@ _MAX_TIMESTAMP = 2**63 - 1
 
 
 def cosigner_key_id(name: str, public_key: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key).digest()
-    return int(struct.unpack(">I", digest[:4])[0])
+    return key_hash(name, public_key, ALG_COSIGNATURE_V1)
 
 
 def signed_message(body: str, timestamp: int) -> bytes:
@@ -113,7 +120,7 @@ class CosignerKey:
 
     @property
     def vkey(self) -> str:
-        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key)}"
+        return format_key(self.name, self.key_id, ALG_COSIGNATURE_V1, self.public_key)
 
     def matches(self, line: SignatureLine) -> bool:
         return line.name == self.name and line.key_id == self.key_id
@@ -173,23 +180,15 @@ class Cosigner:
 
     @classmethod
     def parse(cls, skey: str) -> Cosigner:
-        parts = skey.strip().split("+", 4)
-        if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
-            raise NoteError("malformed witness signer key")
-        name, hash_hex, key_b64 = parts[2:]
-        key = b64decode(key_b64)
-        if len(key) != 33 or key[0] != ALG_COSIGNATURE_V1:
-            raise NoteError("a witness signer key is type 0x04 with a 32-byte seed")
-        signer = cls.from_seed(name, key[1:])
-        if f"{signer.key_id:08x}" != hash_hex:
+        name, key_id, seed = split_skey(skey.strip(), ALG_COSIGNATURE_V1, "witness signer key")
+        signer = cls.from_seed(name, seed)
+        if signer.key_id != key_id:
             raise NoteError("witness signer key id does not match its name and key")
         return signer
 
     @property
     def skey(self) -> str:
-        return (
-            f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_COSIGNATURE_V1]) + self.seed)}"
-        )
+        return format_key(self.name, self.key_id, ALG_COSIGNATURE_V1, self.seed, private=True)
 
     @cached_property
     def _signing_key(self) -> nacl.signing.SigningKey:

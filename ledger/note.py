@@ -42,9 +42,16 @@ def valid_key_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
-def key_hash(name: str, public_key: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key).digest()
+def key_hash(name: str, public_key: bytes, alg: int = ALG_ED25519) -> int:
+    """The key id: the first four bytes of SHA-256(name || "\\n" || alg || public key)."""
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()
     return int(struct.unpack(">I", digest[:4])[0])
+
+
+def format_key(name: str, key_id: int, alg: int, key: bytes, *, private: bool = False) -> str:
+    """A vkey `<name>+<hex key id>+base64(alg || key)`, or with `private` the skey of a seed."""
+    text = f"{name}+{key_id:08x}+{b64encode(bytes([alg]) + key)}"
+    return f"PRIVATE+KEY+{text}" if private else text
 
 
 def split_vkey(vkey: str, alg: int) -> tuple[str, int, bytes]:
@@ -60,6 +67,21 @@ def split_vkey(vkey: str, alg: int) -> tuple[str, int, bytes]:
         raise NoteError("verifier key has the wrong length")
     if key[0] != alg:
         raise NoteError(f"verifier key algorithm {key[0]} is not {alg}")
+    return name, int(hash_hex, 16), key[1:]
+
+
+def split_skey(skey: str, alg: int, what: str = "signer key") -> tuple[str, int, bytes]:
+    """`PRIVATE+KEY+<name>+<hex key id>+base64(alg || 32-byte seed)`: name, key id and seed
+    (id not yet checked)."""
+    parts = skey.split("+", 4)
+    if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
+        raise NoteError(f"malformed {what}")
+    name, hash_hex, key_b64 = parts[2:]
+    if len(hash_hex) != 8 or not all(c in "0123456789abcdef" for c in hash_hex):
+        raise NoteError(f"malformed {what} id")
+    key = b64decode(key_b64)
+    if len(key) != 33 or key[0] != alg:
+        raise NoteError(f"{what} has the wrong length or algorithm (type 0x{alg:02x} with a 32-byte seed)")
     return name, int(hash_hex, 16), key[1:]
 
 
@@ -87,7 +109,7 @@ class Verifier:
 
     @property
     def vkey(self) -> str:
-        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_ED25519]) + self.public_key)}"
+        return format_key(self.name, self.key_id, ALG_ED25519, self.public_key)
 
     @property
     def key_ref(self) -> str:
@@ -122,23 +144,15 @@ class Signer:
 
     @classmethod
     def parse(cls, skey: str) -> Signer:
-        parts = skey.split("+", 4)
-        if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
-            raise NoteError("malformed signer key")
-        name, hash_hex, key_b64 = parts[2:]
-        if len(hash_hex) != 8 or not all(c in "0123456789abcdef" for c in hash_hex):
-            raise NoteError("malformed signer key id")
-        key = b64decode(key_b64)
-        if len(key) != 33 or key[0] != ALG_ED25519:
-            raise NoteError("signer key has the wrong length or algorithm")
-        signer = cls.from_seed(name, key[1:])
-        if signer.key_id != int(hash_hex, 16):
+        name, key_id, seed = split_skey(skey, ALG_ED25519)
+        signer = cls.from_seed(name, seed)
+        if signer.key_id != key_id:
             raise NoteError("signer key id does not match its name and key")
         return signer
 
     @property
     def skey(self) -> str:
-        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_ED25519]) + self.seed)}"
+        return format_key(self.name, self.key_id, ALG_ED25519, self.seed, private=True)
 
     @property
     def verifier(self) -> Verifier:
