@@ -78,6 +78,9 @@ WORDS: dict[str, dict[str, str]] = {
         "other": "その他",
     },
     "callback_handled": {"operator": "オペレーターが対応", "voice_guide": "音声案内", "dropped": "切断"},
+    # access.viewed purposes written by the console (call) and kansa report --store (report);
+    # other purposes are free text and shown as written
+    "purpose": {"call": "架電対応", "report": "報告書の作成（案件番号の記入）"},
     "report_kind": {
         "daily": "日報",
         "sms": "SMS結果報告",

@@ -275,7 +275,7 @@ def describe(event: dict[str, Any], bands: list[tuple[str, str]] | None = None) 
     if t == "callback.received":
         return f"折り返し電話（待ち {d.get('queued_s')} 秒、{word('callback_handled', d.get('handled'))}）"
     if t == "access.viewed":
-        return f"{d.get('person')} が個人情報を閲覧（目的：{d.get('purpose')}）"
+        return f"{d.get('person')} が個人情報を閲覧（目的：{word('purpose', d.get('purpose'))}）"
     return word("event", t)
 
 

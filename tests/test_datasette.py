@@ -538,3 +538,16 @@ def test_raw_tables_show_jst_and_words_beside_the_stored_values(client: Client) 
     assert received is not None  # the UTC receipt shown in JST, the stored text beside it
     findings = client.get("/compliance/findings").text
     assert "違反<br><small>violation</small>" in findings
+
+
+def test_access_purposes_written_by_kansa_read_in_words() -> None:
+    from datasette_plugins.audit_pages import describe
+
+    def viewed(purpose: str) -> str:
+        data = {"person": "op07", "case": "c1", "purpose": purpose}
+        return describe({"type": "access.viewed", "data": data})
+
+    # the console writes 'call', kansa report --store 'report'; other purposes are free text
+    assert viewed("call") == "op07 が個人情報を閲覧（目的：架電対応）"
+    assert viewed("report") == "op07 が個人情報を閲覧（目的：報告書の作成（案件番号の記入））"
+    assert viewed("架電対応 call handling") == "op07 が個人情報を閲覧（目的：架電対応 call handling）"
