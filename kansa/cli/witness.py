@@ -25,7 +25,8 @@ def witness_init(directory: str, name: str) -> None:
         created = Witness.init(directory, name)
         click.echo(created.vkey)
         click.echo(
-            "証人の検証鍵です。台帳の運用者（kansa ledger witness add）とポリシーに渡してください。"
+            "上の行は証人の検証鍵です。台帳を運用する事業者に渡し（kansa ledger witness add）、"
+            "ポリシーのファイルに記載してください。"
             " This is the witness's verifier key: give it to the ledger's host and put it in policies.",
             err=True,
         )
@@ -39,7 +40,7 @@ def witness_add_log(directory: str, origin: str, vkey: str) -> None:
     """Witness the log ORIGIN, whose checkpoints are signed by VKEY."""
     with user_errors(), Witness(directory) as opened:
         opened.add_log(origin, vkey, now=now())
-        click.echo(f"この台帳を証人として見守ります witnessing {origin}")
+        click.echo(f"台帳 {origin} を見守る対象に登録しました。 witnessing {origin}")
 
 
 @witness.command("serve")
