@@ -242,8 +242,10 @@ def published_checkpoint(ledger: LedgerReader, policy: Policy | None) -> StoredC
     *published*: whose newest row carries the policy's quorum of cosignatures."""
     if policy is None:
         return ledger.latest_checkpoint()
-    rows = [row for row in ledger.checkpoints() if _meets(policy, row.note)]
-    return max(rows, key=lambda row: (row.size, row.seq), default=None)
+    # Newest first, stopping at the first that meets the quorum: GET /checkpoint asks this on
+    # every request, and checking the signatures of every stored row cost 0.6 s at 3,000 rows.
+    newest_first = sorted(ledger.checkpoints(), key=lambda row: (row.size, row.seq), reverse=True)
+    return next((row for row in newest_first if _meets(policy, row.note)), None)
 
 
 def write_ledger_tiles(
