@@ -219,7 +219,7 @@ class Run:
                 self.board,
                 seat_uri=cfg.seat_callback_uris.__getitem__,
                 in_hours=lambda at: _in_hours(scheduler, at),
-                identify=lambda number: (found[0] if (found := store.caller(number)) else None),
+                identify=lambda number: found[0] if (found := store.caller(number)) else None,
                 record=self._record,
                 clock=self.clock,
                 message_wav=line["message_wav"],
@@ -282,3 +282,128 @@ def running_clock(start: datetime | None) -> Callable[[], datetime]:
         return lambda: datetime.now(TOKYO)
     offset = start - datetime.now(TOKYO)
     return lambda: datetime.now(TOKYO) + offset
+
+
+# -- the SMS pass: `kansa dialer sms` -------------------------------------------------------------------
+
+
+def sms_settings(cfg: RunConfig) -> tuple[Any, Path, Any, str]:
+    """(SmppConfig, journal path, lookup, message text) from the [sms] table."""
+    from .lookup import HttpLookup, SimulatedLookup
+    from .smpp import SmppConfig
+
+    sms = cfg.raw.get("sms")
+    if not sms:
+        raise ConfigError("[sms] is required to send SMS")
+    base = cfg.store.parent
+    try:
+        smpp = SmppConfig(
+            host=sms["host"],
+            port=int(sms.get("port", 2775)),
+            system_id=sms["system_id"],
+            password=secret(sms, "password", "sms"),
+            rate=float(sms.get("rate", 10)),
+        )
+        if sms.get("lookup_url") == "simulated":
+            lookup: Any = SimulatedLookup()
+        else:
+            lookup = HttpLookup(sms["lookup_url"], token=secret(sms, "lookup_token", "sms"))
+        text = (base / sms["text_file"]).read_text(encoding="utf-8").strip()
+    except KeyError as exc:
+        raise ConfigError(f"[sms] missing {exc.args[0]}") from exc
+    except OSError as exc:
+        raise ConfigError(f"[sms] text_file: {exc}") from exc
+    return smpp, base / sms.get("journal", "sms-journal.db"), lookup, text
+
+
+@dataclass
+class SmsReport:
+    designated: int
+    sent: int
+    unconfirmed: int
+    blocked: int
+    already: int
+    results: int
+
+
+def run_sms(cfg: RunConfig, clock: Callable[[], datetime], *, receipts_for: float = 30.0) -> SmsReport:
+    """The city's latest SMS list of the month, sent at its time: lookup, block or send, receipts.
+
+    Refused outside the profile's tolerance around `send_at`. A case already in the journal
+    (sent, unconfirmed, blocked by the SMSC) is never sent again.
+    """
+    from .smpp import Journal, SmppGateway, Sms, SmsPass
+
+    smpp, journal_path, lookup, text = sms_settings(cfg)
+    profile = load_profile(cfg.contract)
+    follower = LedgerFollower(cfg.ledger_url)
+    try:
+        events = follower.poll()
+    finally:
+        follower.close()
+    lists = [e for e in events if e["type"] == "sms.designated" and e["data"]["send_at"][:7] == cfg.month]
+    if not lists:
+        raise ConfigError(f"no sms.designated for {cfg.month} in the ledger")
+    designation = lists[-1]["data"]
+    send_at = datetime.fromisoformat(designation["send_at"])
+    now = clock()
+    tolerance = profile.sms_send_tolerance_minutes * 60
+    if abs((now - send_at).total_seconds()) > tolerance:
+        raise ConfigError(
+            f"the city's time is {send_at.isoformat()}; now is {now.isoformat()} "
+            f"(±{profile.sms_send_tolerance_minutes} min): not sending"
+        )
+    stopped = {e["data"]["case"] for e in events if e["type"] == "case.stop" and e["at"] <= now.isoformat()}
+    mobile: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "case.opened" and e["data"]["month"] == cfg.month:
+            for n in e["data"]["numbers"]:
+                if n["kind"] == "mobile":
+                    mobile.setdefault(e["data"]["case"], n["ref"])
+    key = read_key_bytes(cfg.key)
+    journal = Journal(journal_path, key)
+    # never twice: what the journal holds, and what the ledger already says of this list
+    done = {str(r[0]) for r in journal.db.execute("SELECT case_ref FROM messages")}
+    listed_at = lists[-1]["at"]
+    done |= {
+        e["data"]["case"] for e in events if e["type"] in ("sms.sent", "sms.blocked") and e["at"] >= listed_at
+    }
+    store = DataStore(cfg.store)
+    client = OperatorClient(cfg.ledger_url, cfg.key, cfg.outbox)
+
+    def record(kind: str, data: dict[str, Any], at: datetime) -> None:
+        client.record(kind, data, at=at)
+        client.deliver(deadline=None)
+
+    gateway = SmppGateway(smpp, journal, record, clock)
+    try:
+        gateway.recover()
+        items = []
+        for case in designation["cases"]:
+            if case in done or case not in mobile:
+                continue
+            phone = store.read(case).phone(mobile[case])
+            items.append((Sms(case, mobile[case], phone, text, designation["sender_id"]), case in stopped))
+        outcomes = SmsPass(gateway, lookup, record, clock).run(items)
+        gateway.pump(receipts_for)
+        results = journal.db.execute("SELECT count(*) FROM messages WHERE result IS NOT NULL").fetchone()
+        return SmsReport(
+            designated=len(designation["cases"]),
+            sent=sum(o.state == "sent" for o in outcomes),
+            unconfirmed=sum(o.state == "unconfirmed" for o in outcomes),
+            blocked=sum(o.state == "blocked" for o in outcomes),
+            already=len([c for c in designation["cases"] if c in done]),
+            results=int(results[0]),
+        )
+    finally:
+        gateway.close()
+        journal.close()
+        client.close()
+        store.close()
+
+
+def read_key_bytes(path: Path) -> bytes:
+    """The journal's HMAC key: derived from the core's key file (no second secret to keep)."""
+    import hashlib
+
+    return hashlib.sha256(b"kansa/sms-journal\0" + path.read_bytes()).digest()

@@ -49,3 +49,27 @@ def dialer_run(config: str, for_seconds: float | None, start_at: str | None) -> 
         run.stop()
         calls = sum(r.calls for r in run.runners)
         click.echo(f"kansa dialer: {calls} calls, {len(run.plan.refused)} refused by the guard", err=True)
+
+
+@dialer.command("sms")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--receipts-for", type=float, default=30.0, show_default=True, help="Seconds to wait for receipts."
+)
+@click.option("--start-at", default=None, help="Rehearsal: the clock starts at this RFC 3339 time.")
+def dialer_sms(config: str, receipts_for: float, start_at: str | None) -> None:
+    """Send the city's SMS list of the month at its time over SMPP (lookup, block or send, receipts)."""
+    from dialer_core.run import ConfigError, load_config, run_sms, running_clock
+    from dialer_core.smpp import SmppError
+
+    try:
+        cfg = load_config(config)
+        clock = running_clock(datetime.fromisoformat(start_at) if start_at else None)
+        with user_errors():
+            report = run_sms(cfg, clock, receipts_for=receipts_for)
+    except (ConfigError, SmppError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"SMS: {report.designated} designated, {report.sent} sent, {report.unconfirmed} unconfirmed, "
+        f"{report.blocked} blocked, {report.already} already done earlier; {report.results} results"
+    )
