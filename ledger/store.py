@@ -250,6 +250,7 @@ class Ledger(LedgerReader):
     ) -> None:
         super().__init__(path, conn)
         self._writable = writable
+        self._wrote = False  # whether this connection committed anything (close then checkpoints)
         self.check_format()
         self.vocabulary: Vocabulary = load_vocabulary(self.vocabulary_name)
         if signer is not None and signer.verifier != self.verifier:
@@ -309,17 +310,21 @@ class Ledger(LedgerReader):
     def close(self) -> None:
         """Closes the file; a writer first folds the WAL into the database file, so that the file
         alone holds every committed entry (a copy of it is a complete ledger)."""
-        if self._writable:
+        if self._writable and self._wrote:
             self.checkpoint_wal()
         super().close()
 
     def checkpoint_wal(self) -> bool:
         """`PRAGMA wal_checkpoint(TRUNCATE)`: True when the whole WAL is now in the database file
         (False when a reader elsewhere kept part of it; it is folded in later)."""
+        # Wait a little for readers elsewhere, not the 30 s an append would.
+        self._conn.execute("PRAGMA busy_timeout=2000")
         try:
             busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error:
             return False
+        finally:
+            self._conn.execute("PRAGMA busy_timeout=30000")
         return bool(busy == 0)
 
     def keys(self) -> dict[str, KeyRecord]:
@@ -341,6 +346,7 @@ class Ledger(LedgerReader):
                 (size, root, note, format_time(now)),
             )
             self._conn.execute("COMMIT")
+            self._wrote = True
         except BaseException:
             self._rollback()
             raise
@@ -394,6 +400,7 @@ class Ledger(LedgerReader):
                 )
                 self._conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
             self._conn.execute("COMMIT")
+            self._wrote = True
         except BaseException:
             self._rollback()
             raise
