@@ -26,6 +26,7 @@ from console.documents import Documents
 from console.keystore import write_sealed
 from contract.calendar import TOKYO
 from contract.profile import load_profile
+from contract.staff import designated
 from dialer_core.adapters import DialResult
 from dialer_core.campaign import plan_days
 from dialer_core.datastore import DataStore
@@ -254,7 +255,12 @@ class World:
         def make() -> Any:
             led = Ledger.open(self.ledger_path, key_path=self.key_path)
             self.extra["service_ledger"] = led
-            return create_service(led, clock=self.clock, config=ServiceConfig(checkpoint_seconds=3600))
+            return create_service(
+                led,
+                clock=self.clock,
+                config=ServiceConfig(checkpoint_seconds=3600),
+                key_policy=designated("manager"),
+            )
 
         self.service = Served(make, port).start()
 
@@ -357,6 +363,8 @@ def build_world(
         signer = Signer.generate(person)
         write_sealed(keys / f"{person}.sealed", signer, operator_passphrase(person), **FAST)
         people[person] = signer
+    newcomer = Signer.generate("op99")  # sealed but not registered: the manager registers it
+    write_sealed(keys / "op99.sealed", newcomer, "op99-passphrase", **FAST)
     device = Signer.generate("console01")
     write_key(root / "console01.key", device)
     for signer in (*people.values(), device):

@@ -7,6 +7,7 @@ lands) and the console, each served by uvicorn over loopback, on one simulated c
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -17,6 +18,7 @@ import pytest
 from console_world import PASSPHRASES, World, build_world, http_client
 
 from console.keystore import SealedKeyError, read_sealed
+from ledger import Ledger
 
 STEPS = ["1", "2", "3", "4", "5"]
 
@@ -455,3 +457,51 @@ def test_sessions_expire_and_the_manager_can_revoke_one(world: World) -> None:
         assert manager.get("/manager").headers["location"] == "/signin"
     finally:
         world.clock.advance(hours=-10)
+
+
+def test_the_manager_registers_a_sealed_key_through_the_ledger_service(world: World) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    assert "op99" in desk and "未登録" in desk
+    answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op99"})
+    assert answer.status_code == 303, answer.text
+    (registered,) = [
+        e for e in world.ledger_events() if e["type"] == "key.registered" and e["data"]["holder"] == "op99"
+    ]
+    assert registered["actor"] == "mgr01" and registered["data"]["requested_with"].startswith("mgr01+")
+    with Ledger.open(world.ledger_path, readonly=True) as led:
+        leaf = json.loads(led.leaf(registered["_index"]))
+        assert leaf["sig"]["key"] == led.key_ref  # appended by the service with the ledger's own key
+    bad = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "nobody"})
+    assert bad.status_code == 422 and "その職員の鍵ファイルがありません。" in bad.text
+
+
+def test_the_city_gives_the_months_sms_list(world: World) -> None:
+    city, csrf = sign_in(world, "city01", "city")
+    before = written(world)
+    bad = city.post(
+        "/city/sms", data={"csrf": csrf, "batch": "B2026-09", "cases": "nope", "send_at": "", "sender_id": ""}
+    )
+    assert bad.status_code == 422
+    assert set(errors_of(bad.text)) == {"cases", "send_at", "sender_id"}
+    assert written(world) == before
+    answer = city.post(
+        "/city/sms",
+        data={
+            "csrf": csrf,
+            "batch": "B2026-09",
+            "cases": "\n".join(world.cases[:2]),
+            "send_at": "2026-09-25T10:00",
+            "sender_id": "0258-39-2000",
+        },
+    )
+    assert answer.status_code == 303
+    world.wait_delivered()
+    sms = [e for e in world.ledger_events() if e["type"] == "sms.designated"][-1]
+    assert sms["actor"] == "city01"
+    assert sms["data"] == {
+        "batch": "B2026-09",
+        "cases": world.cases[:2],
+        "send_at": "2026-09-25T10:00:00+09:00",
+        "sender_id": "0258-39-2000",
+    }
