@@ -391,6 +391,12 @@ class SeatRunner:
 # -- the HTTP API ---------------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    # A console holds one long poll per seat and sends its requests beside them: the
+    # default backlog of 5 refused connections at 200 seats (benchmarks/console_bench.py).
+    request_queue_size = 1024
+
+
 class SeatsApi:
     """docs/dialer.md "The seats API", on loopback; every request needs the bearer token."""
 
@@ -399,6 +405,9 @@ class SeatsApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, a kept-alive connection
+            # waited for the client's delayed ACK, ~40 ms an answer (benchmarks/console_bench.py).
+            disable_nagle_algorithm = True
 
             def _body(self) -> dict[str, Any]:
                 size = int(self.headers.get("Content-Length") or 0)
@@ -442,7 +451,7 @@ class SeatsApi:
 
         self.board = board
         self.token = token
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _Server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
