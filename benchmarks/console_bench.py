@@ -71,6 +71,7 @@ def report(name: str, values: list[float]) -> None:
     )
 
 
+SERVER: dict[str, list[float]] = {"resident page": [], "submit": []}  # the console's own time
 STAGE: dict[str, str] = {}  # person -> what it is doing (printed if the run hangs)
 
 
@@ -105,13 +106,16 @@ async def operator(
         assert (await c.post("/op/ready", data={"csrf": csrf})).status_code == 303
         for k in range(calls):
             STAGE[person] = f"call {k}: waiting"
-            page = (await c.get("/op/call")).text
+            last = await c.get("/op/call")
+            page = last.text
             while 'id="resident"' not in page:
                 version = VERSION.search(page)
                 params = {"version": version.group(1)} if version else {}
                 await c.get("/op/seat.json", params=params)
-                page = (await c.get("/op/call")).text
+                last = await c.get("/op/call")
+                page = last.text
             shown.append(time.perf_counter() - start)
+            SERVER["resident page"].append(float(last.headers["server-timing"].split("dur=")[1]) / 1000)
             STAGE[person] = f"call {k}: classify"
             assert (await c.post("/op/classify", data={"csrf": csrf, "kind": "person"})).status_code == 303
             form = CALL.search((await c.get("/op/call")).text)
@@ -129,12 +133,34 @@ async def operator(
             )
             assert answer.status_code == 303, answer.text[:500]
             recorded.append(time.perf_counter() - t0)
+            SERVER["submit"].append(float(answer.headers["server-timing"].split("dur=")[1]) / 1000)
             submitted[form.group(1)] = time.time()
             start = time.perf_counter()
         STAGE[person] = "done"
 
 
+def serve_loop(root: Path, n: int) -> None:
+    """--loop-only: the seats with simulated phones, until terminated; prints the API's URL."""
+    import signal
+
+    loop = Loop(root / "center" / "ledger.db", root / "center" / "ledger.db.key", wall, 0.0, seats_of(n))
+    loop.queue.extend((case, "1") for case in json.loads((root / "queue.json").read_text()))
+    loop.start()
+    print(loop.api.url, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    loop.stop()
+
+
+def seats_of(n: int) -> list[str]:
+    return [f"b{i:03d}" for i in range(n)]
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--loop-only":
+        serve_loop(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operators", type=int, default=200)
     parser.add_argument("--calls", type=int, default=3)
@@ -152,9 +178,18 @@ def main() -> None:
             return create_service(led, clock=wall, config=ServiceConfig(checkpoint_seconds=3600))
 
         service = Served(make_service).start()
-        seats = [f"b{i:03d}" for i in range(n)]
-        loop = Loop(world.ledger_path, world.key_path, wall, 0.0, seats).start()  # type: ignore[arg-type]
-        loop.queue.extend((case, "1") for case in world.cases[6:])
+        seats = seats_of(n)
+        # The dialling loop in a process of its own, so its hundreds of seat threads do not
+        # share a GIL with the simulated browsers.
+        (root / "queue.json").write_text(json.dumps(world.cases[6:]))
+        loop_proc = subprocess.Popen(
+            [sys.executable, __file__, "--loop-only", str(root), str(n)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert loop_proc.stdout is not None
+        loop_url = loop_proc.stdout.readline().strip()
         (root / "loop.token").write_text(LOOP_TOKEN)
         port = free_port()
         c = world.config
@@ -166,7 +201,7 @@ def main() -> None:
                 for k, v in {
                     "ledger_url": service.url,
                     "ledger_copy": c.ledger_copy,
-                    "loop_url": loop.api.url,
+                    "loop_url": loop_url,
                     "loop_token_file": root / "loop.token",
                     "store": c.store,
                     "keys": c.keys,
@@ -215,7 +250,6 @@ def main() -> None:
                 time.sleep(float(os.environ.get("CONSOLE_BENCH_WATCHDOG", "600")))
                 stuck = {p: st for p, st in STAGE.items() if st != "done"}
                 print(f"still running after the watchdog: {len(stuck)}, e.g. {list(stuck.items())[:5]}")
-                print("seats:", [s["state"] for s in loop.board.all()])
                 print("console log:", (root / "console.log").read_text(errors="replace")[-2500:])
 
             threading.Thread(target=watchdog, daemon=True).start()
@@ -230,6 +264,8 @@ def main() -> None:
             print(f"{n} operators x {calls} calls: {n * calls} calls in {took:.1f} s ({rate:.0f} calls/s)")
             report("ready -> call shown", shown)
             report("submit -> recorded", recorded)
+            report("  console's time: resident", SERVER["resident page"])
+            report("  console's time: submit", SERVER["submit"])
             # Outbox lag: until the ledger service received each outcome.
             received: dict[str, float] = {}
             deadline = time.time() + 120
@@ -248,9 +284,14 @@ def main() -> None:
                 print(f"  {len(submitted) - len(lags)} outcomes had not reached the ledger after 120 s")
         finally:
             proc.terminate()
-            proc.wait(20)
+            try:
+                proc.wait(30)  # uvicorn lets open long polls finish first
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             log.close()
-            loop.stop()
+            loop_proc.terminate()
+            loop_proc.wait(30)
             service.stop()
 
 

@@ -64,6 +64,7 @@ class Board:
     _checked: float = 0.0
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _sorted: list[Event] | None = None
+    _by_type: dict[str, list[Event]] = field(default_factory=dict)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -117,8 +118,15 @@ class Board:
                 self._sorted = sorted(
                     self._events.values(), key=lambda e: (e.at, e.index if e.index is not None else 1 << 62)
                 )
-            chosen = self._sorted
-        return [e for e in chosen if e.type in types] if types else list(chosen)
+                by_type: dict[str, list[Event]] = defaultdict(list)
+                for e in self._sorted:
+                    by_type[e.type].append(e)
+                self._by_type = dict(by_type)
+            if not types:
+                return list(self._sorted)
+            if len(types) == 1:
+                return list(self._by_type.get(types[0], ()))
+            return [e for e in self._sorted if e.type in types]
 
     @property
     def size(self) -> int:

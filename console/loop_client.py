@@ -73,14 +73,11 @@ class LoopClient:
         self, url: str, token: str = "", *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
     ):
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        # No keep-alive: on a reused connection the loop's stdlib server answered ~40 ms late
-        # (its header and body writes meet Nagle and the delayed ACK); a fresh loopback
-        # connection costs ~1 ms (benchmarks/console_bench.py).
         self._http = http or httpx.AsyncClient(
             base_url=url.rstrip("/"),
             headers=headers,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
         )
 
     async def close(self) -> None:

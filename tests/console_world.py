@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -134,7 +135,9 @@ class SimPhone:
     """A seat's phone, simulated: it rings for `answer_after` wall seconds, the resident (or a
     voicemail box) answers, and hangs up once the operator has classified the call."""
 
-    def __init__(self, board: SeatBoard, seat: str, clock: SimClock, answer_after: float) -> None:
+    def __init__(
+        self, board: SeatBoard, seat: str, clock: Callable[[], datetime], answer_after: float
+    ) -> None:
         self.board, self.seat, self.clock, self.answer_after = board, seat, clock, answer_after
         self._hung = threading.Event()
 
@@ -167,7 +170,12 @@ class Loop:
     """The dialling loop's seats with simulated phones; `queue` is the plan (case, number ref)."""
 
     def __init__(
-        self, ledger_path: Path, key_path: Path, clock: SimClock, answer_after: float, seats: list[str]
+        self,
+        ledger_path: Path,
+        key_path: Path,
+        clock: Callable[[], datetime],
+        answer_after: float,
+        seats: list[str],
     ):
         self.board = SeatBoard(seats)
         self.api = SeatsApi(self.board, LOOP_TOKEN)
@@ -175,17 +183,10 @@ class Loop:
         self._lock = threading.Lock()
         self._ledger = Ledger.open(ledger_path, key_path=key_path)
         self.clock = clock
+        self.phones = [SimPhone(self.board, seat, clock, answer_after) for seat in seats]
         self.runners = [
-            SeatRunner(
-                seat,
-                SimPhone(self.board, seat, clock, answer_after),
-                self.board,
-                self.plan,
-                self.record,
-                clock,
-                idle_s=0.02,
-            )
-            for seat in seats
+            SeatRunner(seat, phone, self.board, self.plan, self.record, clock, idle_s=0.02)
+            for seat, phone in zip(seats, self.phones, strict=True)
         ]
         self.threads = [threading.Thread(target=r.run, daemon=True) for r in self.runners]
 
@@ -208,9 +209,9 @@ class Loop:
         return self
 
     def stop(self) -> None:
-        for runner in self.runners:
+        for runner, phone in zip(self.runners, self.phones, strict=True):
             runner.stop()
-            runner.phone.hangup()
+            phone.hangup()
         for thread in self.threads:
             thread.join(5)
         self.api.__exit__(None, None, None)
