@@ -24,7 +24,7 @@ from typing import Any
 from contract.calendar import month_of
 
 from .kpis import cases_in, reached
-from .present import word
+from .present import date_ja, month_ja, word
 from .review import MonthlyReview, numbers_called
 
 RESULTS = ("answered", "no_answer", "busy", "voicemail", "unavailable", "invalid")
@@ -95,7 +95,7 @@ def daily_reports(review: MonthlyReview) -> list[Deliverable]:
         Deliverable(
             "daily",
             row[0].isoformat(),
-            f"日報 {row[0].year}年{row[0].month}月{row[0].day}日",
+            f"日報 {date_ja(row[0])}",
             [Sheet("日報", "daily", DAILY_HEADERS, [row], DAILY_KINDS)],
         )
         for row in daily_rows(review)
@@ -174,7 +174,7 @@ def monthly_report(review: MonthlyReview) -> Deliverable:
     return Deliverable(
         "monthly",
         review.month,
-        f"月報 {int(review.month[:4])}年{int(review.month[5:])}月",
+        f"月報 {month_ja(review.month)}",
         [
             Sheet("(ア) 月間集計", "totals", ["項目", "件数", "割合"], totals, ["text", "int", "pct"]),
             Sheet("(ア) 日別集計", "days", DAILY_HEADERS, daily, DAILY_KINDS),
@@ -228,7 +228,7 @@ def sms_reports(review: MonthlyReview) -> list[Deliverable]:
         Deliverable(
             "sms",
             day.isoformat(),
-            f"SMS結果報告 {day.year}年{day.month}月{day.day}日",
+            f"SMS結果報告 {date_ja(day)}",
             [Sheet("SMS結果", "results", headers, rows, kinds)],
         )
         for day, rows in sorted(by_day.items())
@@ -255,7 +255,7 @@ def sms_candidates(review: MonthlyReview) -> Deliverable:
     return Deliverable(
         "sms_candidates",
         review.month,
-        f"未接触者一覧（SMS候補） {int(review.month[:4])}年{int(review.month[5:])}月",
+        f"未接触者一覧（SMS候補） {month_ja(review.month)}",
         [Sheet("SMS候補", "candidates", headers, rows, ["text", "text", "text", "int"])],
     )
 
@@ -278,7 +278,7 @@ def final_report(review: MonthlyReview) -> Deliverable:
         callbacks_total += callbacks
         rows.append(
             [
-                f"{int(m[:4])}年{int(m[5:])}月",
+                month_ja(m),
                 len(called),
                 len(reached_cases),
                 _rate(reached_cases, called),
@@ -302,7 +302,7 @@ def final_report(review: MonthlyReview) -> Deliverable:
     return Deliverable(
         "final",
         review.month,
-        f"最終報告（{int(review.month[:4])}年{int(review.month[5:])}月まで）",
+        f"最終報告（{month_ja(review.month)}まで）",
         [Sheet("最終報告", "final", headers, rows, ["text", "int", "int", "pct", "int", "pct", "int"])],
     )
 

@@ -215,12 +215,17 @@ def jst(value: datetime | str | None, *, seconds: bool = False) -> str:
         return "—"
     moment = _moment(value)
     clock = f"{moment:%H:%M:%S}" if seconds else f"{moment:%H:%M}"
-    return f"{moment.year}年{moment.month}月{moment.day}日 {clock}"
+    return f"{date_ja(moment)} {clock}"
+
+
+def date_ja(day: date) -> str:
+    """`2026年10月26日` (a datetime's own date, not converted)."""
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def day_ja(value: date | str) -> str:
     day = date.fromisoformat(value) if isinstance(value, str) else value
-    return f"{day.year}年{day.month}月{day.day}日（{'月火水木金土日'[day.weekday()]}）"
+    return f"{date_ja(day)}（{'月火水木金土日'[day.weekday()]}）"
 
 
 def month_ja(month: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance.deliverables import CASE_NUMBER, Deliverable, Sheet
-from compliance.present import JST_NOTE, STYLE, jst, month_ja, wareki
+from compliance.present import JST_NOTE, STYLE, date_ja, jst, month_ja, pct, wareki
 from compliance.review import MonthlyReview
 from ledger.policy import Policy
 from ledger.witnessed import witness_status
@@ -153,14 +153,13 @@ def text_value(value: Any, kind: str) -> str:
     if value is None:
         return ""
     if kind == "pct" and isinstance(value, int | float):
-        return f"{value * 100:.1f}%"
+        return pct(value)
     if kind == "int" and isinstance(value, int | float):
         return str(int(round(value)))
     if isinstance(value, datetime):
-        day = wareki(value.date()) if kind == "wdatetime" else f"{value.year}年{value.month}月{value.day}日"
-        return f"{day} {value:%H:%M}"
+        return f"{wareki(value.date())} {value:%H:%M}" if kind == "wdatetime" else jst(value)
     if isinstance(value, date):
-        return wareki(value) if kind == "wdate" else f"{value.year}年{value.month}月{value.day}日"
+        return wareki(value) if kind == "wdate" else date_ja(value)
     return str(value)
 
 
