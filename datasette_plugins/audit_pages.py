@@ -409,7 +409,7 @@ def attempts_rows_from(
         groups.setdefault((c[1], c[2]), []).append(c)
     rows = []
     for (case, number), cs in groups.items():
-        moments = [datetime.fromisoformat(c[3]) for c in cs]
+        moments = [tokyo(datetime.fromisoformat(c[3])) for c in cs]  # any offset, judged in JST
         clock = [m.strftime("%H:%M") for m in moments]
         band_of = {i for t in clock for i, (a, b) in enumerate(bands) if a <= t < b}
         dispositions = [c[5] for c in cs if c[5]]

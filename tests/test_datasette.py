@@ -551,3 +551,18 @@ def test_access_purposes_written_by_kansa_read_in_words() -> None:
     assert viewed("call") == "op07 が個人情報を閲覧（目的：架電対応）"
     assert viewed("report") == "op07 が個人情報を閲覧（目的：報告書の作成（案件番号の記入））"
     assert viewed("架電対応 call handling") == "op07 が個人情報を閲覧（目的：架電対応 call handling）"
+
+
+def test_attempts_count_days_and_bands_in_jst_whatever_the_offset() -> None:
+    from datasette_plugins.audit_pages import attempts_rows_from
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE entries (idx INTEGER, type TEXT, case_ref TEXT, at TEXT, leaf TEXT)")
+    # Thursday 13:30 JST written in UTC, Saturday 10:00 JST
+    for idx, at in enumerate(["2026-09-24T04:30:00Z", "2026-09-26T10:00:00+09:00"]):
+        data = {"case": "c1", "number": "n1", "call": f"k{idx}", "result": "no_answer"}
+        leaf = json.dumps({"event": {"type": "call.dialed", "at": at, "data": data}})
+        conn.execute("INSERT INTO entries VALUES (?, 'call.dialed', 'c1', ?, ?)", (idx, at, leaf))
+    bands = [("09:00", "12:00"), ("12:00", "17:00"), ("17:00", "20:00")]
+    (row,) = attempts_rows_from(conn, "2026-09", 2, bands)
+    assert (row["attempts"], row["days"], row["bands"], row["weekend"]) == (2, 2, 2, 1)
