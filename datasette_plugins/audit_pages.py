@@ -302,7 +302,7 @@ async def case_page(request: Any, datasette: Any) -> Response:
     for f in findings:
         for i in f["entries"]:
             cited.setdefault(i, []).append(f)
-    bands = await _bands(datasette, runs)
+    bands = latest_bands(runs)
     story = []
     for row in rows:
         leaf = json.loads(row["leaf"])
@@ -335,11 +335,14 @@ def actor_words(actor: str) -> str:
     return "システム（自動）" if actor == "system" else actor
 
 
-async def _bands(datasette: Any, runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    if not runs:
-        return []
-    profile = load_profile(runs[-1]["contract"])
+def band_labels(profile: Any) -> list[tuple[str, str]]:
+    """The contract's time bands as `HH:MM` pairs."""
     return [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in profile.time_bands]
+
+
+def latest_bands(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The time bands of the contract of the latest run (none without a run)."""
+    return band_labels(load_profile(runs[-1]["contract"])) if runs else []
 
 
 async def case_findings(
@@ -445,7 +448,7 @@ async def attempts_page(request: Any, datasette: Any) -> Response:
     if run is None:
         raise NotFound("検査結果がありません。")
     profile = load_profile(run["contract"])
-    bands = [(f"{a:%H:%M}", f"{b:%H:%M}") for a, b in profile.time_bands]
+    bands = band_labels(profile)
     rows = await datasette.get_database(LEDGER_DB).execute_fn(
         lambda conn: attempts_rows_from(conn, run["month"], run["size"], bands)
     )

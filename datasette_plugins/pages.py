@@ -225,7 +225,7 @@ async def entry(request: Any, datasette: Any) -> Response:
             "e": view,
             "case": case,
             "kind": word("event", view.event.get("type")),
-            "words": audit_pages.describe(view.event, await audit_pages._bands(datasette, runs)),
+            "words": audit_pages.describe(view.event, audit_pages.latest_bands(runs)),
             "at_jst": jst(view.event.get("at")),
             "received_jst": jst(view.received, seconds=True),
             "cited": await audit_pages.case_findings(datasette, runs, entry=view.index),
