@@ -35,7 +35,6 @@ from .state import Call
 Row = dict[str, Any]
 
 
-
 @dataclass(frozen=True)
 class MonthlyReview:
     month: str

@@ -75,6 +75,9 @@ class Case:
 
     def listing(self, month: str) -> Entry | None:
         """The case.opened that lists the case in `month` (the first, if the city sent two)."""
+        if len(self.openings) == 1:  # most cases: one listing, no search
+            only = self.openings[0]
+            return only if only.data["month"] == month else None
         return next((o for o in self.openings if o.data["month"] == month), None)
 
     @property
@@ -153,9 +156,13 @@ class Case:
 
     def stopped_in(self, month: str) -> Entry | None:
         """A stop order of the month's listing (it ends that listing's work, §10(4)ケ / §8(4)ク)."""
+        if not self.stops:
+            return None
         return next((s for s in self.stops if self.in_listing(s, month) and _on_or_before(s.at, month)), None)
 
     def unsuitable_in(self, month: str) -> Entry | None:
+        if not self.unsuitables:
+            return None
         return next((u for u in self.unsuitables if self.in_listing(u, month)), None)
 
     def number_ended(self, number: str, month: str | None = None) -> Entry | None:
