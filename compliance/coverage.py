@@ -154,7 +154,8 @@ def examined(conn: sqlite3.Connection, rules: list[str], month: str, size: int) 
         if reads.monthly:
             filters.append(("at__startswith", month))
         filters.append(("_sort", "idx"))
-        text = reads.what.format(n=f"{n:,}") if n else "この月に確認する記録はありません（該当なし）"
+        nothing = "この月に確認する記録はありません（該当なし）" if reads.monthly else "確認する記録はまだありません（該当なし）"
+        text = reads.what.format(n=f"{n:,}") if n else nothing
         if n and reads.detail is not None:
             sql, every, some = reads.detail
             part = int(conn.execute(sql, {"month": month, "size": size}).fetchone()[0])

@@ -1,0 +1,36 @@
+"""What the month page says each rule examined (compliance/coverage.py), on a small ledger table."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from compliance.coverage import examined
+
+
+def entries(*rows: tuple[str, str, str]) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE entries (idx INTEGER, type TEXT, case_ref TEXT, at TEXT, leaf TEXT)")
+    for idx, (kind, case, at) in enumerate(rows):
+        conn.execute("INSERT INTO entries VALUES (?, ?, ?, ?, '{}')", (idx, kind, case, at))
+    return conn
+
+
+def test_counts_the_months_calls_days_and_cases_and_lists_them() -> None:
+    conn = entries(
+        ("call.dialed", "c1", "2026-09-24T10:00:00+09:00"),
+        ("call.dialed", "c1", "2026-09-25T10:00:00+09:00"),
+        ("call.dialed", "c2", "2026-09-25T11:00:00+09:00"),
+        ("call.dialed", "c3", "2026-10-01T10:00:00+09:00"),  # another month
+    )
+    found = examined(conn, ["CALL-HOURS", "CAMPAIGN-SHAPE", "ATTEMPTS-MIN"], "2026-09", 4)
+    assert [found[r].count for r in ("CALL-HOURS", "CAMPAIGN-SHAPE", "ATTEMPTS-MIN")] == [3, 2, 2]
+    assert found["CALL-HOURS"].text == "架電 3 件の開始時刻を確認"
+    assert "at__startswith=2026-09" in found["CALL-HOURS"].query and "idx__lt=4" in found["CALL-HOURS"].query
+
+
+def test_nothing_to_examine_says_so_for_the_month_or_for_the_contract_so_far() -> None:
+    found = examined(entries(), ["CALL-HOURS", "REPORT-MONTHLY", "NO-SUCH-RULE"], "2026-09", 0)
+    assert found["CALL-HOURS"].text == "この月に確認する記録はありません（該当なし）"
+    # a cumulative rule looks at the whole contract so far, not "this month"
+    assert found["REPORT-MONTHLY"].text == "確認する記録はまだありません（該当なし）"
+    assert found["CALL-HOURS"].query == "" and found["NO-SUCH-RULE"].count is None
