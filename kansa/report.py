@@ -471,60 +471,62 @@ def make_report(
     deliverables = all_deliverables(rendered.review)
     by = r.by or ""
     target = Ledger.open(r.db, key_path=r.key or default_key_path(r.db)) if (r.store or r.submit) else None
-    if r.store:
-        assert target is not None
-
-        def log_view(data: dict[str, Any]) -> None:
-            moment = now()
-            target.append([Submission(envelope("access.viewed", by, data, moment))], now=moment)
-
-        with DataStore(r.store) as store:
-
-            def lookup(ref: str) -> str:
-                try:
-                    return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
-                except DataStoreError:
-                    return "（削除済み destroyed）"
-
-            fill_case_numbers(deliverables, lookup)
-    else:
-        note(
-            "注意: 案件番号は「未取得」のままです（--store と --by で市の案件番号を記入します）"
-            " case numbers not filled: pass --store and --by"
-        )
-    written = write_deliverables(deliverables, r.deliverables)
-    for f in written:
-        echo(f"  {f.path}  sha256 {f.sha256}")
-    profile = rendered.review.result.profile
     try:
-        city = write_city_report(
-            rendered.review,
-            deliverables,
-            r.deliverables,
-            addressee=r.addressee or (profile.addressee if profile else "") or "長岡市長 様",
-            contractor=r.contractor or (profile.contractor if profile else ""),
-            pdf=bool(r.pdf),
-        )
-    except ReportError as exc:
-        raise ReportError(f"PDF: {exc}") from exc
-    for path in city:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        written.append(WrittenFile(path, "monthly", r.month, digest))
-        echo(f"  {path}  月次業務報告書 monthly report to the city  sha256 {digest}")
-    if r.submit:
-        assert target is not None
-        moment = now()
-        events = [
-            envelope(
-                "report.submitted",
-                by,
-                {"kind": f.kind, "covers": f.covers, "sha256": f.sha256, "to": r.to},
-                moment,
+        if r.store:
+            assert target is not None
+
+            def log_view(data: dict[str, Any]) -> None:
+                moment = now()
+                target.append([Submission(envelope("access.viewed", by, data, moment))], now=moment)
+
+            with DataStore(r.store) as store:
+
+                def lookup(ref: str) -> str:
+                    try:
+                        return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
+                    except DataStoreError:
+                        return "（削除済み destroyed）"
+
+                fill_case_numbers(deliverables, lookup)
+        else:
+            note(
+                "注意: 案件番号は「未取得」のままです（--store と --by で市の案件番号を記入します）"
+                " case numbers not filled: pass --store and --by"
             )
-            for f in written
-        ]
-        appended = target.append([Submission(e) for e in events], now=moment)
-        echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
-    if target is not None:
-        target.close()
+        written = write_deliverables(deliverables, r.deliverables)
+        for f in written:
+            echo(f"  {f.path}  sha256 {f.sha256}")
+        profile = rendered.review.result.profile
+        try:
+            city = write_city_report(
+                rendered.review,
+                deliverables,
+                r.deliverables,
+                addressee=r.addressee or (profile.addressee if profile else "") or "長岡市長 様",
+                contractor=r.contractor or (profile.contractor if profile else ""),
+                pdf=bool(r.pdf),
+            )
+        except ReportError as exc:
+            raise ReportError(f"PDF: {exc}") from exc
+        for path in city:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            written.append(WrittenFile(path, "monthly", r.month, digest))
+            echo(f"  {path}  月次業務報告書 monthly report to the city  sha256 {digest}")
+        if r.submit:
+            assert target is not None
+            moment = now()
+            events = [
+                envelope(
+                    "report.submitted",
+                    by,
+                    {"kind": f.kind, "covers": f.covers, "sha256": f.sha256, "to": r.to},
+                    moment,
+                )
+                for f in written
+            ]
+            appended = target.append([Submission(e) for e in events], now=moment)
+            echo(f"report.submitted: entries {appended[0].index}..{appended[-1].index}")
+    finally:
+        if target is not None:
+            target.close()
     return written
