@@ -485,7 +485,7 @@ def make_report(
                     try:
                         return store.read_case(ref, person=by, purpose="report", log=log_view).case_number
                     except DataStoreError:
-                        return "（削除済み destroyed）"
+                        return "（削除済み）"
 
                 fill_case_numbers(deliverables, lookup)
         else:
