@@ -28,6 +28,14 @@ class Checkpoint:
         return sign_note(self.body, signer)
 
 
+def parse_decimal(text: str) -> int:
+    """A size or index as C2SP texts write it: ASCII digits, no sign, no leading zero.
+    ValueError otherwise (`str.isdigit` alone also takes digits such as '²' that int() refuses)."""
+    if not text.isascii() or not text.isdigit() or (text != "0" and text[0] == "0"):
+        raise ValueError(f"bad decimal {text!r}")
+    return int(text)
+
+
 def parse_body(text: str) -> Checkpoint:
     lines = text.split("\n")
     if lines[-1] != "" or len(lines) < 4:
@@ -35,8 +43,10 @@ def parse_body(text: str) -> Checkpoint:
     origin, size_text, root_text, *extensions = lines[:-1]
     if not origin:
         raise CheckpointError("empty origin line")
-    if not size_text.isdigit() or not size_text.isascii() or (size_text != "0" and size_text[0] == "0"):
-        raise CheckpointError(f"bad tree size {size_text!r}")
+    try:
+        size = parse_decimal(size_text)
+    except ValueError:
+        raise CheckpointError(f"bad tree size {size_text!r}") from None
     try:
         root = b64decode(root_text)
     except NoteError as exc:
@@ -45,7 +55,7 @@ def parse_body(text: str) -> Checkpoint:
         raise CheckpointError("the root hash must be 32 bytes")
     if any(not line for line in extensions):
         raise CheckpointError("empty extension line")
-    return Checkpoint(origin, int(size_text), root, tuple(extensions))
+    return Checkpoint(origin, size, root, tuple(extensions))
 
 
 def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, parse_decimal
 from .merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from .note import NoteError, b64decode, b64encode
 from .policy import Policy
@@ -83,18 +83,16 @@ def parse_receipt(text: str) -> Receipt:
         if not rest or not rest[0].startswith("index "):
             raise ReceiptError("no index line")
         index_text = rest[0][len("index ") :]
-        if (
-            not index_text.isascii()
-            or not index_text.isdigit()
-            or (index_text != "0" and index_text[0] == "0")
-        ):
-            raise ReceiptError(f"bad index {index_text!r}")
+        try:
+            index = parse_decimal(index_text)
+        except ValueError:
+            raise ReceiptError(f"bad index {index_text!r}") from None
         proof = [b64decode(line) for line in rest[1:]]
     except NoteError as exc:
         raise ReceiptError(str(exc)) from exc
     if any(len(h) != HASH_SIZE for h in proof):
         raise ReceiptError("a proof line is one base64 SHA-256 hash")
-    return Receipt(int(index_text), proof, note, extra)
+    return Receipt(index, proof, note, extra)
 
 
 def verify_receipt(text: str, policy: Policy) -> Checked:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CheckpointError, parse_body
+from .checkpoint import CheckpointError, parse_body, parse_decimal
 from .cosignature import split_note
 from .merkle import NodeReader
 from .note import NoteError
@@ -82,14 +82,15 @@ def parse_tile_path(path: str) -> Tile:
     if len(rest) >= 2 and rest[-2].endswith(".p"):
         width_text = rest[-1]
         rest = [*rest[:-2], rest[-2][:-2]]
-        if not width_text.isdigit() or width_text[0] == "0" or not 1 <= int(width_text) < TILE_WIDTH:
+        width = _decimal(width_text, f"bad partial width in {path!r}")
+        if not 1 <= width < TILE_WIDTH:
             raise TileError(f"bad partial width in {path!r}")
-        width = int(width_text)
     digits = []
     for i, part in enumerate(rest):
         last = i == len(rest) - 1
         body = part if last else part.removeprefix("x")
-        if (not last and not part.startswith("x")) or len(body) != 3 or not body.isdigit():
+        malformed = (not last and not part.startswith("x")) or len(body) != 3
+        if malformed or not (body.isascii() and body.isdigit()):
             raise TileError(f"bad tile index in {path!r}")
         digits.append(body)
     index = int("".join(digits))
@@ -97,9 +98,17 @@ def parse_tile_path(path: str) -> Tile:
         raise TileError(f"non-canonical tile index in {path!r}")
     if where == "entries":
         return Tile(None, index, width)
-    if not where.isdigit() or (where != "0" and where[0] == "0") or int(where) > 63:
+    level = _decimal(where, f"bad tile level in {path!r}")
+    if level > 63:
         raise TileError(f"bad tile level in {path!r}")
-    return Tile(int(where), index, width)
+    return Tile(level, index, width)
+
+
+def _decimal(text: str, problem: str) -> int:
+    try:
+        return parse_decimal(text)
+    except ValueError:
+        raise TileError(problem) from None
 
 
 def tiles_of(size: int, *, since: int = 0) -> Iterator[Tile]:

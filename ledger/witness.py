@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .checkpoint import Checkpoint, CheckpointError, parse_body
+from .checkpoint import Checkpoint, CheckpointError, parse_body, parse_decimal
 from .cosignature import Cosigner, add_signatures, split_note
 from .keyfile import KeyFileError, read_secret, write_secret
 from .merkle import EMPTY_ROOT, HASH_SIZE, ProofError, verify_consistency
@@ -112,12 +112,6 @@ def origin_hash(origin: str) -> str:
     return hashlib.sha256(origin.encode("utf-8")).hexdigest()
 
 
-def _decimal(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or (text != "0" and text[0] == "0"):
-        raise ValueError(f"bad decimal {text!r}")
-    return int(text)
-
-
 def parse_request(body: bytes) -> _Request:
     """The add-checkpoint body: `old N`, up to 63 proof lines, a blank line, a signed checkpoint."""
     try:
@@ -131,7 +125,7 @@ def parse_request(body: bytes) -> _Request:
     if not lines[0].startswith("old "):
         raise _Refused(400, "the first line must be `old <size>`")
     try:
-        old = _decimal(lines[0][4:])
+        old = parse_decimal(lines[0][4:])
     except ValueError as exc:
         raise _Refused(400, str(exc)) from exc
     if len(lines) - 1 > MAX_PROOF_LINES:

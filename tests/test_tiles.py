@@ -59,6 +59,10 @@ def test_index_paths_as_the_spec_writes_them() -> None:
     for bad in (*bad_paths, "tile/00/000", "tile/0/001/002", "tile/0/x000/001"):
         with pytest.raises(TileError):
             parse_tile_path(bad)
+    # digits str.isdigit() takes but int() refuses (the service answered 500 for them)
+    for bad in ("tile/²/000", "tile/0/000.p/²", "tile/0/x²²²/000", "tile/entries/²²²"):
+        with pytest.raises(TileError):
+            parse_tile_path(bad)
 
 
 def test_the_spec_example_tree_of_70000() -> None:
