@@ -51,7 +51,8 @@ def console(url: str, token: str, stop: threading.Event, seen: list[str]) -> Non
     http.close()
 
 
-def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -> None:
+def prepared(tmp_path: Path, phones: list[str]) -> tuple[Server, list[Resident]]:
+    """A ledger (core key, two lines, the cases of `phones`) served over HTTP, and the store."""
     db = tmp_path / "ledger.db"
     subprocess.run(
         [EXE, "ledger", "init", str(db), "--origin", "t.example/run", "--contract", "x"],
@@ -64,8 +65,8 @@ def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -
         "B1",
         "2026-09",
         [
-            Resident("", f"202609-{i:05d}", "佐藤 花子", (f"090{i:08d}",), "その他", 1000, {})
-            for i in range(6)
+            Resident("", f"202609-{i:05d}", "佐藤 花子", (phone,), "その他", 1000, {})
+            for i, phone in enumerate(phones)
         ],
     )
     store.close()
@@ -96,6 +97,11 @@ def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -
         )
     server = Server(db, free_port())
     server.start()
+    return server, placed
+
+
+def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -> None:
+    server, placed = prepared(tmp_path, [f"090{i:08d}" for i in range(6)])
     port = free_port()
     (tmp_path / "dialer.toml").write_text(f"""
 [dialer]
