@@ -141,6 +141,7 @@ def load_config(path: Path | str) -> RunConfig:
                 uri_template=tel.get("uri_template", SipConfig.uri_template),
                 ring_timeout_s=int(tel.get("ring_timeout_s", 40)),
                 max_call_s=int(tel.get("max_call_s", 1800)),
+                caller_id_aor=tel.get("caller_id_aor", ""),
             ),
             seats=seats,
             seat_callback_uris=callback_uris,

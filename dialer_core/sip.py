@@ -315,6 +315,9 @@ class SipConfig:
     ring_timeout_s: int = 40  # when we give up on a ringing phone (>= ring_seconds)
     no_signal_s: int = 15  # no 18x and no answer by then: unavailable
     max_call_s: int = 1800  # an answered call is hung up after this
+    # The seat's account that shows the caller id, e.g. "sip:{caller_id}@10.0.0.21:5060": the seat's
+    # baresip has one account per registered line and `uafind` picks it before each dial.
+    caller_id_aor: str = ""
 
     def __post_init__(self) -> None:
         if self.ring_timeout_s < self.ring_seconds:
@@ -363,6 +366,8 @@ class SipTelephony:
         self._hangup.clear()
         self._drain()
         uri = cfg.uri_template.format(phone=digits(phone), caller_id=digits(caller_id or ""))
+        if cfg.caller_id_aor and caller_id:  # the registered line this call shows (its From)
+            self.ctrl.command("uafind", cfg.caller_id_aor.format(caller_id=digits(caller_id)))
         start = time.monotonic()
         self.ctrl.command("dial", uri)
         call_id: str | None = None

@@ -54,6 +54,7 @@ class Resident:
         self.reject_after = reject_after
         self.talk_s = talk_s
         self.seen: list[str] = []
+        self.callers: list[str] = []  # who called: the From of each incoming call
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -71,6 +72,7 @@ class Resident:
             kind = str(event.get("type"))
             self.seen.append(kind)
             if kind == "CALL_INCOMING":
+                self.callers.append(str(event.get("peeruri")))
                 if self.answer_after is not None:
                     time.sleep(self.answer_after)
                     ctrl.command("accept")
@@ -304,3 +306,25 @@ def test_the_calls_in_a_ledger_pass_kansa_check(tmp_path: Path) -> None:
     assert [f for f in findings if f["rule"] in about_calls] == []
     assert findings  # the check did run: a month of five single calls misses e.g. its attempts
     assert {r.result for r in RESULTS.values()} == {"answered", "busy", "invalid", "no_answer", "unavailable"}
+
+
+def test_each_call_shows_the_registered_line_it_was_given(tmp_path: Path) -> None:
+    lines = {"0258123456": "manual", "0258123457": "manual"}
+    phone = Baresip(tmp_path / "seat", {"s03": "manual", **lines}).start()
+    resident = Resident(tmp_path / "r", "09011112222", answer_after=None, reject_after=0.2)
+    assert phone.ctrl is not None
+    aor = f"sip:{{caller_id}}@127.0.0.1:{phone.sip_port}"
+    telephony = SipTelephony(
+        phone.ctrl,
+        SipConfig(uri_template=f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}", caller_id_aor=aor),
+    )
+    try:
+        for line in ("0258-12-3456", "0258-12-3457", "0258-12-3456"):
+            assert telephony.dial("09011112222", AT, caller_id=line).result == "busy"
+        with pytest.raises(SipError):  # a line the seat has no account for is never shown
+            telephony.dial("09011112222", AT, caller_id="0258-99-9999")
+    finally:
+        resident.stop()
+        phone.stop()
+    users = [uri.split(":")[1].split("@")[0] for uri in resident.callers]
+    assert users == ["0258123456", "0258123457", "0258123456"]
