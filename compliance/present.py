@@ -193,6 +193,23 @@ def clause_ja(clause: str) -> str:
     return DOCUMENT + "、".join(parts)
 
 
+# -- witnesses ----------------------------------------------------------------------------------
+
+
+def quorum_ja(policy: Any) -> str:
+    """A tlog-policy's quorum in words (`ledger.policy.Policy`): 連署は不要 / 証人 city の連署 /
+    city・other のうち 2 者の連署 (a group within a group is named as a group)."""
+    if policy.quorum == "none":
+        return "連署は不要"
+    if policy.quorum in policy.witnesses:
+        return f"証人 {policy.quorum} の連署"
+    group = policy.groups[policy.quorum]
+    members = "・".join(m if m in policy.witnesses else f"グループ {m}" for m in group.members)
+    if group.threshold == len(group.members):
+        return f"{members} の全員の連署"
+    return f"{members} のうち {group.threshold} 者の連署"
+
+
 # -- numbers and times ---------------------------------------------------------------------------
 
 

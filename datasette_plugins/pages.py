@@ -17,7 +17,7 @@ from datasette.utils.asgi import NotFound, Response
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, word
+from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, quorum_ja, word
 from ledger import LedgerReader, ProofError, event_bytes, leaf_hash, verify_inclusion
 from ledger.note import b64decode, b64encode
 from ledger.witnessed import witness_status
@@ -71,6 +71,7 @@ async def status(request: Any, datasette: Any) -> Response:
         **info,
         "ledger_file": site.ledger_path.name,
         "witnesses": witnesses,
+        "quorum_ja": quorum_ja(site.policy) if site.policy is not None else "",
     }
     if request.url_vars.get("format") == ".json":
         failed = state.failed

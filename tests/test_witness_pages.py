@@ -61,6 +61,7 @@ def test_status_page_shows_the_cosigners_and_the_quorum_met(site: dict[str, Any]
     assert data["trusted_size"] == data["size"] and data["problem"] is None
     page = met.get("/-/kansa/status").text
     assert "証人の連署 Witness cosignatures" in page and "✔ 定足数を満たしています quorum met" in page
+    assert "証人 city の連署（city）" in page  # the quorum in words beside the policy's name for it
 
 
 def test_status_page_says_waiting_when_the_quorum_is_not_met(site: dict[str, Any]) -> None:
@@ -69,7 +70,9 @@ def test_status_page_says_waiting_when_the_quorum_is_not_met(site: dict[str, Any
         assert c.login("alice", PASSWORD).status_code == 302
         data = c.get("/-/kansa/status.json").json()["witnesses"]
         assert data["cosigners"] == ["city"] and data["met"] is False and data["quorum"] == "2 of city, other"
-        assert "連署待ち waiting for cosignatures" in c.get("/-/kansa/status").text
+        page = c.get("/-/kansa/status").text
+        assert "連署待ち waiting for cosignatures" in page
+        assert "city・other の全員の連署（2 of city, other）" in page
     finally:
         c.close()
 
@@ -79,3 +82,17 @@ def test_report_footer_names_the_cosigners(site: dict[str, Any]) -> None:
     footer = html.split("<footer>")[1]
     line = "証人の連署 cosigned by: city（ポリシー policy: city、定足数を満たしています quorum met）"
     assert f'<p id="cosigners">{line}</p>' in footer
+
+
+def test_quorum_in_words() -> None:
+    from compliance.present import quorum_ja
+    from ledger.policy import parse_policy
+
+    keys = {n: Cosigner.generate(f"{n}.example/w").key.vkey for n in ("a", "b", "c")}
+    witnesses = "".join(f"witness {n} {k}\n" for n, k in keys.items())
+    assert quorum_ja(parse_policy("quorum none\n")) == "連署は不要"
+    assert quorum_ja(parse_policy(witnesses + "quorum a\n")) == "証人 a の連署"
+    two = witnesses + "group g 2 a b c\nquorum g\n"
+    assert quorum_ja(parse_policy(two)) == "a・b・c のうち 2 者の連署"
+    nested = witnesses + "group g any a b\ngroup h all g c\nquorum h\n"
+    assert quorum_ja(parse_policy(nested)) == "グループ g・c の全員の連署"
