@@ -34,6 +34,7 @@ with app.setup:
         month_ja,
         pct,
         stacked_bars,
+        word,
     )
     from compliance.review import (
         attempts_rows,
@@ -154,7 +155,7 @@ def cards(review):
         )
     _counts = {}
     for _f in review.result.findings:
-        _key = "期限前" if _f.pending else {"violation": "違反", "judgement": "判断"}.get(_f.severity, "参考")
+        _key = word("severity", "pending" if _f.pending else _f.severity)
         _counts[_key] = _counts.get(_key, 0) + 1
     _cards.append(
         '<div class="card"><div class="label">所見</div>'
