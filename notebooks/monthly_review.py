@@ -18,6 +18,7 @@ app = marimo.App(width="medium", app_title="月次コンプライアンス・レ
 with app.setup:
     import argparse
     import sys
+    from html import escape
     from pathlib import Path
 
     import marimo as mo
@@ -135,7 +136,7 @@ def verification(review, static):
         f"<p>対象月 <b>{month_ja(review.month)}</b>。判定の基準：台帳の記録 {_cp['size']:,} 件目まで"
         f"（最後の記録の受付 {jst(_cp['as_of'])}）。{JST_NOTE}</p>"
         f"<details{' open' if static else ''}><summary>署名付きチェックポイント</summary>"
-        f'<pre class="wrap">{review.note}</pre></details>'
+        f'<pre class="wrap">{escape(review.note)}</pre></details>'
     )
     return (verification_html,)
 
