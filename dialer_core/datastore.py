@@ -130,6 +130,12 @@ def _keyed(secret: bytes, purpose: str, value: str, prefix: str, hex_chars: int)
     return prefix + mac[:hex_chars]
 
 
+def _digits(phone: str) -> str:
+    """A number as the network shows a caller: digits only, +81 as a leading 0."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return "0" + digits[2:] if phone.strip().startswith("+81") else digits
+
+
 class DataStore:
     """The encrypted store: `path` (SQLite) and `path`.keys/ (one key file per batch)."""
 
@@ -202,7 +208,7 @@ class DataStore:
             refs.append(known[tag])
             self._db.execute(
                 "INSERT OR REPLACE INTO callers (tag, case_ref, ref) VALUES (?, ?, ?)",
-                (_keyed(secret, "caller", phone, "", 64), case_ref, known[tag]),
+                (_keyed(secret, "caller", _digits(phone), "", 64), case_ref, known[tag]),
             )
         return tuple(refs)
 
@@ -212,11 +218,9 @@ class DataStore:
         found = self._secret(create=False)
         if found is None:
             return None
-        digits = "".join(ch for ch in phone if ch.isdigit())
-        if phone.strip().startswith("+81"):
-            digits = "0" + digits[2:]
         rows = self._db.execute(
-            "SELECT case_ref, ref FROM callers WHERE tag = ?", (_keyed(found[1], "caller", digits, "", 64),)
+            "SELECT case_ref, ref FROM callers WHERE tag = ?",
+            (_keyed(found[1], "caller", _digits(phone), "", 64),),
         ).fetchall()
         return (str(rows[0][0]), str(rows[0][1])) if len(rows) == 1 else None
 

@@ -97,3 +97,88 @@ ctrl = "127.0.0.1:{seat2.ctrl_port}"
     assert data["case"] == placed[0].case_ref
     assert (data["result"], data["ring_s"]) == ("answered", 1)  # the console said: a person
     assert "CALL_ESTABLISHED" in answers.seen and "answered" in seen
+
+
+def test_kansa_dialer_run_takes_a_callback_on_its_line(tmp_path: Path) -> None:
+    from test_sip_callbacks import tone
+
+    seat = Baresip(tmp_path / "s01", {"s01": "manual", "s01-cb": "auto"}).start()
+    line = Baresip(tmp_path / "line1", {"center": "manual"}).start()
+    caller = Baresip(tmp_path / "caller", {"09011110009": "manual"}).start()
+    server, placed = prepared(tmp_path, ["090-1111-0009"])  # the caller is this case's resident
+    tone(tmp_path / "message.wav", 3, 440)
+    tone(tmp_path / "guide.wav", 3, 660)
+    port = free_port()
+    try:
+        (tmp_path / "dialer.toml").write_text(f"""
+[dialer]
+ledger_url = "{server.url}"
+store = "store.db"
+key_file = "system.key"
+contract = "nagaoka-nhi-2026"
+month = "2026-09"
+poll_s = 0.5
+[api]
+listen = "127.0.0.1:{port}"
+token_env = "KANSA_TEST_SEATS_TOKEN"
+[telephony]
+kind = "sip"
+uri_template = "sip:{{phone}}@127.0.0.1:9"
+[[seats]]
+name = "s01"
+ctrl = "127.0.0.1:{seat.ctrl_port}"
+callback_uri = "{seat.uri("s01-cb")}"
+[[lines]]
+ctrl = "127.0.0.1:{line.ctrl_port}"
+message_wav = "message.wav"
+guide_wav = "guide.wav"
+guide_s = 2
+""")
+        # the first calling day as the hours open: the case's first call is not due yet (it is planned
+        # for a later day), so the seat is free when the resident calls back
+        day = plan_days(load_profile("nagaoka-nhi-2026"), "2026-09").calling_days()[0]
+        start = datetime.combine(day, datetime.min.time(), TOKYO) + timedelta(hours=9, seconds=30)
+        env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": "s3cret"}
+        proc = subprocess.Popen(
+            [
+                EXE,
+                "dialer",
+                "run",
+                str(tmp_path / "dialer.toml"),
+                "--for-seconds",
+                "8",
+                "--start-at",
+                start.isoformat(),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert caller.ctrl is not None
+        caller.ctrl.command("dial", line.uri("center"))
+        time.sleep(2)  # queued with the message: no seat is ready yet
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer s3cret"})
+        http.post("/v1/seats/s01/ready", json={"operator": "op07"}).raise_for_status()
+        time.sleep(2)
+        snapshot = http.get("/v1/seats/s01").json()
+        http.close()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        follower = LedgerFollower(server.url)
+        received = [e["data"] for e in follower.poll() if e["type"] == "callback.received"]
+        follower.close()
+    finally:
+        server.stop()
+        for phone in (seat, line, caller):
+            phone.stop()
+    assert snapshot["state"] == "connected" and snapshot["call"]["direction"] == "inbound"
+    assert len(received) == 1
+    assert received[0]["case"] == placed[0].case_ref and received[0]["handled"] == "operator"
+    assert 1 <= received[0]["queued_s"] <= 4
