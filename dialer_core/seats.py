@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ledger.event import uuid7
 
-from .adapters import DialResult
+from .adapters import DialResult, Telephony
 from .dialer import dialed_data
 
 Record = Callable[[str, dict[str, Any], datetime], None]
@@ -283,20 +283,6 @@ class Planned:
     callback: bool = False
 
 
-class SeatPhone(Protocol):
-    """A Telephony; `hangup()`, when it has one, is the operator's hang-up button."""
-
-    def dial(
-        self,
-        phone: str,
-        at: datetime,
-        *,
-        weekday: bool = True,
-        caller_id: str | None = None,
-        progress: Callable[[str, dict[str, Any]], None] | None = None,
-    ) -> DialResult: ...
-
-
 @dataclass
 class SeatRunner:
     """Progressive dialling for one seat: one call at a time while the seat is ready.
@@ -309,7 +295,7 @@ class SeatRunner:
     """
 
     seat: str
-    phone: SeatPhone
+    phone: Telephony  # its `hangup()`, when it has one, is the operator's hang-up button
     board: SeatBoard
     plan: Callable[[str, datetime], Planned | None]
     record: Record

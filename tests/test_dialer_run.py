@@ -7,8 +7,10 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from conftest import event, register
@@ -23,6 +25,7 @@ from dialer_core.follow import LedgerFollower
 from ledger import Ledger, Submission
 
 LINES = ["0258-11-1111", "0258-22-2222"]
+TOKEN = "s3cret"
 
 
 def console(url: str, token: str, stop: threading.Event, seen: list[str]) -> None:
@@ -51,8 +54,10 @@ def console(url: str, token: str, stop: threading.Event, seen: list[str]) -> Non
     http.close()
 
 
-def prepared(tmp_path: Path, phones: list[str]) -> tuple[Server, list[Resident]]:
-    """A ledger (core key, two lines, the cases of `phones`) served over HTTP, and the store."""
+def prepared(
+    tmp_path: Path, phones: list[str], extra: Callable[[list[Resident]], list[Submission]] | None = None
+) -> tuple[Server, list[Resident]]:
+    """A ledger (core key, two lines, the cases of `phones`, then `extra`) served over HTTP, and the store."""
     db = tmp_path / "ledger.db"
     subprocess.run(
         [EXE, "ledger", "init", str(db), "--origin", "t.example/run", "--contract", "x"],
@@ -95,17 +100,18 @@ def prepared(tmp_path: Path, phones: list[str]) -> tuple[Server, list[Resident]]
             ],
             now=now,
         )
+        if extra is not None:
+            led.append(extra(placed), now=now)
     server = Server(db, free_port())
     server.start()
     return server, placed
 
 
-def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -> None:
-    server, placed = prepared(tmp_path, [f"090{i:08d}" for i in range(6)])
-    port = free_port()
-    (tmp_path / "dialer.toml").write_text(f"""
+def config_text(ledger_url: str, port: int, telephony: str) -> str:
+    """The [dialer] and [api] tables every run test shares, then its own telephony and seats."""
+    return f"""
 [dialer]
-ledger_url = "{server.url}"
+ledger_url = "{ledger_url}"
 store = "store.db"
 key_file = "system.key"
 contract = "nagaoka-nhi-2026"
@@ -115,58 +121,54 @@ poll_s = 0.5
 [api]
 listen = "127.0.0.1:{port}"
 token_env = "KANSA_TEST_SEATS_TOKEN"
+{telephony}
+"""
 
-[telephony]
-kind = "simulator"
 
-[[seats]]
-name = "s01"
+def start_run(config: Path, start: datetime, seconds: float, port: int) -> subprocess.Popen[str]:
+    """`kansa dialer run` on a rehearsal clock from `start`; returns once its seats API answers."""
+    env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": TOKEN}
+    args = [EXE, "dialer", "run", str(config), "--for-seconds", str(seconds), "--start-at", start.isoformat()]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return proc
 
-[[seats]]
-name = "s02"
-""")
-    profile = load_profile("nagaoka-nhi-2026")
-    last_day = plan_days(profile, "2026-09").calling_days()[-1]
-    start = datetime.combine(last_day, datetime.min.time(), TOKYO) + timedelta(hours=19, minutes=30)
-    env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": "s3cret"}
-    proc = subprocess.Popen(
-        [
-            EXE,
-            "dialer",
-            "run",
-            str(tmp_path / "dialer.toml"),
-            "--for-seconds",
-            "8",
-            "--start-at",
-            start.isoformat(),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stop, seen = threading.Event(), []
+
+def ledger_events(url: str, kind: str) -> list[dict[str, Any]]:
+    follower = LedgerFollower(url)
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        thread = threading.Thread(target=console, args=(f"http://127.0.0.1:{port}", "s3cret", stop, seen))
+        return [e for e in follower.poll() if e["type"] == kind]
+    finally:
+        follower.close()
+
+
+def test_a_rehearsal_run_dials_for_ready_seats_into_the_ledger(tmp_path: Path) -> None:
+    server, placed = prepared(tmp_path, [f"090{i:08d}" for i in range(6)])
+    port = free_port()
+    seats = '[telephony]\nkind = "simulator"\n[[seats]]\nname = "s01"\n[[seats]]\nname = "s02"\n'
+    (tmp_path / "dialer.toml").write_text(config_text(server.url, port, seats))
+    last_day = plan_days(load_profile("nagaoka-nhi-2026"), "2026-09").calling_days()[-1]
+    start = datetime.combine(last_day, datetime.min.time(), TOKYO) + timedelta(hours=19, minutes=30)
+    stop, seen = threading.Event(), []
+    proc = start_run(tmp_path / "dialer.toml", start, 8, port)
+    try:
+        thread = threading.Thread(target=console, args=(f"http://127.0.0.1:{port}", TOKEN, stop, seen))
         thread.start()
         _, err = proc.communicate(timeout=60)
         stop.set()
         thread.join(10)
         assert proc.returncode == 0, err
-        follower = LedgerFollower(server.url)
-        dialed = [e for e in follower.poll() if e["type"] == "call.dialed"]
-        follower.close()
+        dialed = ledger_events(server.url, "call.dialed")
     finally:
         proc.kill() if proc.poll() is None else None
         server.stop()
-    ours = {r.case_ref for r in placed}
-    assert len(dialed) >= 6, err and {e["data"]["case"] for e in dialed} == ours  # every case called
+    assert len(dialed) >= 6, err
+    assert {e["data"]["case"] for e in dialed} == {r.case_ref for r in placed}  # every case called
     assert all(e["actor"] == "system" for e in dialed)
     assert {e["data"]["caller_id"] for e in dialed} == set(LINES)  # both registered lines, in turn
     assert all(e["at"].startswith(last_day.isoformat()) for e in dialed)  # dialled on the rehearsal clock

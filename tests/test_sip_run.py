@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta
@@ -12,13 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_dialer_run import EXE, console, prepared
+from test_dialer_run import TOKEN, config_text, console, ledger_events, prepared, start_run
 from test_sip import Resident
 
 from contract.calendar import TOKYO
 from contract.profile import load_profile
 from dialer_core.campaign import plan_days
-from dialer_core.follow import LedgerFollower
 from dialer_core.sip import Baresip, baresip_available, free_port
 
 pytestmark = pytest.mark.skipif(not baresip_available(), reason="baresip-core is not installed")
@@ -31,17 +28,7 @@ def test_kansa_dialer_run_over_real_sip(tmp_path: Path) -> None:
     server, placed = prepared(tmp_path, ["090-1111-0001"])
     port = free_port()
     try:
-        (tmp_path / "dialer.toml").write_text(f"""
-[dialer]
-ledger_url = "{server.url}"
-store = "store.db"
-key_file = "system.key"
-contract = "nagaoka-nhi-2026"
-month = "2026-09"
-poll_s = 0.5
-[api]
-listen = "127.0.0.1:{port}"
-token_env = "KANSA_TEST_SEATS_TOKEN"
+        telephony = f"""
 [telephony]
 kind = "sip"
 uri_template = "sip:{{phone}}@127.0.0.1:{answers.phone.sip_port}"
@@ -51,42 +38,19 @@ ctrl = "127.0.0.1:{seat.ctrl_port}"
 [[seats]]
 name = "s02"
 ctrl = "127.0.0.1:{seat2.ctrl_port}"
-""")
+"""
+        (tmp_path / "dialer.toml").write_text(config_text(server.url, port, telephony))
         last_day = plan_days(load_profile("nagaoka-nhi-2026"), "2026-09").calling_days()[-1]
         start = datetime.combine(last_day, datetime.min.time(), TOKYO) + timedelta(hours=19, minutes=30)
-        env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": "s3cret"}
-        proc = subprocess.Popen(
-            [
-                EXE,
-                "dialer",
-                "run",
-                str(tmp_path / "dialer.toml"),
-                "--for-seconds",
-                "10",
-                "--start-at",
-                start.isoformat(),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        proc = start_run(tmp_path / "dialer.toml", start, 10, port)
         stop, seen = threading.Event(), []
-        thread = threading.Thread(target=console, args=(f"http://127.0.0.1:{port}", "s3cret", stop, seen))
+        thread = threading.Thread(target=console, args=(f"http://127.0.0.1:{port}", TOKEN, stop, seen))
         thread.start()
         _, err = proc.communicate(timeout=60)
         stop.set()
         thread.join(10)
         assert proc.returncode == 0, err
-        follower = LedgerFollower(server.url)
-        dialed = [e for e in follower.poll() if e["type"] == "call.dialed"]
-        follower.close()
+        dialed = ledger_events(server.url, "call.dialed")
     finally:
         server.stop()
         for phone in (seat, seat2):
@@ -110,17 +74,7 @@ def test_kansa_dialer_run_takes_a_callback_on_its_line(tmp_path: Path) -> None:
     tone(tmp_path / "guide.wav", 3, 660)
     port = free_port()
     try:
-        (tmp_path / "dialer.toml").write_text(f"""
-[dialer]
-ledger_url = "{server.url}"
-store = "store.db"
-key_file = "system.key"
-contract = "nagaoka-nhi-2026"
-month = "2026-09"
-poll_s = 0.5
-[api]
-listen = "127.0.0.1:{port}"
-token_env = "KANSA_TEST_SEATS_TOKEN"
+        telephony = f"""
 [telephony]
 kind = "sip"
 uri_template = "sip:{{phone}}@127.0.0.1:9"
@@ -133,47 +87,24 @@ ctrl = "127.0.0.1:{line.ctrl_port}"
 message_wav = "message.wav"
 guide_wav = "guide.wav"
 guide_s = 2
-""")
+"""
+        (tmp_path / "dialer.toml").write_text(config_text(server.url, port, telephony))
         # the first calling day as the hours open: the case's first call is not due yet (it is planned
         # for a later day), so the seat is free when the resident calls back
         day = plan_days(load_profile("nagaoka-nhi-2026"), "2026-09").calling_days()[0]
         start = datetime.combine(day, datetime.min.time(), TOKYO) + timedelta(hours=9, seconds=30)
-        env = {**os.environ, "KANSA_TEST_SEATS_TOKEN": "s3cret"}
-        proc = subprocess.Popen(
-            [
-                EXE,
-                "dialer",
-                "run",
-                str(tmp_path / "dialer.toml"),
-                "--for-seconds",
-                "8",
-                "--start-at",
-                start.isoformat(),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/seats", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        proc = start_run(tmp_path / "dialer.toml", start, 8, port)
         assert caller.ctrl is not None
         caller.ctrl.command("dial", line.uri("center"))
         time.sleep(2)  # queued with the message: no seat is ready yet
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer s3cret"})
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"})
         http.post("/v1/seats/s01/ready", json={"operator": "op07"}).raise_for_status()
         time.sleep(2)
         snapshot = http.get("/v1/seats/s01").json()
         http.close()
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        follower = LedgerFollower(server.url)
-        received = [e["data"] for e in follower.poll() if e["type"] == "callback.received"]
-        follower.close()
+        received = [e["data"] for e in ledger_events(server.url, "callback.received")]
     finally:
         server.stop()
         for phone in (seat, line, caller):

@@ -5,92 +5,40 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from conftest import event, register
-from test_service import EXE, Server, free_port
+from conftest import event
+from test_dialer_run import EXE, prepared
 
 from contract.calendar import TOKYO
-from dialer_core.client import new_key
-from dialer_core.datastore import DataStore, Resident
+from dialer_core.datastore import Resident
 from dialer_core.follow import LedgerFollower
 from dialer_core.lookup import LookupServer, SimulatedLookup
-from ledger import Ledger, Submission
+from ledger import Submission
 from tests.smsc import LoopbackSmsc
 
 SEND_AT = datetime(2026, 9, 24, 10, 0, tzinfo=TOKYO)
 
 
 def test_the_sms_pass_over_smpp_into_the_ledger(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
-    subprocess.run(
-        [EXE, "ledger", "init", str(db), "--origin", "t.example/sms", "--contract", "x"],
-        check=True,
-        capture_output=True,
-    )
-    core = new_key("system", tmp_path / "system.key")
-    store = DataStore(tmp_path / "store.db")
     phones = ["090-1000-0001", "090-1000-0002", "090-1000-0003", "080-1000-0004"]
-    _, placed = store.add_batch(
-        "B1",
-        "2026-09",
-        [
-            Resident("", f"202609-{i:05d}", "佐藤 花子", (p,), "その他", 1000, {})
-            for i, p in enumerate(phones)
-        ],
-    )
-    store.close()
+
+    def city(placed: list[Resident]) -> list[Submission]:
+        cases = [r.case_ref for r in placed]
+        designated = event("sms.designated", actor="city01", at=(SEND_AT - timedelta(days=3)).isoformat())
+        designated["data"] = {
+            "batch": "B1",
+            "cases": cases,
+            "send_at": SEND_AT.isoformat(),
+            "sender_id": "0258-39-2000",
+        }
+        stop = event("case.stop", actor="city01", at=(SEND_AT - timedelta(days=1)).isoformat())
+        stop["data"] = {"case": cases[3], "by": "city01", "reason": "納付済み"}
+        return [Submission(designated), Submission(stop)]
+
+    server, placed = prepared(tmp_path, phones, city)
     cases = [r.case_ref for r in placed]
-    now = datetime.now(UTC)
-
-    def sub(kind: str, actor: str, at: datetime, **data: object) -> Submission:
-        ev = event(kind, actor=actor, at=at.isoformat())
-        ev["data"] = data
-        return Submission(ev)
-
-    with Ledger.open(db, key_path=f"{db}.key") as led:
-        led.append([register(core)], now=now)
-        led.append(
-            [
-                sub(
-                    "case.opened",
-                    "system",
-                    SEND_AT - timedelta(days=4),
-                    case=c,
-                    batch="B1",
-                    month="2026-09",
-                    category="other",
-                    numbers=[{"ref": "1", "kind": "mobile"}],
-                )
-                for c in cases
-            ],
-            now=now,
-        )
-        led.append(
-            [
-                sub(
-                    "sms.designated",
-                    "city01",
-                    SEND_AT - timedelta(days=3),
-                    batch="B1",
-                    cases=cases,
-                    send_at=SEND_AT.isoformat(),
-                    sender_id="0258-39-2000",
-                ),
-                sub(
-                    "case.stop",
-                    "city01",
-                    SEND_AT - timedelta(days=1),
-                    case=cases[3],
-                    by="city01",
-                    reason="納付済み",
-                ),
-            ],
-            now=now,
-        )
-    server = Server(db, free_port())
-    server.start()
     smsc = LoopbackSmsc(receipts={"819010000002": "failed"}).start()
     (tmp_path / "sms.txt").write_text(
         "長岡市国保年金課です。保険料の納付をお願いします。" * 3, encoding="utf-8"
