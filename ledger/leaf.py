@@ -20,6 +20,9 @@ from .canonical import CanonicalError, canonicalize_validated, loads_canonical
 LEAF_KEYS = frozenset({"event", "index", "prev", "received", "sig"})
 KEY_EVENT_TYPES = frozenset({"key.registered", "key.revoked"})
 ZERO_HASH = bytes(32)  # the `prev` of entry 0
+# A leaf is one entry of a C2SP tlog-tiles entry bundle, whose length is a uint16:
+# the store refuses to write a longer one and the tiles refuse to bundle one.
+MAX_LEAF_BYTES = 0xFFFF
 _HEAD = b'{"event":'
 # In canonical JSON a quote inside a string is always escaped, so `,"index":`
 # only occurs as structure; the last one is the top-level key that follows the event.

@@ -26,13 +26,11 @@ from .checkpoint import Checkpoint, open_checkpoint
 from .keyfile import read_key
 from .keys import KeyRecord, parse_key_event
 from .leaf import KEY_EVENT_TYPES, ZERO_HASH, build_leaf, case_of
+from .leaf import MAX_LEAF_BYTES as MAX_LEAF_BYTES  # kept importable from here (dialer_core.client)
 from .note import NoteError, Signer, b64decode, b64encode
 from .reader import LedgerError, LedgerReader, StoredCheckpoint, connect
 from .schema import FORMAT, SCHEMA
 from .vocabulary import EventError, Vocabulary, is_unicode, load_vocabulary
-
-# A leaf is one entry of a C2SP tlog-tiles entry bundle, whose length is a uint16.
-MAX_LEAF_BYTES = 65_535
 
 
 class AppendError(Exception):

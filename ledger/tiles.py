@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, parse_body, parse_decimal
 from .cosignature import split_note
+from .leaf import MAX_LEAF_BYTES
 from .merkle import NodeReader
 from .note import NoteError
 from .policy import Policy
@@ -29,7 +30,6 @@ from .reader import LedgerReader, StoredCheckpoint
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
-MAX_ENTRY_BYTES = 0xFFFF
 
 LeafReader = Callable[[int, int], Iterable[tuple[int, bytes]]]  # (start, stop) -> (index, leaf)
 
@@ -149,9 +149,9 @@ def tile_bytes(tile: Tile, read: NodeReader, leaves: LeafReader, size: int) -> b
 def entry_bundle(leaves: Iterable[tuple[int, bytes]]) -> bytes:
     out = bytearray()
     for index, leaf in leaves:
-        if len(leaf) > MAX_ENTRY_BYTES:
+        if len(leaf) > MAX_LEAF_BYTES:
             raise TileError(
-                f"entry {index} is {len(leaf):,} bytes: a tile entry holds at most {MAX_ENTRY_BYTES:,}"
+                f"entry {index} is {len(leaf):,} bytes: a tile entry holds at most {MAX_LEAF_BYTES:,}"
                 " (it was written before the ledger limited leaf sizes)"
             )
         out += struct.pack(">H", len(leaf)) + leaf

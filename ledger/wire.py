@@ -26,7 +26,7 @@ STATUS: dict[str, int] = {
 }
 FINAL_STATUSES = frozenset(status for status in STATUS.values() if status < 500)
 # The largest request body the service reads (a submission, or a batch of them), and the
-# most submissions in one batch. An entry's own limit is the store's MAX_LEAF_BYTES.
+# most submissions in one batch. An entry's own limit is leaf.MAX_LEAF_BYTES.
 MAX_BODY_BYTES = 1 << 20
 MAX_BATCH = 1000
 TOO_LARGE = STATUS["too_large"]
