@@ -5,31 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import event, register
+from processes import EXE, free_port
 
 from dialer_core.client import OperatorClient
 from ledger import Ledger, Signer, canonicalize, verify_ledger
 from ledger.note import b64encode
-
-EXE = str(Path(sys.executable).parent / "kansa")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -73,20 +65,29 @@ def operators() -> list[Signer]:
     return [Signer.generate(f"op{i:02d}") for i in range(50)]
 
 
-@pytest.fixture
-def server(tmp_path: Path, operators: list[Signer]) -> Iterator[Server]:
-    db = tmp_path / "ledger.db"
+def init_ledger(db: Path, signers: Iterable[Signer], origin: str = "t.example/svc") -> Path:
+    """`kansa ledger init DB` (its key beside it), then one key.registered per signer."""
     subprocess.run(
-        [EXE, "ledger", "init", str(db), "--origin", "t.example/svc", "--contract", "x"],
+        [EXE, "ledger", "init", str(db), "--origin", origin, "--contract", "x"],
         check=True,
         capture_output=True,
     )
     with Ledger.open(db, key_path=f"{db}.key") as led:
-        led.append([register(op) for op in operators], now=datetime.now(UTC))
-    srv = Server(db, free_port())
+        led.append([register(s) for s in signers], now=datetime.now(UTC))
+    return db
+
+
+def serving(tmp_path: Path, signers: Iterable[Signer]) -> Iterator[Server]:
+    """The `server` fixtures' body: a fresh ledger with `signers` registered, served until the test ends."""
+    srv = Server(init_ledger(tmp_path / "ledger.db", signers), free_port())
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path, operators: list[Signer]) -> Iterator[Server]:
+    yield from serving(tmp_path, operators)
 
 
 def body(op: Signer, ev: dict) -> dict:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import event, register
-from test_service import EXE, Server, body, free_port, now_event
+from conftest import event
+from test_service import EXE, Server, body, free_port, init_ledger, now_event, serving
 
 from dialer_core.client import EventError, OperatorClient
 from ledger import Ledger, Signer, verify_ledger, write_key
@@ -31,18 +31,7 @@ def operator(tmp_path: Path) -> Signer:
 
 @pytest.fixture
 def server(tmp_path: Path, operator: Signer) -> Iterator[Server]:
-    db = tmp_path / "ledger.db"
-    subprocess.run(
-        [EXE, "ledger", "init", str(db), "--origin", "t.example/svc", "--contract", "x"],
-        check=True,
-        capture_output=True,
-    )
-    with Ledger.open(db, key_path=f"{db}.key") as led:
-        led.append([register(operator)], now=datetime.now(UTC))
-    srv = Server(db, free_port())
-    srv.start()
-    yield srv
-    srv.stop()
+    yield from serving(tmp_path, [operator])
 
 
 def ledger_ids(db: Path) -> set[str]:
@@ -268,14 +257,7 @@ def test_a_full_disk_answers_507_keeps_reading_and_resumes(operator: Signer, tmp
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
     try:
-        db = mnt / "ledger.db"
-        subprocess.run(
-            [EXE, "ledger", "init", str(db), "--origin", "t.example/full", "--contract", "x"],
-            check=True,
-            capture_output=True,
-        )
-        with Ledger.open(db, key_path=f"{db}.key") as led:
-            led.append([register(operator)], now=datetime.now(UTC))
+        db = init_ledger(mnt / "ledger.db", [operator], origin="t.example/full")
         server_log = tmp_path / "serve.log"
         srv = Server(db, free_port(), log=server_log)
         srv.start()
@@ -367,16 +349,9 @@ def poisons(op: Signer) -> list[bytes]:
 
 
 def test_poisoned_requests_fail_alone_beside_valid_ones(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
-    subprocess.run(
-        [EXE, "ledger", "init", str(db), "--origin", "t.example/p", "--contract", "x"],
-        check=True,
-        capture_output=True,
-    )
     valid_ops = [Signer.generate(f"op{i:02d}") for i in range(10)]
     attacker = Signer.generate("op99")
-    with Ledger.open(db, key_path=f"{db}.key") as led:
-        led.append([register(op) for op in [*valid_ops, attacker]], now=datetime.now(UTC))
+    db = init_ledger(tmp_path / "ledger.db", [*valid_ops, attacker], origin="t.example/p")
     srv = Server(db, free_port())
     srv.start()
     valid_failures: list[str] = []
