@@ -144,7 +144,11 @@ def parse_policy(text: str) -> Policy:
                     threshold = len(members)
                 elif threshold_text == "any":
                     threshold = 1
-                elif threshold_text.isdigit() and 1 <= int(threshold_text) <= len(members):
+                elif (
+                    threshold_text.isascii()
+                    and threshold_text.isdigit()
+                    and 1 <= int(threshold_text) <= len(members)
+                ):
                     threshold = int(threshold_text)
                 else:
                     raise PolicyError(f"line {number}: threshold must be all, any or 1..{len(members)}")

@@ -235,7 +235,8 @@ class _TooLarge(Exception):
 async def _read_limited(request: Request) -> bytes:
     """The body, refused (before it is read whole) when over MAX_BODY_BYTES."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    whole = declared is not None and declared.isascii() and declared.isdigit()
+    if declared is not None and (not whole or int(declared) > MAX_BODY_BYTES):
         raise _TooLarge(f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -367,7 +368,7 @@ def create_app(
         values = []
         for name in names:
             raw = request.query_params.get(name)
-            if raw is None or not raw.isdigit():
+            if raw is None or not (raw.isascii() and raw.isdigit()):
                 raise _BadRequest(f"query parameter {name} must be a whole number", name)
             values.append(int(raw))
         return values

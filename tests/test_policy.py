@@ -78,6 +78,7 @@ def test_a_bad_cosignature_by_a_policy_witness_is_refused() -> None:
         ("witness A {x1}\n", "no quorum"),
         ("quorum A\n", "not defined"),
         ("witness A {x1}\ngroup G 2 A\nquorum G\n", "threshold"),
+        ("witness A {x1}\ngroup G ¹ A\nquorum G\n", "threshold"),  # a digit to str.isdigit, not to int
         ("witness A {x1}\ngroup G any A A\nquorum G\n", "twice"),
         ("witness A {x1}\nwitness B {x1}\nquorum A\n", "duplicate key"),
         ("witness A {x1}\nwitness A {x2}\nquorum A\n", "already defined"),

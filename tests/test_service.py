@@ -213,6 +213,13 @@ def test_bad_requests_get_their_status_and_change_nothing(server: Server, operat
     assert accepted.status_code == 201 and len(accepted.json()["entries"]) == 1
 
 
+def test_a_number_only_unicode_calls_a_digit_is_a_422(server: Server) -> None:
+    # '²' passes str.isdigit() but not int(): it was a 500 (ValueError) from the query parsing.
+    for path in ("/v1/entries?from=%C2%B2&to=3", "/v1/proof/consistency?old=1&new=%C2%B2"):
+        answer = httpx.get(server.url + path)
+        assert answer.status_code == 422 and "whole number" in answer.json()["error"], (path, answer.text)
+
+
 def test_reads_checkpoint_proofs_entries(server: Server, operators: list[Signer]) -> None:
     op = operators[0]
     for _ in range(600):  # the server checkpoints every 500 entries
