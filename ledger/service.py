@@ -279,6 +279,17 @@ def create_app(
         except ValueError as exc:
             raise _BadRequest(f"the body is not JSON: {exc}", "body") from exc
 
+    async def commit_one(item: Submission) -> Response:
+        """One submission through the group commit, answered as `POST /v1/events` answers."""
+        try:
+            outcome = await asyncio.wrap_future(committer.submit([item]))
+        except StorageError as problem:
+            return _storage_answer(problem)
+        if isinstance(outcome, AppendError):
+            return JSONResponse(error_body(outcome), status_code=status_of(outcome))
+        (appended,) = outcome
+        return JSONResponse(appended_body(appended), status_code=appended_status(appended))
+
     async def post_event(request: Request) -> Response:
         try:
             item = _parse_item(await read_json(request), clock)
@@ -292,14 +303,7 @@ def create_app(
             item = await asyncio.to_thread(ledger.prepare, item)
         except AppendError as refused:
             return JSONResponse(error_body(refused), status_code=status_of(refused))
-        try:
-            outcome = await asyncio.wrap_future(committer.submit([item]))
-        except StorageError as problem:
-            return _storage_answer(problem)
-        if isinstance(outcome, AppendError):
-            return JSONResponse(error_body(outcome), status_code=status_of(outcome))
-        (appended,) = outcome
-        return JSONResponse(appended_body(appended), status_code=appended_status(appended))
+        return await commit_one(item)
 
     async def post_batch(request: Request) -> Response:
         try:
@@ -355,14 +359,7 @@ def create_app(
             return _error(refused.status, refused.message, refused.field)
         except _BadRequest as bad:
             return _error(MALFORMED, bad.message, bad.field.replace("event.", "request."))
-        try:
-            outcome = await asyncio.wrap_future(committer.submit([Submission(item.event)]))
-        except StorageError as problem:
-            return _storage_answer(problem)
-        if isinstance(outcome, AppendError):
-            return JSONResponse(error_body(outcome), status_code=status_of(outcome))
-        (appended,) = outcome
-        return JSONResponse(appended_body(appended), status_code=appended_status(appended))
+        return await commit_one(Submission(item.event))
 
     def _int_params(request: Request, *names: str) -> list[int]:
         values = []
