@@ -24,7 +24,7 @@ from .commands import default_key_path
 from .key_requests import KeyPolicy
 from .policy import Policy
 from .service import Clock, ServiceConfig, create_app
-from .store import Ledger, LedgerError
+from .store import Ledger, LedgerError, check_writable
 
 
 def open_directory(directory: Path | str) -> list[Ledger]:
@@ -46,6 +46,32 @@ def open_directory(directory: Path | str) -> list[Ledger]:
             led.close()
         raise
     return ledgers
+
+
+def serve_app(
+    path: Path | str,
+    *,
+    key_path: Path | str | None = None,
+    clock: Clock,
+    config: ServiceConfig | None = None,
+    key_policy: KeyPolicy | None = None,
+    policy: Policy | None = None,
+) -> Starlette:
+    """What `kansa ledger serve PATH` runs.
+
+    A directory: every *.db ledger in it (its key beside each) under /<origin>/, each held to
+    `policy`. A file: that one ledger, signing with `key_path` (default PATH.key); a file that
+    cannot be written is refused here (LedgerError) rather than answering every append with an error.
+    """
+    if Path(path).is_dir():
+        ledgers = open_directory(path)
+        policies = {led.origin: policy for led in ledgers} if policy is not None else None
+        return create_hosting_app(
+            ledgers, clock=clock, config=config, key_policy=key_policy, policies=policies
+        )
+    check_writable(path)
+    ledger = Ledger.open(path, key_path=key_path if key_path is not None else default_key_path(path))
+    return create_app(ledger, clock=clock, config=config, key_policy=key_policy, policy=policy)
 
 
 def create_hosting_app(

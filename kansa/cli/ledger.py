@@ -360,24 +360,14 @@ def ledger_serve(
     import uvicorn
 
     from contract.staff import designated
-    from ledger.hosting import create_hosting_app, open_directory
-    from ledger.service import ServiceConfig, create_app
-    from ledger.store import check_writable
+    from ledger.hosting import serve_app
+    from ledger.service import ServiceConfig
 
     config = ServiceConfig(checkpoint_seconds, checkpoint_entries)
     key_policy = designated(key_requests_from) if key_requests_from else None
     with user_errors():
         policy = load_policy(policy_file) if policy_file else None
-        if Path(db).is_dir():
-            if key is not None:
-                raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
-            ledgers = open_directory(db)
-            policies = {led.origin: policy for led in ledgers} if policy is not None else None
-            app = create_hosting_app(
-                ledgers, clock=now, config=config, key_policy=key_policy, policies=policies
-            )
-        else:
-            check_writable(db)  # refuse to start rather than answer every append with an error
-            target = open_ledger(db, key, signing=True)
-            app = create_app(target, clock=now, config=config, key_policy=key_policy, policy=policy)
+        if key is not None and Path(db).is_dir():
+            raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
+        app = serve_app(db, key_path=key, clock=now, config=config, key_policy=key_policy, policy=policy)
     uvicorn.run(app, host=host, port=port, log_level="warning")
