@@ -206,15 +206,13 @@ def _parse_item(value: Any, clock: Clock, where: str = "") -> Submission:
     if isinstance(event, dict) and isinstance(event.get("at"), str) and is_rfc3339(event["at"]):
         at = datetime.fromisoformat(event["at"])
         if at - clock() > MAX_FUTURE_SKEW:
-            raise _BadRequest(
+            raise WireError(
                 f"at is more than {int(MAX_FUTURE_SKEW.total_seconds() // 60)} minutes ahead of the"
                 " ledger's clock",
                 f"{where}event.at",
             )
     return item
 
-
-_BadRequest = WireError
 
 
 def _storage_answer(problem: StorageError) -> JSONResponse:
@@ -275,9 +273,9 @@ def create_app(
         try:
             return json.loads(raw)
         except RecursionError as exc:
-            raise _BadRequest("the body is nested too deeply", "body") from exc
+            raise WireError("the body is nested too deeply", "body") from exc
         except ValueError as exc:
-            raise _BadRequest(f"the body is not JSON: {exc}", "body") from exc
+            raise WireError(f"the body is not JSON: {exc}", "body") from exc
 
     async def commit_one(item: Submission) -> Response:
         """One submission through the group commit, answered as `POST /v1/events` answers."""
@@ -293,7 +291,7 @@ def create_app(
     async def post_event(request: Request) -> Response:
         try:
             item = _parse_item(await read_json(request), clock)
-        except _BadRequest as bad:
+        except WireError as bad:
             return _error(MALFORMED, bad.message, bad.field)
         except _TooLarge as big:
             return _error(TOO_LARGE, big.message, big.field)
@@ -309,13 +307,13 @@ def create_app(
         try:
             body = await read_json(request)
             if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-                raise _BadRequest('a body of {"events": [{"event", "sig"}, ...]}', "events")
+                raise WireError('a body of {"events": [{"event", "sig"}, ...]}', "events")
             if len(body["events"]) > MAX_BATCH:
                 raise _TooLarge(f"a batch holds at most {MAX_BATCH} events", "events")
             if not body["events"]:
-                raise _BadRequest(f"between 1 and {MAX_BATCH} events", "events")
+                raise WireError(f"between 1 and {MAX_BATCH} events", "events")
             items = [_parse_item(v, clock, f"events[{i}].") for i, v in enumerate(body["events"])]
-        except _BadRequest as bad:
+        except WireError as bad:
             return _error(MALFORMED, bad.message, bad.field)
         except _TooLarge as big:
             return _error(TOO_LARGE, big.message, big.field)
@@ -339,7 +337,7 @@ def create_app(
             return _error(404, "key requests are not enabled on this service")
         try:
             body = await read_json(request)
-        except _BadRequest as bad:
+        except WireError as bad:
             return _error(MALFORMED, bad.message, bad.field)
         except _TooLarge as big:
             return _error(TOO_LARGE, big.message, big.field)
@@ -357,7 +355,7 @@ def create_app(
             item = _parse_item({"event": event, "sig": {"key": "", "ed25519": ""}}, clock)
         except KeyRequestError as refused:
             return _error(refused.status, refused.message, refused.field)
-        except _BadRequest as bad:
+        except WireError as bad:
             return _error(MALFORMED, bad.message, bad.field.replace("event.", "request."))
         return await commit_one(Submission(item.event))
 
@@ -366,7 +364,7 @@ def create_app(
         for name in names:
             raw = request.query_params.get(name)
             if raw is None or not (raw.isascii() and raw.isdigit()):
-                raise _BadRequest(f"query parameter {name} must be a whole number", name)
+                raise WireError(f"query parameter {name} must be a whole number", name)
             values.append(int(raw))
         return values
 
@@ -393,7 +391,7 @@ def create_app(
                 first, second = _int_params(request, *names)
                 with read_lock:
                     body = build(reader, first, second)
-            except _BadRequest as bad:
+            except WireError as bad:
                 return _error(MALFORMED, bad.message, bad.field)
             except ProofError as exc:
                 return _error(422, str(exc))
@@ -407,7 +405,7 @@ def create_app(
     async def get_entries(request: Request) -> Response:
         try:
             start, stop = _int_params(request, "from", "to")
-        except _BadRequest as bad:
+        except WireError as bad:
             return _error(MALFORMED, bad.message, bad.field)
         if stop < start or stop - start > MAX_ENTRIES_PAGE:
             return _error(422, f"0 <= to - from <= {MAX_ENTRIES_PAGE}", "to")

@@ -15,8 +15,10 @@ from .canonical import canonicalize
 from .note import Signer, b64encode
 from .store import Appended, AppendError, Signature, Submission
 
-# The HTTP status each kind of AppendError answers with. A client must not
-# retry these: the same event would be refused again.
+# The HTTP status each kind of AppendError answers with. A client must not retry
+# the 4xx ones (FINAL_STATUSES): the same event would be refused again. A 500 is
+# this request's own failure in the ledger and may be retried, as may the 503 and
+# 507 the service answers while its file cannot be written (ledger/service.py).
 STATUS: dict[str, int] = {
     "invalid": 422,
     "conflict": 409,
