@@ -83,10 +83,10 @@ def read_submissions(lines: Iterable[str]) -> tuple[list[Submission], list[int]]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        if len(line) > MAX_BODY_BYTES:
+        size = len(line.encode("utf-8", "surrogatepass"))  # bytes, as the service counts a body
+        if size > MAX_BODY_BYTES:
             raise LineError(
-                number,
-                f"the line is {len(line):,} characters; a submission holds at most {MAX_BODY_BYTES:,} bytes",
+                number, f"the line is {size:,} bytes; a submission holds at most {MAX_BODY_BYTES:,} bytes"
             )
         try:
             submissions.append(parse_submission(json.loads(line)))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from conftest import NOW, event, register
 
 from ledger import AppendError, Ledger, Signer
-from ledger.commands import parse_submission
+from ledger.commands import LineError, parse_submission, read_submissions
 from ledger.wire import (
     FINAL_STATUSES,
+    MAX_BODY_BYTES,
     WireError,
     error_body,
     parse_signed,
@@ -67,3 +69,11 @@ def test_each_refusal_has_one_status_and_a_body_naming_the_place() -> None:
         "position": 2,
     }
     assert error_body(AppendError(0, "invalid", "event", "not canonical"))["field"] == "event"
+
+
+def test_a_line_of_kansa_ledger_append_is_measured_in_bytes_as_a_request_body_is() -> None:
+    line = json.dumps(event(terminal="あ" * 400_000), ensure_ascii=False)  # 3 bytes a character
+    assert len(line) < MAX_BODY_BYTES < len(line.encode("utf-8"))
+    with pytest.raises(LineError, match=f"at most {MAX_BODY_BYTES:,} bytes") as refused:
+        read_submissions(["", line])
+    assert refused.value.line == 2
