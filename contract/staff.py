@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from ledger import Ledger
+from ledger import LedgerReader
 
-_STAFF = (b'"type":"staff.designated"', b'"type":"staff.revoked"')
+_STAFF_TYPES = ("staff.designated", "staff.revoked")
 
 
-def roles_in(ledger: Ledger, person: str) -> set[str]:
+def roles_in(ledger: LedgerReader, person: str) -> set[str]:
     """The roles `person` holds after the ledger's last entry (designated and not revoked)."""
     held: set[str] = set()
-    for _index, leaf, _digest in ledger.leaves():
-        if not any(marker in leaf for marker in _STAFF):
-            continue
+    for _index, leaf in ledger.leaves_of_type(_STAFF_TYPES):
         event = json.loads(leaf)["event"]
         if event["data"].get("person") != person:
             continue
@@ -26,10 +24,10 @@ def roles_in(ledger: Ledger, person: str) -> set[str]:
     return held
 
 
-def designated(role: str) -> Callable[[str, Ledger], bool]:
+def designated(role: str) -> Callable[[str, LedgerReader], bool]:
     """A key policy for the ledger service: people designated (and not revoked) in `role`."""
 
-    def policy(actor: str, ledger: Ledger) -> bool:
+    def policy(actor: str, ledger: LedgerReader) -> bool:
         return role in roles_in(ledger, actor)
 
     return policy

@@ -21,12 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from .canonical import CanonicalError, canonicalize
+from .keys import KeyRecord
 from .leaf import KEY_EVENT_TYPES
 from .note import NoteError, Signer, Verifier, b64decode, b64encode
-from .store import KeyRecord, Ledger
+from .reader import LedgerReader
 
 # Whether `actor` may ask for key events, judged on a read-only view of the ledger as it is.
-KeyPolicy = Callable[[str, Ledger], bool]
+KeyPolicy = Callable[[str, LedgerReader], bool]
 
 
 class KeyRequestError(Exception):

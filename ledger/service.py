@@ -344,8 +344,8 @@ def create_app(
 
         def authorise() -> dict[str, Any]:
             # A fresh read-only view: the key table and the staff as committed right now.
-            with Ledger.open(ledger.path, readonly=True) as view:
-                event = open_key_request(body, view.keys(), view.size)
+            with LedgerReader.open(ledger.path) as view:
+                event = open_key_request(body, view.key_timeline(), view.size)
                 if not key_policy(event["actor"], view):
                     raise KeyRequestError(403, f"{event['actor']} may not manage keys", "request.actor")
                 return event
