@@ -153,12 +153,15 @@ def test_never_answered_rings_the_full_35_seconds(seat: Baresip, tmp_path: Path)
     started = time.monotonic()
     try:
         result, _ = dial(seat, f"sip:{{phone}}@127.0.0.1:{resident.phone.sip_port}", ring_timeout_s=35)
+        deadline = time.monotonic() + 5  # our CANCEL reaches the resident's phone: it stops ringing
+        while "CALL_CLOSED" not in resident.seen and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         resident.stop()
     assert result.result == "no_answer"
     assert result.ring_s == 35
     assert time.monotonic() - started >= 35
-    assert "CALL_CLOSED" in resident.seen  # we cancelled: the resident's phone stopped ringing
+    assert "CALL_CLOSED" in resident.seen
     RESULTS["never_answered"] = result
 
 
