@@ -33,8 +33,7 @@ def backup_ledger(db: Path | str, dest: Path | str) -> Path:
     db, dest = Path(db), Path(dest)
     if dest.exists():
         raise LedgerError(f"{dest} already exists")
-    with Ledger.open(db, readonly=True):  # a ledger, not just any SQLite file
-        pass
+    LedgerReader.open(db).close()  # a ledger, not just any SQLite file
     source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     target = sqlite3.connect(str(dest))
     try:
