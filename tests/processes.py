@@ -22,10 +22,19 @@ def free_port() -> int:
 class Served:
     """`kansa ARGS --port P` running until stop(); ready once `probe` answers anything over HTTP."""
 
-    def __init__(self, args: list[str], log: Path, probe: str = "/") -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        probe: str = "/",
+        *,
+        start_seconds: float = 30,
+        stop_seconds: float = 10,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args, self.log_path, self.probe = args, log, probe
+        self.start_seconds, self.stop_seconds = start_seconds, stop_seconds
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Served:
@@ -33,7 +42,7 @@ class Served:
         self.proc = subprocess.Popen(
             [EXE, *self.args, "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=self.log
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_seconds
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.url + self.probe, timeout=1)
@@ -47,7 +56,7 @@ class Served:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            self.proc.wait(self.stop_seconds)
         if self.proc is not None:
             self.log.close()
             self.proc = None

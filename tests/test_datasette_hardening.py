@@ -8,11 +8,7 @@ lock-out of one test never touches another.
 from __future__ import annotations
 
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from auditor_site import PASSWORD, access_entries, build_site
+from processes import Served
 
 from datasette_plugins.auditors import add_auditor, default_auditors_path, remove_auditor
 from datasette_plugins.middleware import MAX_ADDRESS_FAILURES, MAX_BODY, MAX_FAILURES
-
-KANSA = Path(sys.executable).parent / "kansa"
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +28,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return build_site(tmp_path_factory.mktemp("hardening"))
 
 
-class Server:
-    """`kansa serve` on a copy of the site; restartable."""
+class Server(Served):
+    """`kansa serve` on a copy of the site; restartable (stop, then start again on the same port)."""
 
     def __init__(self, db: Path) -> None:
-        self.db = db
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(KANSA), "serve", str(self.db), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        super().__init__(
+            ["serve", str(db)], Path(f"{db}.serve.log"), probe="/-/login", start_seconds=60, stop_seconds=30
         )
-        deadline = time.time() + 60
-        while True:
-            try:
-                httpx.get(f"{self.url}/-/login", timeout=1)
-                return
-            except httpx.TransportError:
-                assert time.time() < deadline and self.process.poll() is None, "kansa serve did not start"
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.db = db
 
     def client(self, address: str) -> httpx.Client:
         """A client connecting from `address` (any 127.x.y.z works on loopback)."""
@@ -73,8 +43,8 @@ class Server:
         return httpx.Client(base_url=self.url, transport=transport, timeout=30)
 
     def rss_kib(self) -> int:
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
