@@ -23,7 +23,7 @@ from ledger import Checkpoint, CheckpointError, LedgerError, LedgerReader, ReadE
 
 from .context import Context
 from .kpis import compute_kpis
-from .model import Entry, Finding
+from .model import SEVERITIES, Entry, Finding
 from .profiles import Profile, load_profile
 from .rules import RULES
 from .state import derive
@@ -86,6 +86,12 @@ class CheckResult:
     findings: list[Finding]
     kpis: dict[str, Any]
     profile: Profile | None = None  # the profile judged by (not part of the JSON)
+
+    def due_at_least(self, severity: str) -> bool:
+        """Whether a finding of `severity` or worse (SEVERITIES, worst first) is due, not pending:
+        what `kansa check --fail-on` exits 1 on."""
+        worse = SEVERITIES[: SEVERITIES.index(severity) + 1]
+        return any(f.severity in worse and not f.pending for f in self.findings)
 
     def as_json(self) -> dict[str, Any]:
         cp = self.checkpoint

@@ -18,10 +18,12 @@ from story import Story
 from test_compliance_rules import SCENARIOS, nhi, report, three_calls
 
 from compliance import ProfileError, load_profile
+from compliance.engine import CheckResult
+from compliance.model import Finding
 from compliance.profiles import parse_profile
 from contract.calendar import add_business_days, is_business_day, is_weekday
 from kansa.cli import main
-from ledger import Ledger, Submission
+from ledger import Checkpoint, Ledger, Submission
 
 # -- deadlines are pending until they pass --------------------------------------------
 
@@ -406,6 +408,17 @@ def test_the_results_database_holds_the_clauses_quoted(checked_ledger: Path) -> 
     quoted = {rule: (clause, quote) for rule, clause, quote in rows}
     assert set(quoted) == set(load_profile("nagaoka-nhi-2026").clauses)
     assert quoted["RING-35"] == ("N §8(5)ア", "呼び出し音35秒以上の呼び出しを行うものの、応答がない場合")
+
+
+def test_fail_on_counts_what_is_due_at_that_severity_or_worse() -> None:
+    def result(*findings: tuple[str, bool]) -> CheckResult:
+        made = [Finding("R", "C1", (0,), sev, "§1", "x", "x", pending) for sev, pending in findings]
+        return CheckResult("c", "2026-09", Checkpoint("o", 1, bytes(32)), None, made, {})
+
+    assert result(("violation", False)).due_at_least("judgement")  # worse counts
+    assert result(("judgement", False)).due_at_least("judgement")
+    assert not result(("judgement", False)).due_at_least("violation")
+    assert not result(("violation", True), ("info", False)).due_at_least("judgement")  # pending: not due
 
 
 def test_findings_are_results_unless_fail_on_asks(checked_ledger: Path) -> None:

@@ -63,6 +63,5 @@ def check(
             raise CouldNotCheck(str(exc)) from exc
     output = {"json": to_json, "table": to_table, "csv": to_csv}[fmt](result)
     click.echo(output, nl=False)
-    failing = {"violation": ("violation",), "judgement": ("violation", "judgement")}.get(fail_on or "", ())
-    if any(f.severity in failing and not f.pending for f in result.findings):
+    if fail_on is not None and result.due_at_least(fail_on):
         sys.exit(1)
