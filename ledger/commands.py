@@ -91,6 +91,8 @@ def read_submissions(lines: Iterable[str]) -> tuple[list[Submission], list[int]]
             submissions.append(parse_submission(json.loads(line)))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise LineError(number, f"not a valid event line: {exc}") from exc
+        except RecursionError as exc:  # as the service answers such a body (422)
+            raise LineError(number, "the line is nested too deeply to parse") from exc
         numbers.append(number)
     return submissions, numbers
 

@@ -77,3 +77,10 @@ def test_a_line_of_kansa_ledger_append_is_measured_in_bytes_as_a_request_body_is
     with pytest.raises(LineError, match=f"at most {MAX_BODY_BYTES:,} bytes") as refused:
         read_submissions(["", line])
     assert refused.value.line == 2
+
+
+def test_a_line_nested_too_deeply_for_the_parser_is_a_line_error() -> None:
+    # json.loads raises RecursionError (not a ValueError) here: it was a traceback from kansa ledger append.
+    with pytest.raises(LineError, match="nested too deeply") as refused:
+        read_submissions(["{}", "[" * 200_000 + "]" * 200_000])
+    assert refused.value.line == 2
