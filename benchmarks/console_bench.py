@@ -71,7 +71,20 @@ def report(name: str, values: list[float]) -> None:
     )
 
 
-SERVER: dict[str, list[float]] = {"resident page": [], "submit": []}  # the console's own time
+# The console's own time per answer (Server-Timing), and how much of it was waiting for the loop.
+SERVER: dict[str, list[float]] = {
+    "resident page": [],
+    "resident: waiting for the loop": [],
+    "submit": [],
+    "submit: waiting for the loop": [],
+}
+
+
+def timing(response: httpx.Response, name: str) -> float:
+    parts = dict(p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
+    return float(parts[name]) / 1000
+
+
 STAGE: dict[str, str] = {}  # person -> what it is doing (printed if the run hangs)
 
 
@@ -115,7 +128,8 @@ async def operator(
                 last = await c.get("/op/call")
                 page = last.text
             shown.append(time.perf_counter() - start)
-            SERVER["resident page"].append(float(last.headers["server-timing"].split("dur=")[1]) / 1000)
+            SERVER["resident page"].append(timing(last, "app"))
+            SERVER["resident: waiting for the loop"].append(timing(last, "loop"))
             STAGE[person] = f"call {k}: classify"
             assert (await c.post("/op/classify", data={"csrf": csrf, "kind": "person"})).status_code == 303
             form = CALL.search((await c.get("/op/call")).text)
@@ -133,7 +147,8 @@ async def operator(
             )
             assert answer.status_code == 303, answer.text[:500]
             recorded.append(time.perf_counter() - t0)
-            SERVER["submit"].append(float(answer.headers["server-timing"].split("dur=")[1]) / 1000)
+            SERVER["submit"].append(timing(answer, "app"))
+            SERVER["submit: waiting for the loop"].append(timing(answer, "loop"))
             submitted[form.group(1)] = time.time()
             start = time.perf_counter()
         STAGE[person] = "done"
@@ -214,9 +229,12 @@ def main() -> None:
             encoding="utf-8",
         )
         exe = str(Path(sys.executable).parent / "kansa")
+        command = [exe, "console", "serve", str(config)]
+        if os.environ.get("CONSOLE_BENCH_PROFILE"):  # the console's main thread under cProfile
+            command = [sys.executable, "-m", "cProfile", "-o", os.environ["CONSOLE_BENCH_PROFILE"], *command]
         log = open(root / "console.log", "wb")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen(
-            [exe, "console", "serve", str(config)],
+            command,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -264,8 +282,8 @@ def main() -> None:
             print(f"{n} operators x {calls} calls: {n * calls} calls in {took:.1f} s ({rate:.0f} calls/s)")
             report("ready -> call shown", shown)
             report("submit -> recorded", recorded)
-            report("  console's time: resident", SERVER["resident page"])
-            report("  console's time: submit", SERVER["submit"])
+            for name, values in SERVER.items():
+                report(f"  console: {name}", values)
             # Outbox lag: until the ledger service received each outcome.
             received: dict[str, float] = {}
             deadline = time.time() + 120

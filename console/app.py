@@ -47,7 +47,7 @@ from .board import Board
 from .config import ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
-from .loop_client import LoopClient, LoopError, Seat
+from .loop_client import LOOP_SECONDS, LoopClient, LoopError, Seat
 from .outcome import DISPOSITIONS, PARTIES, REQUESTS, SCRIPTS, check_outcome
 
 HERE = Path(__file__).parent
@@ -184,6 +184,7 @@ class Console:
             writer.courier.close()
         self.documents.close()
         self.store.close()
+        self.board.close()
 
     # -- sessions --------------------------------------------------------------------
 
@@ -296,13 +297,16 @@ class _Headers:
             return
         extra = _HEADERS + ([] if scope["path"].startswith("/static/") else _NO_STORE)
         started = time.perf_counter()
+        loop_spent = [0.0]
+        LOOP_SECONDS.set(loop_spent)
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 names = {name for name, _ in extra}
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
                 # How long the console took, for benchmarks and the browser's network panel.
-                timing = (b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode())
+                app_ms, loop_ms = (time.perf_counter() - started) * 1000, loop_spent[0] * 1000
+                timing = (b"server-timing", f"app;dur={app_ms:.1f}, loop;dur={loop_ms:.1f}".encode())
                 message = {**message, "headers": [*headers, *extra, timing]}
             await send(message)
 

@@ -63,27 +63,43 @@ class Board:
     _size: int = 0
     _checked: float = 0.0
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _refreshing: threading.Lock = field(default_factory=threading.Lock)
+    _ledger: Ledger | None = None  # read-only, used by one refresher at a time
     _sorted: list[Event] | None = None
     _by_type: dict[str, list[Event]] = field(default_factory=dict)
 
     # -- reading ----------------------------------------------------------------------
 
     def refresh(self, *, force: bool = False) -> None:
-        """Reads the ledger entries appended since the last look (at most every refresh_seconds)."""
-        with self._lock:
+        """Reads the ledger entries appended since the last look (at most every refresh_seconds).
+
+        The reading happens outside the board's lock, so pages never wait behind it."""
+        with self._refreshing:
             now = _time.monotonic()
             if not force and now - self._checked < self.refresh_seconds:
                 return
             self._checked = now
-            if not self.ledger_path.exists():
-                return
-            with Ledger.open(self.ledger_path, readonly=True) as ledger:
-                size = ledger.size
-                if size <= self._size:
+            if self._ledger is None:
+                if not self.ledger_path.exists():
                     return
-                for index, leaf, _digest in ledger.leaves(self._size, size):
-                    self._add(Event.of(parse_leaf(leaf)["event"], index))
+                self._ledger = Ledger.open(self.ledger_path, readonly=True)
+            size = self._ledger.size
+            if size <= self._size:
+                return
+            new = [
+                Event.of(parse_leaf(leaf)["event"], index)
+                for index, leaf, _ in self._ledger.leaves(self._size, size)
+            ]
+            with self._lock:
+                for event in new:
+                    self._add(event)
                 self._size = size
+
+    def close(self) -> None:
+        with self._refreshing:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
 
     def note(self, envelope: dict[str, Any]) -> None:
         """An event this console just recorded (signed and in an outbox)."""

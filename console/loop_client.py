@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+# Seconds this request spent waiting for the loop (long polls excluded): the console reports
+# it in Server-Timing beside its own time.
+LOOP_SECONDS: ContextVar[list[float] | None] = ContextVar("loop_seconds", default=None)
 
 
 class LoopError(Exception):
@@ -86,10 +92,15 @@ class LoopClient:
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None
     ) -> Any:
+        started = time.perf_counter()
         try:
             response = await self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise LoopError(0, "unreachable", str(exc) or type(exc).__name__) from exc
+        finally:
+            spent = LOOP_SECONDS.get()
+            if spent is not None and not params:
+                spent[0] += time.perf_counter() - started
         if response.status_code >= 400:
             try:
                 error = response.json()
