@@ -124,3 +124,14 @@ def test_verify_tells_tampering_from_trouble(tmp_path: Path) -> None:
     conn.close()
     tampered = verify(db)
     assert tampered.returncode == 1 and tampered.stdout.startswith("FAILED at index 3"), tampered.stdout
+
+
+def test_json_nested_too_deeply_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """json.loads raises RecursionError, not ValueError, past ~1,000 levels."""
+    key = tmp_path / "op.key"
+    assert CliRunner().invoke(main, ["keys", "new", "--holder", "op01", "--out", str(key)]).exit_code == 0
+    deep = "[" * 5000 + "]" * 5000
+    args = ["client", "send", "--url", "http://127.0.0.1:1", "--key", str(key)]
+    result = CliRunner().invoke(main, [*args, "--outbox", str(tmp_path / "ob.db"), "access.login", deep])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "not recorded" in result.output and "Traceback" not in result.output

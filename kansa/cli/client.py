@@ -51,7 +51,7 @@ def client_send(url: str, key_file: str, outbox: str, kind: str, data: str, at: 
         _warn_salvage(operator)
         try:
             event_id = operator.record(kind, json.loads(data), at=datetime.fromisoformat(at) if at else None)
-        except (ValueError, EventError) as exc:
+        except (ValueError, RecursionError, EventError) as exc:  # RecursionError: JSON nested too deeply
             raise click.ClickException(f"not recorded: {exc}") from exc
         report = operator.deliver(deadline=time.monotonic() + 10)
         click.echo(
