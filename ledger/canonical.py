@@ -93,6 +93,8 @@ def loads_canonical(data: bytes) -> Any:
         value = _decoder.decode(data.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError, or our CanonicalError (a ValueError)
         raise CanonicalError(str(exc)) from exc
+    except RecursionError as exc:  # the parser's own limit (about 1,000 levels): not an entry
+        raise CanonicalError("nested too deeply to parse") from exc
     if data.isascii():
         try:
             canonical = _encoder.encode(value).encode("utf-8")

@@ -66,6 +66,19 @@ def test_a_rewritten_leaf_with_recomputed_hash_breaks_the_chain_after_it(ledger1
     assert (report.ok, report.bad_index) == (False, 5) and "chain broken" in report.reason
 
 
+def test_a_leaf_nested_too_deeply_to_parse_fails_at_its_index(ledger12) -> None:
+    # json raises RecursionError (not ValueError) here: it was a traceback from kansa ledger verify.
+    from ledger.merkle import leaf_hash
+
+    leaf = b"[" * 200_000 + b"]" * 200_000
+    sql = "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 4"
+    tamper(ledger12.path, sql, (leaf.decode(), leaf_hash(leaf)))
+    for workers in (1, 2):
+        report = verify_ledger(ledger12.path, workers=workers)
+        assert (report.ok, report.checked, report.bad_index) == (False, True, 4), report.reason
+        assert "nested too deeply" in str(report.reason)
+
+
 def test_a_deleted_row_is_named(ledger12) -> None:
     tamper(ledger12.path, "DELETE FROM entries WHERE idx = 6")
     report = verify_ledger(ledger12.path)
