@@ -75,6 +75,8 @@ def replay(rows: Iterable[tuple[int, str | bytes]], keys: dict[str, KeyRecord]) 
             record = parse_key_event(event, index, keys)
         except (ValueError, KeyError, TypeError) as exc:
             raise KeyEventError(index, f"bad key event: {exc}") from exc
+        except RecursionError as exc:  # the JSON parser's own limit, as loads_canonical says
+            raise KeyEventError(index, "bad key event: nested too deeply to parse") from exc
         keys[record.key] = record
     return keys
 

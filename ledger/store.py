@@ -24,7 +24,7 @@ from . import merkle
 from .canonical import CanonicalError, canonicalize_validated
 from .checkpoint import Checkpoint, open_checkpoint
 from .keyfile import read_key
-from .keys import KeyRecord, parse_key_event
+from .keys import KeyEventError, KeyRecord, parse_key_event
 from .leaf import KEY_EVENT_TYPES, ZERO_HASH, build_leaf, case_of
 from .leaf import MAX_LEAF_BYTES as MAX_LEAF_BYTES  # kept importable from here (dialer_core.client)
 from .note import NoteError, Signer, b64decode, b64encode
@@ -649,7 +649,10 @@ class Ledger(LedgerReader):
         edge = merkle.CompactRange(size, [self.node(level, i) for level, i in merkle.perfect_subtrees(size)])
         keys = dict(state.keys) if size >= state.size else {}
         start = state.size if size >= state.size else 0
-        keys = self.key_timeline(start=start, keys=keys)
+        try:
+            keys = self.key_timeline(start=start, keys=keys)
+        except KeyEventError as exc:  # a tampered file: one line to the user, never a traceback
+            raise LedgerError(f"{self.path}: entry {exc.index}: {exc}; the ledger does not verify") from exc
         prev = self.node(0, size - 1) if size else ZERO_HASH
         self._state = _State(size, prev, edge, keys)
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from conftest import NOW, ORIGIN, event, register, signed, tamper
 
-from ledger import Ledger, Signer, Submission, verify, verify_ledger, verify_since
+from ledger import Ledger, LedgerError, Signer, Submission, verify, verify_ledger, verify_since
 
 COLUMNS = ["idx", "id", "type", "at", "actor", "case_ref", "received", "key", "leaf", "leaf_hash"]
 N = 12
@@ -66,17 +66,31 @@ def test_a_rewritten_leaf_with_recomputed_hash_breaks_the_chain_after_it(ledger1
     assert (report.ok, report.bad_index) == (False, 5) and "chain broken" in report.reason
 
 
-def test_a_leaf_nested_too_deeply_to_parse_fails_at_its_index(ledger12) -> None:
+@pytest.mark.parametrize("kind", ["case.stop", "key.registered"])  # key rows are also replayed first
+def test_a_leaf_nested_too_deeply_to_parse_fails_at_its_index(ledger12, kind: str) -> None:
     # json raises RecursionError (not ValueError) here: it was a traceback from kansa ledger verify.
     from ledger.merkle import leaf_hash
 
     leaf = b"[" * 200_000 + b"]" * 200_000
-    sql = "UPDATE entries SET leaf = ?, leaf_hash = ? WHERE idx = 4"
-    tamper(ledger12.path, sql, (leaf.decode(), leaf_hash(leaf)))
+    sql = "UPDATE entries SET leaf = ?, leaf_hash = ?, type = ? WHERE idx = 4"
+    tamper(ledger12.path, sql, (leaf.decode(), leaf_hash(leaf), kind))
     for workers in (1, 2):
         report = verify_ledger(ledger12.path, workers=workers)
         assert (report.ok, report.checked, report.bad_index) == (False, True, 4), report.reason
         assert "nested too deeply" in str(report.reason)
+
+
+def test_opening_a_ledger_whose_key_events_do_not_replay_is_a_ledger_error(ledger12) -> None:
+    # Ledger.open replays key events; a tampered key row raised KeyEventError (a traceback in the CLI).
+    path = ledger12.path
+    ledger12.close()
+    deep = "[" * 200_000 + "]" * 200_000
+    tamper(path, "UPDATE entries SET type = 'key.registered', leaf = ? WHERE idx = 4", (deep,))
+    with pytest.raises(LedgerError, match="entry 4: bad key event: nested too deeply"):
+        Ledger.open(path)
+    tamper(path, "UPDATE entries SET leaf = '{}' WHERE idx = 4")
+    with pytest.raises(LedgerError, match="entry 4: bad key event"):
+        Ledger.open(path)
 
 
 def test_a_deleted_row_is_named(ledger12) -> None:
