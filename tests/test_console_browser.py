@@ -190,7 +190,8 @@ def test_an_operators_five_calls_and_the_managers_escalation(
     walk.shot("2-outcome")
     walk.submit()
 
-    # The ledger service goes away in the middle of the morning.
+    # The ledger service goes away in the middle of the morning (what was recorded so far is in).
+    world.wait_delivered()
     world.stop_service()
 
     # 3. 高橋 一郎: the family asks for a callback tomorrow at 14:00, inside the calling period.
