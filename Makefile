@@ -39,7 +39,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger contract kansa dialer_core compliance datasette_plugins
+	$(BIN)/mypy ledger contract kansa dialer_core compliance datasette_plugins console
 	$(BIN)/marimo check --strict notebooks/monthly_review.py notebooks/verify_ledger.py
 
 test: install lint
