@@ -91,9 +91,11 @@ class Writer:
     courier: OperatorClient
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, kind: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    def record(
+        self, kind: str, data: dict[str, Any], at: datetime, event_id: str | None = None
+    ) -> dict[str, Any]:
         with self.lock:
-            event_id = self.client.record(kind, data, at=at)
+            event_id = self.client.record(kind, data, at=at, event_id=event_id)
         return {"id": event_id, "type": kind, "at": at.isoformat(), "actor": self.client.actor, "data": data}
 
 
@@ -146,9 +148,11 @@ class Console:
                 self.writers[signer.name] = writer
             return writer
 
-    def record(self, writer: Writer, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    def record(
+        self, writer: Writer, kind: str, data: dict[str, Any], event_id: str | None = None
+    ) -> dict[str, Any]:
         """Signs and commits the event to the writer's outbox (durable on return); notes it on the board."""
-        envelope = writer.record(kind, data, self.clock())
+        envelope = writer.record(kind, data, self.clock(), event_id)
         self.board.note(envelope)
         return envelope
 
@@ -598,6 +602,16 @@ def create_app(console: Console) -> Starlette:
         request: Request, session: Session, seat: Seat, status: int = 200, form: Any = None
     ) -> Response:
         call = seat.call
+        if (
+            call is not None
+            and call.direction == "outbound"
+            and call.state == "ended"
+            and call.case is not None
+            and not call.raw.get("answered_at")
+        ):
+            await record_unanswered(session, call)
+            seat = await console.loop.seat(session.seat)
+            call = seat.call
         base = {"seat": seat, **op_context(session)}
         if call is None or call.state in ("dialing", "ringing"):
             return page(request, "op_wait.html", **base, **call_context(seat))
@@ -644,6 +658,30 @@ def create_app(console: Console) -> Starlette:
         except LoopError as exc:
             return page(request, "error.html", 502, message=f"発信システムが受け付けません（{exc.detail}）")
         return RedirectResponse("/op/call", 303)
+
+    async def record_unanswered(session: Session, call: Any) -> None:
+        """An unanswered call's outcome, written at once without asking the operator
+        (docs/dialer.md: every call needs its call.outcome, RECORD-EVERY-CALL). Its id comes
+        from the call's, so two pages seeing the same call record it once."""
+        script = script_context()["script"]
+        data = {
+            "case": call.case,
+            "call": call.call,
+            "party": "none",
+            "proxy_consent": False,
+            "script": "not_started",
+            "disposition": "number_unusable" if call.result == "invalid" else "no_contact",
+            "promise": None,
+            "callback_at": None,
+            "mobile_asked": False,
+            "requests": [],
+            "script_version": script.version if script else None,
+        }
+        event_id = f"unanswered-{call.call}"[:64]
+        with contextlib.suppress(sqlite3.IntegrityError):  # already recorded by another page
+            await run_in_threadpool(console.record, console.writer(session), "call.outcome", data, event_id)
+        with contextlib.suppress(LoopError):
+            await console.loop.outcome(call.call, event_id)
 
     async def tell_recorded(session: Session, call: str, event: str) -> None:
         """Tells the loop the outcome is recorded; a call still connected is hung up first

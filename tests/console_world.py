@@ -153,6 +153,8 @@ class SimPhone:
         self._hung.clear()
         if progress is not None:
             progress("ringing", {})
+        if phone.endswith(":no_answer"):  # nobody answers: 35 s of ringing, simulated at once
+            return DialResult("no_answer", 35, self.clock())
         self._hung.wait(self.answer_after)
         answered = self.clock()
         if progress is not None:
@@ -180,6 +182,7 @@ class Loop:
         self.board = SeatBoard(seats)
         self.api = SeatsApi(self.board, LOOP_TOKEN)
         self.queue: list[tuple[str, str]] = []
+        self.unanswered: set[str] = set()  # cases whose phone nobody answers
         self._lock = threading.Lock()
         self._ledger = Ledger.open(ledger_path, key_path=key_path)
         self.clock = clock
@@ -195,7 +198,8 @@ class Loop:
             if not self.queue:
                 return None
             case, number = self.queue.pop(0)
-        return Planned(case, number, "simulated", CALLER_IDS[len(self.queue) % 2])
+        phone = f"simulated:{'no_answer' if case in self.unanswered else 'answer'}"
+        return Planned(case, number, phone, CALLER_IDS[len(self.queue) % 2])
 
     def record(self, kind: str, data: dict[str, Any], at: datetime) -> None:
         event = {"id": str(uuid.uuid4()), "type": kind, "at": at.isoformat(), "actor": "system", "data": data}

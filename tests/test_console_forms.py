@@ -505,3 +505,34 @@ def test_the_city_gives_the_months_sms_list(world: World) -> None:
         "send_at": "2026-09-25T10:00:00+09:00",
         "sender_id": "0258-39-2000",
     }
+
+
+def test_an_unanswered_call_gets_its_outcome_at_once(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    assert world.loop is not None
+    world.loop.unanswered.add(world.cases[2])
+    world.loop.queue.append((world.cases[2], "1"))
+    assert client.post("/op/ready", data={"csrf": csrf}).status_code == 303
+    deadline = time.time() + 15
+    while True:
+        client.get("/op/call")  # what the waiting page does when the seat changes
+        world.wait_delivered()
+        events = world.ledger_events()
+        outcomes = [e for e in events if e["type"] == "call.outcome" and e["data"]["case"] == world.cases[2]]
+        if outcomes:
+            break
+        assert time.time() < deadline, "the unanswered call got no outcome"
+        time.sleep(0.1)
+    (outcome,) = outcomes
+    (dialed,) = [
+        e for e in events if e["type"] == "call.dialed" and e["data"]["call"] == outcome["data"]["call"]
+    ]
+    assert dialed["data"]["result"] == "no_answer"
+    assert outcome["actor"] == "op01" and outcome["data"]["party"] == "none"
+    assert outcome["data"]["disposition"] == "no_contact"
+    assert outcome["data"]["script_version"].startswith("TS-2026-09")  # the version approved that day
+    # nothing of the resident was shown: no access.viewed for that case
+    assert not [e for e in events if e["type"] == "access.viewed" and e["data"]["case"] == world.cases[2]]
+    assert world.loop.board.get("s01")["state"] == "ready"
