@@ -613,6 +613,8 @@ def create_app(console: Console) -> Starlette:
             seat = await console.loop.seat(session.seat)
             call = seat.call
         base = {"seat": seat, **op_context(session)}
+        if call is not None and call.direction == "inbound":
+            return page(request, "op_inbound.html", **base)
         if call is None or call.state in ("dialing", "ringing"):
             return page(request, "op_wait.html", **base, **call_context(seat))
         if call.case is None:  # an unidentified inbound callback: nothing to show
@@ -659,6 +661,14 @@ def create_app(console: Console) -> Starlette:
             return page(request, "error.html", 502, message=f"発信システムが受け付けません（{exc.detail}）")
         return RedirectResponse("/op/call", 303)
 
+    @action("operator")
+    async def op_inbound_done(request: Request, session: Session, form: FormData) -> Response:
+        """A resident's callback is over: nothing to record here (its callback.received is the
+        loop's); the loop is told, and the seat goes back to dialling."""
+        with contextlib.suppress(LoopError):
+            await tell_recorded(session, str(form.get("call", "")), None)
+        return RedirectResponse("/op/call", 303)
+
     async def record_unanswered(session: Session, call: Any) -> None:
         """An unanswered call's outcome, written at once without asking the operator
         (docs/dialer.md: every call needs its call.outcome, RECORD-EVERY-CALL). Its id comes
@@ -683,7 +693,7 @@ def create_app(console: Console) -> Starlette:
         with contextlib.suppress(LoopError):
             await console.loop.outcome(call.call, event_id)
 
-    async def tell_recorded(session: Session, call: str, event: str) -> None:
+    async def tell_recorded(session: Session, call: str, event: str | None) -> None:
         """Tells the loop the outcome is recorded; a call still connected is hung up first
         (the operator submits when they are done with the resident)."""
         try:
@@ -694,7 +704,7 @@ def create_app(console: Console) -> Starlette:
                 raise
         await console.loop.hangup(call)
         seat = await console.loop.seat(session.seat)
-        for _ in range(20):
+        for _ in range(3):  # each wait is a long poll of up to 25 s
             if seat.call is None or seat.call.call != call or seat.call.state == "ended":
                 break
             seat = await console.loop.seat(session.seat, wait_version=seat.version)
@@ -991,6 +1001,7 @@ def create_app(console: Console) -> Starlette:
         Route("/op/call", op_call),
         Route("/op/classify", op_classify, methods=["POST"]),
         Route("/op/outcome", op_outcome, methods=["POST"]),
+        Route("/op/inbound-done", op_inbound_done, methods=["POST"]),
         Route("/manager", manager_home),
         Route("/manager/escalate", manager_escalate, methods=["POST"]),
         Route("/manager/staff", manager_staff, methods=["POST"]),

@@ -536,3 +536,23 @@ def test_an_unanswered_call_gets_its_outcome_at_once(
     # nothing of the resident was shown: no access.viewed for that case
     assert not [e for e in events if e["type"] == "access.viewed" and e["data"]["case"] == world.cases[2]]
     assert world.loop.board.get("s01")["state"] == "ready"
+
+
+def test_a_residents_callback_on_the_seat_ends_with_the_operators_button(world: World) -> None:
+    from dialer_core.seats import Call
+
+    client, csrf = sign_in(world, "op01", "operator", "s02")
+    assert world.loop is not None
+    board = world.loop.board
+    board.ready("s02", "op01")
+    call = Call("IN-1", "inbound", world.cases[4], None, None, world.clock().isoformat(), state="connected")
+    call.queued_s = 12
+    board.start("s02", call, None)
+    board.recorded("s02", release=False)  # the loop wrote callback.received
+    page = client.get("/op/call").text
+    assert "住民からの折り返し電話" in page and world.cases[4] in page and "渡辺" not in page
+    board.progress("s02", "ended")
+    answer = client.post("/op/inbound-done", data={"csrf": csrf, "call": "IN-1"})
+    assert answer.status_code == 303
+    assert board.get("s02")["call"] is None and board.get("s02")["state"] == "ready"
+    board.pause("s02", "offline")
