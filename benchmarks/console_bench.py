@@ -309,7 +309,11 @@ def main() -> None:
                 proc.wait()
             log.close()
             loop_proc.terminate()
-            loop_proc.wait(30)
+            try:
+                loop_proc.wait(30)  # its seats' threads stop one by one
+            except subprocess.TimeoutExpired:
+                loop_proc.kill()
+                loop_proc.wait()
             service.stop()
 
 
