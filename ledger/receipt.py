@@ -102,7 +102,7 @@ def verify_receipt(text: str, policy: Policy) -> Checked:
         raise ReceiptError("no extra line: a Kansa receipt carries the entry's leaf there")
     try:
         leaf = json.loads(receipt.extra)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a hostile line may nest past the parser's depth
         raise ReceiptError(f"the extra line is not a ledger leaf: {exc}") from exc
     if not isinstance(leaf, dict) or leaf.get("index") != receipt.index:
         raise ReceiptError(f"the leaf in the extra line is not entry {receipt.index}")

@@ -74,7 +74,10 @@ def test_a_receipt_checks_offline_and_each_tampering_fails(receipt: tuple[Path, 
     proof_line = lines.index("index 17") + 1
     forged_proof = [*lines[:proof_line], b64encode(bytes(32)), *lines[proof_line + 1 :]]
     other_index = [line if line != "index 17" else "index 18" for line in lines]
+    # a hostile receipt: an extra line nested past what Python's JSON parser can recurse into
+    too_deep = [lines[0], "extra " + b64encode(b"[" * 200_000 + b"]" * 200_000), *lines[2:]]
     for forged, reason in (
+        (too_deep, "the extra line is not a ledger leaf"),
         (forged_leaf, "inclusion proof does not lead to the root"),
         (forged_proof, "inclusion proof does not lead to the root"),
         (other_index, "is not entry 18"),
