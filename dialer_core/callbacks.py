@@ -68,7 +68,10 @@ class CallbackLine:
             if event is None:
                 return
             if event.get("type") == "CALL_INCOMING":
-                self.take(str(event.get("peeruri", "")))
+                try:
+                    self.take(str(event.get("peeruri", "")))
+                except SipError:  # the line's phone went away mid-call (or was closed): the line ends
+                    return
 
     def _next_event(self, timeout: float) -> dict[str, Any] | None:
         try:

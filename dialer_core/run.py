@@ -264,6 +264,12 @@ class Run:
             line.stop()
         for thread in self._threads:
             thread.join(5)
+        for runner in self.runners:  # the phones' control connections, and their reader threads
+            ctrl = getattr(runner.phone, "ctrl", None)
+            if isinstance(ctrl, CtrlTcp):
+                ctrl.close()
+        for line in self.lines:
+            line.ctrl.close()
         if self.api is not None:
             self.api.__exit__(None, None, None)
         self.follower.close()

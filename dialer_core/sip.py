@@ -53,20 +53,29 @@ class CtrlTcp:
     """A connection to one baresip's ctrl_tcp: commands answered in order, events on a queue."""
 
     def __init__(
-        self, host: str, port: int, *, timeout: float = 10.0, alive: Callable[[], bool] | None = None
+        self, host: str, port: int, *, timeout: float = 30.0, alive: Callable[[], bool] | None = None
     ) -> None:
         deadline = time.monotonic() + timeout
+        attempts = 0
         while True:
+            attempts += 1
             try:
-                self.sock = socket.create_connection((host, port), timeout=2)
+                # each try may wait for the rest of the time: on a loaded machine a fresh baresip
+                # can take seconds to accept (CI saw 2 s connect timeouts at start-up)
+                wait = max(1.0, deadline - time.monotonic())
+                self.sock = socket.create_connection((host, port), timeout=wait)
                 break
             except OSError as exc:
-                if time.monotonic() > deadline or (alive is not None and not alive()):
-                    raise SipError(f"baresip ctrl_tcp at {host}:{port} unreachable: {exc}") from exc
+                gone = alive is not None and not alive()
+                if time.monotonic() > deadline or gone:
+                    why = "the process exited" if gone else f"nothing accepted within {timeout:g} s"
+                    raise SipError(
+                        f"baresip ctrl_tcp at {host}:{port} unreachable after {attempts} tries ({why}): {exc}"
+                    ) from exc
                 time.sleep(0.05)
         self.sock.settimeout(None)
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._responses: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._responses: dict[str, queue.Queue[dict[str, Any] | None]] = {}
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
         self.closed = threading.Event()
@@ -96,7 +105,12 @@ class CtrlTcp:
         except (OSError, ValueError, SipError):
             pass
         finally:
-            self.closed.set()
+            with self._lock:
+                self.closed.set()
+                waiting = list(self._responses.values())
+                self._responses.clear()
+            for answer in waiting:  # a command waiting for its response learns the phone went away
+                answer.put(None)
             self.events.put(None)  # wakes whoever waits on events: the phone went away
 
     def _dispatch(self, message: dict[str, Any]) -> None:
@@ -108,27 +122,37 @@ class CtrlTcp:
             self.events.put(message)
 
     def command(self, command: str, params: str = "", *, timeout: float = 5.0) -> dict[str, Any]:
-        """Sends a command and waits for its response; raises SipError when it is refused."""
+        """Sends a command and waits for its response; raises SipError when it is refused,
+        or when the connection is closed (before or while waiting): never a bare OSError."""
         token = str(next(self._tokens))
-        answer: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._responses[token] = answer
+        answer: queue.Queue[dict[str, Any] | None] = queue.Queue()
         with self._lock:
+            if self.closed.is_set():
+                raise SipError(f"ctrl_tcp: {command} not sent: the connection is closed")
+            self._responses[token] = answer
             try:
                 self.sock.sendall(netstring({"command": command, "params": params, "token": token}))
             except OSError as exc:
+                self._responses.pop(token, None)
                 raise SipError(f"ctrl_tcp: {command} not sent: {exc}") from exc
         try:
             response = answer.get(timeout=timeout)
         except queue.Empty as exc:
-            raise SipError(f"ctrl_tcp: no response to {command}") from exc
+            self._responses.pop(token, None)
+            raise SipError(f"ctrl_tcp: no response to {command} within {timeout:g} s") from exc
+        if response is None:
+            raise SipError(f"ctrl_tcp: the connection closed before the response to {command}")
         if not response.get("ok"):
             raise SipError(f"baresip refused {command} {params}: {response.get('data')}")
         return response
 
     def close(self) -> None:
+        """Closes the connection and waits for its reader thread to end (nothing runs on after it)."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        if self._reader is not threading.current_thread():
+            self._reader.join(5)
 
 
 # -- a baresip instance -------------------------------------------------------------------------
@@ -218,7 +242,7 @@ class Baresip:
         ]
         (self.home / "accounts").write_text("\n".join([*lines, *self.extra_accounts, ""]))
 
-    def start(self, *, timeout: float = 10.0) -> Baresip:
+    def start(self, *, timeout: float = 30.0) -> Baresip:
         """Starts the instance; with ports chosen here (0), a port taken meanwhile is chosen again."""
         if not baresip_available():
             raise SipError("baresip is not installed (Debian package baresip-core)")
@@ -248,9 +272,13 @@ class Baresip:
             self.ctrl = CtrlTcp(
                 self.host, self.ctrl_port, timeout=timeout, alive=lambda: process.poll() is None
             )
-        except SipError:
+        except SipError as exc:
+            code = process.poll()
             self.stop()
-            raise
+            log_tail = (self.home / "baresip.log").read_text(errors="replace").strip().splitlines()[-3:]
+            state = f"exited with {code}" if code is not None else "still running, not answering"
+            tail = " | ".join(log_tail) or "(empty)"
+            raise SipError(f"{exc}; baresip {state}; its log ends: {tail}") from exc
         return self
 
     def stop(self) -> None:
