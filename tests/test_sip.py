@@ -92,17 +92,17 @@ class Resident:
                 self.callers.append(str(event.get("peeruri")))
                 if self.answer_after is not None:
                     self._wait(self.answer_after)
+                    self._rang()  # measured when it sends the answer (the seat may end first)
                     ctrl.command("accept")
-                    self._rang()
                 elif self.reject_after is not None:
                     self._wait(self.reject_after)
-                    ctrl.command("hangup")  # an unanswered incoming call is rejected: 486
                     self._rang()
+                    ctrl.command("hangup")  # an unanswered incoming call is rejected: 486
             elif kind == "CALL_ESTABLISHED":
                 established_at = time.monotonic()
                 self._wait(self.talk_s)
-                ctrl.command("hangup")
                 self.talks.append(time.monotonic() - established_at)
+                ctrl.command("hangup")
             elif kind == "CALL_CLOSED":
                 self._rang()  # the caller gave up while it rang
 
