@@ -168,26 +168,29 @@ def test_link_cut_mid_batch_nothing_twice_none_missing(tmp_path: Path, smsc: Loo
     relay.cut_after_submits = 4  # the 4th submit_sm reaches the SMSC; its answer is lost with the link
     events = Events()
     gw = gateway(tmp_path, relay.port, events, backoff_first_s=0.05)
-    batch = [sms(i) for i in range(10)]
-    outcomes = gw.send_all((m, "docomo") for m in batch)
-    assert relay.cuts == 1 and smsc.binds == 2  # reconnected once
-    assert [o.state for o in outcomes] == ["sent"] * 3 + ["unconfirmed"] + ["sent"] * 6
-    # the SMSC got each message exactly once: the unconfirmed one was not resubmitted
-    assert sorted(s.destination_addr for s in smsc.submitted) == sorted(international(m.phone) for m in batch)
-    sent = events.of("sms.sent")
-    assert sorted(d["case"] for d in sent) == [
-        m.case for m in batch
-    ]  # one sms.sent per message, none missing
-    assert len({d["message"] for d in sent}) == 10
-    [lost] = [d for d in sent if d.get("confirmed") is False]
-    assert lost["case"] == "c003" and "smsc_id" not in lost
-    assert gw.journal.count() == {"sent": 9, "unconfirmed": 1}
-    # the SMSC did deliver it; its receipt comes over the new link and confirms it
-    wait_for(lambda: len(events.of("sms.result")) == 10, gw)
-    results = {d["message"]: d["status"] for d in events.of("sms.result")}
-    assert results[lost["message"]] == "delivered"
-    gw.close()
-    relay.close()
+    try:
+        batch = [sms(i) for i in range(10)]
+        outcomes = gw.send_all((m, "docomo") for m in batch)
+        assert relay.cuts == 1 and smsc.binds == 2  # reconnected once
+        assert [o.state for o in outcomes] == ["sent"] * 3 + ["unconfirmed"] + ["sent"] * 6
+        # the SMSC got each message exactly once: the unconfirmed one was not resubmitted
+        submitted = sorted(s.destination_addr for s in smsc.submitted)
+        assert submitted == sorted(international(m.phone) for m in batch)
+        sent = events.of("sms.sent")
+        assert sorted(d["case"] for d in sent) == [
+            m.case for m in batch
+        ]  # one sms.sent per message, none missing
+        assert len({d["message"] for d in sent}) == 10
+        [lost] = [d for d in sent if d.get("confirmed") is False]
+        assert lost["case"] == "c003" and "smsc_id" not in lost
+        assert gw.journal.count() == {"sent": 9, "unconfirmed": 1}
+        # the SMSC did deliver it; its receipt comes over the new link and confirms it
+        wait_for(lambda: len(events.of("sms.result")) == 10, gw)
+        results = {d["message"]: d["status"] for d in events.of("sms.result")}
+        assert results[lost["message"]] == "delivered"
+    finally:  # a failed assertion leaves no socket behind (it warned in the next test)
+        gw.close()
+        relay.close()
 
 
 def test_enquire_link_keeps_the_link(tmp_path: Path, smsc: LoopbackSmsc) -> None:
