@@ -81,15 +81,18 @@ def month_events(target: int, seed: int = 7) -> list[dict]:
     add("custody.imported", start + timedelta(hours=1), "cus01", batch="B1", records=1, sha256="a" * 64)
     cases = max(1, (target - len(events)) // 13)
     designated = [f"C{i:06d}" for i in range(0, cases, 4)]
-    add(
-        "sms.designated",
-        start,
-        "city01",
-        batch="B1",
-        cases=designated,
-        send_at=datetime(2026, 9, 25, 10, tzinfo=TOKYO).isoformat(),
-        sender_id="0258-99-0000",
-    )
+    # An entry holds at most 65,535 bytes (C2SP tlog-tiles): a big month's list is given in parts,
+    # as several designations of the same send time.
+    for part in range(0, len(designated), 2_000):
+        add(
+            "sms.designated",
+            start,
+            "city01",
+            batch="B1",
+            cases=designated[part : part + 2_000],
+            send_at=datetime(2026, 9, 25, 10, tzinfo=TOKYO).isoformat(),
+            sender_id="0258-99-0000",
+        )
     call = 0
     for i in range(cases):
         ref = f"C{i:06d}"
