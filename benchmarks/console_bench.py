@@ -38,11 +38,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from console_world import (  # noqa: E402
     LOOP_TOKEN,
     Loop,
-    Served,
     build_world,
-    free_port,
     operator_passphrase,
 )
+from processes import ServedApp, free_port  # noqa: E402
 
 from contract.calendar import TOKYO  # noqa: E402
 from ledger import Ledger  # noqa: E402
@@ -192,7 +191,7 @@ def main() -> None:
             led = Ledger.open(world.ledger_path, key_path=world.key_path)
             return create_service(led, clock=wall, config=ServiceConfig(checkpoint_seconds=3600))
 
-        service = Served(make_service).start()
+        service = ServedApp(make_service).start()
         seats = seats_of(n)
         # The dialling loop in a process of its own, so its hundreds of seat threads do not
         # share a GIL with the simulated browsers.

@@ -7,7 +7,6 @@ simulated phone, all on one simulated clock. The loop runs on the ledger's host:
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 import nacl.pwhash
-import uvicorn
+from processes import ServedApp
 
 from console.app import Console, create_app
 from console.config import ConsoleConfig
@@ -88,42 +87,6 @@ class SimClock:
         with self._lock:
             self.now = moment
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    """An ASGI app served by uvicorn in a thread on loopback; stoppable and restartable."""
-
-    def __init__(self, make_app: Any, port: int | None = None) -> None:
-        self.make_app = make_app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> Served:
-        config = uvicorn.Config(
-            self.make_app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            assert time.time() < deadline, "the server did not start"
-            assert self.thread.is_alive(), "the server died while starting"
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(20)
-            self.server = None
 
 
 LOOP_TOKEN = "console-test-token"
@@ -230,10 +193,10 @@ class World:
     key_path: Path
     config: ConsoleConfig
     cases: list[str]  # case refs in the order of RESIDENTS
-    service: Served | None = None
+    service: ServedApp | None = None
     loop: Loop | None = None
     console: Console | None = None
-    console_server: Served | None = None
+    console_server: ServedApp | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(
@@ -251,7 +214,7 @@ class World:
         self.config = config
         self.console = Console(config, clock=self.clock)
         console = self.console
-        self.console_server = Served(lambda: create_app(console)).start()
+        self.console_server = ServedApp(lambda: create_app(console)).start()
         return self
 
     def start_service(self) -> None:
@@ -267,7 +230,7 @@ class World:
                 key_policy=designated("manager"),
             )
 
-        self.service = Served(make, port).start()
+        self.service = ServedApp(make, port).start()
 
     def stop_service(self) -> None:
         assert self.service is not None

@@ -1,14 +1,18 @@
-"""Real servers for tests: a `kansa` subcommand on a free loopback port, killed by its pid."""
+"""Real servers for tests on a free loopback port: a `kansa` subcommand run as a process (`Served`),
+or an ASGI app under uvicorn in a thread (`ServedApp`)."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 EXE = str(Path(sys.executable).parent / "kansa")
 
@@ -60,3 +64,34 @@ class Served:
         if self.proc is not None:
             self.log.close()
             self.proc = None
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a thread on loopback; stoppable and restartable."""
+
+    def __init__(self, make_app: Any, port: int | None = None) -> None:
+        self.make_app = make_app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> ServedApp:
+        config = uvicorn.Config(
+            self.make_app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert time.time() < deadline, "the server did not start"
+            assert self.thread.is_alive(), "the server died while starting"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(20)
+            self.server = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,40 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import headless_chromium, needs_chromium, severe_logs
 from console_world import MONTH, PASSPHRASES, World, build_world
 
 from ledger import Ledger
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
 EXE = str(Path(sys.executable).parent / "kansa")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None, reason="Debian's chromium and chromium-driver are not installed"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,1300",
-        "--lang=ja-JP",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(tmp_path / "profile", "--window-size=1400,1300", "--lang=ja-JP") as driver:
+        yield driver
 
 
 @pytest.fixture
@@ -62,7 +40,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def console_errors(driver: Any) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return [e["message"] for e in severe_logs(driver)]
 
 
 class Walk:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import httpx
-from console_world import build_world, free_port
+from console_world import build_world
+from processes import free_port
 
 from console.keystore import read_sealed
 

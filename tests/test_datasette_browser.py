@@ -7,77 +7,35 @@ Skipped only where the Debian packages are missing (`make install` adds them as 
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from auditor_site import MONTH, PASSWORD, build_site
+from browser import headless_chromium, needs_chromium, severe_logs
+from processes import ServedApp
 
 from datasette_plugins import make_datasette
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None, reason="Debian's chromium and chromium-driver are not installed"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     site = build_site(tmp_path_factory.mktemp("browser"))
     datasette = make_datasette(site["db"], secret="browser-test")
-    port = free_port()
-    config = uvicorn.Config(datasette.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not uv.started:
-        assert time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield {**site, "url": f"http://127.0.0.1:{port}"}
-    uv.should_exit = True
-    thread.join(10)
+    served = ServedApp(datasette.app).start()
+    yield {**site, "url": served.url}
+    served.stop()
     datasette.kansa_site.log.close()
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1280,1600",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def console_errors(driver: Any) -> list[dict[str, Any]]:
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    with headless_chromium(tmp_path / "profile", "--window-size=1280,1600") as driver:
+        yield driver
 
 
 def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, tmp_path: Path) -> None:
@@ -90,7 +48,7 @@ def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, 
     browser.get(f"{url}/-/kansa/status")
     assert "サインインが必要です" in browser.page_source  # anonymous: refused
     # ... which is the one console error expected: the 403 itself (reading the log clears it).
-    assert [e["message"] for e in console_errors(browser)] == [
+    assert [e["message"] for e in severe_logs(browser)] == [
         f"{url}/-/kansa/status - Failed to load resource:"
         " the server responded with a status of 403 (Forbidden)"
     ]
@@ -172,4 +130,4 @@ def test_sign_in_status_finding_and_proof(server: dict[str, Any], browser: Any, 
         ]
     )
     assert all(p.stat().st_size > 5000 for p in shots.iterdir())
-    assert console_errors(browser) == []
+    assert severe_logs(browser) == []
