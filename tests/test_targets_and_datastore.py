@@ -307,3 +307,47 @@ def test_kansa_custody_destroy_contract_records_every_key(tmp_path: Path) -> Non
     assert again.exit_code == 1 and "already destroyed" in again.output
     with DataStore(tmp_path / "store.db") as store:
         assert not list(store.key_dir.glob("*.key"))
+
+
+def test_kansa_custody_destroy_keeps_the_events_when_the_append_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are shredded before the ledger is written: if the append then fails, the
+    custody.destroyed events wait in a file beside the store, and `kansa ledger append` takes
+    them. (The failing append is a stand-in for a full disk, which cannot be made here.)"""
+    from click.testing import CliRunner
+
+    from kansa.cli import main
+    from ledger import Ledger
+    from ledger.commands import init_ledger
+
+    db = tmp_path / "ledger.db"
+    led, _key = init_ledger(db, origin=ORIGIN, contract="nagaoka-nhi-2026", key_path=None, now=NOW)
+    led, store, run = importer(tmp_path, None, led)
+    (tmp_path / "B2026-09").mkdir()
+    run(target_file(tmp_path / "B2026-09", ROWS), batch="B2026-09")
+    led.close()
+    store.close()
+    args = ["--store", str(tmp_path / "store.db"), "--ledger", str(db), "--by", "cus01"]
+    runner = CliRunner()
+    real_append = Ledger.append
+
+    def full_disk(self: Ledger, *a: object, **k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Ledger, "append", full_disk)
+    failed = runner.invoke(main, ["custody", "destroy", "B2026-09", *args])
+    assert failed.exit_code == 1 and "No space left on device" in failed.output
+    pending = tmp_path / "store.db.destroyed-pending.jsonl"
+    assert str(pending) in failed.output
+    kept = [json.loads(line) for line in pending.read_text(encoding="utf-8").splitlines()]
+    assert [(e["type"], e["data"]["batch"]) for e in kept] == [("custody.destroyed", "B2026-09")]
+    with DataStore(tmp_path / "store.db") as store:
+        assert not list(store.key_dir.glob("K*.key"))  # the batch key is shredded all the same
+
+    monkeypatch.setattr(Ledger, "append", real_append)
+    later = runner.invoke(main, ["ledger", "append", str(db), str(pending)])
+    assert later.exit_code == 0, later.output
+    exported = runner.invoke(main, ["ledger", "export", str(db)]).output.splitlines()
+    leaves = [json.loads(base64.b64decode(json.loads(e)["leaf"]))["event"] for e in exported]
+    assert [e["id"] for e in leaves if e["type"] == "custody.destroyed"] == [kept[0]["id"]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from ledger import Submission
@@ -36,7 +39,8 @@ def custody_destroy(
     batch: str | None, whole: bool, store_path: str, db: str, by: str, key: str | None
 ) -> None:
     """Crypto-shred BATCH (or, with --contract, all the contract's target data and its secret):
-    destroy the keys, then append custody.destroyed."""
+    destroy the keys, then append custody.destroyed (kept in STORE.destroyed-pending.jsonl
+    until the ledger has it)."""
 
     from dialer_core.datastore import DataStore, DataStoreError
     from dialer_core.targets import destroy_targets
@@ -51,7 +55,20 @@ def custody_destroy(
                 events = destroy_targets(store, batch=batch, custodian=by, now=moment)
             except DataStoreError as exc:
                 raise click.ClickException(str(exc)) from exc
-        appended = target.append([Submission(e) for e in events], now=moment)
+        # The keys are gone now: the events must not be lost if the append fails. They are
+        # kept beside the store until the ledger has them, for `kansa ledger append`.
+        pending = Path(f"{store_path}.destroyed-pending.jsonl")
+        lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events)
+        pending.write_text(lines, encoding="utf-8")
+        try:
+            appended = target.append([Submission(e) for e in events], now=moment)
+        except Exception as exc:
+            raise click.ClickException(
+                f"the keys were destroyed but custody.destroyed could not be appended ({exc}); "
+                f"the events are kept in {pending}: append them with "
+                f"`kansa ledger append {db} {pending}`"
+            ) from exc
+        pending.unlink()
         for event, entry in zip(events, appended, strict=True):
             data = event["data"]
             click.echo(
