@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from .present import jst_month_sql, jst_sql
+
 
 @dataclass(frozen=True)
 class Reads:
@@ -75,7 +77,7 @@ READS: dict[str, Reads] = {
             " FROM entries d, json_each(d.leaf, '$.event.data.cases') j"
             " WHERE d.type = 'sms.designated' AND d.idx < :size GROUP BY j.value)"
             " SELECT count(*) FROM entries s JOIN designated ON designated.c = s.case_ref AND designated.i < s.idx"
-            " WHERE s.type = 'sms.sent' AND s.idx < :size AND substr(s.at, 1, 7) = :month",
+            f" WHERE s.type = 'sms.sent' AND s.idx < :size AND {jst_month_sql('s.at')} = :month",
             "すべて市の指定した対象者",
             "うち市の指定した対象者は {n} 件のみ",
         ),
@@ -86,7 +88,7 @@ READS: dict[str, Reads] = {
         "SMS {n} 件の事前のキャリア判定を確認",
         detail=(
             "SELECT count(*) FROM entries s WHERE s.type = 'sms.sent' AND s.idx < :size"
-            " AND substr(s.at, 1, 7) = :month AND EXISTS (SELECT 1 FROM entries l WHERE l.type = 'sms.lookup'"
+            f" AND {jst_month_sql('s.at')} = :month AND EXISTS (SELECT 1 FROM entries l WHERE l.type = 'sms.lookup'"
             " AND l.case_ref = s.case_ref AND l.idx < s.idx"
             " AND json_extract(l.leaf, '$.event.data.number') = json_extract(s.leaf, '$.event.data.number'))",
             "すべて送信前にキャリア判定あり",
@@ -130,8 +132,8 @@ def examined(conn: sqlite3.Connection, rules: list[str], month: str, size: int) 
     monthly: dict[str, tuple[int, int, int]] = {
         t: (n, days, cases)
         for t, n, days, cases in conn.execute(
-            "SELECT type, count(*), count(DISTINCT substr(at, 1, 10)), count(DISTINCT case_ref)"
-            " FROM entries WHERE idx < ? AND substr(at, 1, 7) = ? GROUP BY type",
+            f"SELECT type, count(*), count(DISTINCT substr({jst_sql('at')}, 1, 10)), count(DISTINCT case_ref)"
+            f" FROM entries WHERE idx < ? AND {jst_month_sql('at')} = ? GROUP BY type",
             (size, month),
         )
     }

@@ -249,6 +249,23 @@ def month_ja(month: str) -> str:
     return f"{int(month[:4])}年{int(month[5:7])}月"
 
 
+def jst_sql(column: str) -> str:
+    """SQL for the Asia/Tokyo wall time (`2026-09-30 19:38:00`) of an RFC 3339 `at` column,
+    whatever its offset: SQLite's datetime() applies the offset to give UTC, and Japan keeps
+    no summer time, so +9 hours is exact. `substr(at, 1, 7)` was right only for +09:00."""
+    return f"datetime({column}, '+9 hours')"
+
+
+def jst_month_sql(column: str) -> str:
+    """SQL for the Asia/Tokyo month (`2026-09`) of an `at` column (see jst_sql)."""
+    return f"substr({jst_sql(column)}, 1, 7)"
+
+
+def jst_month(value: datetime | str) -> str:
+    """The Asia/Tokyo month (`2026-09`) of a moment."""
+    return f"{_moment(value):%Y-%m}"
+
+
 def wareki(day: date) -> str:
     """令和 dates, for a profile that asks for 和暦 (令和元年 = 2019)."""
     year = day.year - 2018

@@ -28,6 +28,8 @@ from compliance.present import (
     custody_words,
     day_ja,
     jst,
+    jst_month,
+    jst_month_sql,
     kpi_charts,
     month_ja,
     pct,
@@ -311,7 +313,7 @@ async def case_page(request: Any, datasette: Any) -> Response:
             {
                 "idx": row["idx"],
                 "at": jst(event["at"]),
-                "month": event["at"][:7],
+                "month": jst_month(event["at"]),
                 "type": word("event", event["type"]),
                 "sort": (event["at"], row["idx"]),
                 "text": describe(event, bands)
@@ -386,19 +388,19 @@ def attempts_rows_from(
 ) -> list[dict[str, Any]]:
     """Per case and number, the month's calls: days, bands, weekend/holiday attempts, why it stopped."""
     calls = conn.execute(
-        """SELECT d.idx, d.case_ref, json_extract(d.leaf, '$.event.data.number') AS number, d.at,
+        f"""SELECT d.idx, d.case_ref, json_extract(d.leaf, '$.event.data.number') AS number, d.at,
                   json_extract(d.leaf, '$.event.data.result'), json_extract(d.leaf, '$.event.data.call')
-           FROM entries d WHERE d.type = 'call.dialed' AND d.idx < :size AND substr(d.at, 1, 7) = :month
+           FROM entries d WHERE d.type = 'call.dialed' AND d.idx < :size AND {jst_month_sql("d.at")} = :month
            ORDER BY d.case_ref, number, d.idx""",
         {"size": size, "month": month},
     ).fetchall()
     # Each call's outcome, by call id, for the cases called this month (one query, not one per call).
     outcome = dict(
         conn.execute(
-            """SELECT json_extract(leaf, '$.event.data.call'), json_extract(leaf, '$.event.data.disposition')
+            f"""SELECT json_extract(leaf, '$.event.data.call'), json_extract(leaf, '$.event.data.disposition')
                FROM entries WHERE type = 'call.outcome' AND idx < :size AND case_ref IN (
                    SELECT DISTINCT case_ref FROM entries
-                   WHERE type = 'call.dialed' AND idx < :size AND substr(at, 1, 7) = :month)""",
+                   WHERE type = 'call.dialed' AND idx < :size AND {jst_month_sql("at")} = :month)""",
             {"size": size, "month": month},
         ).fetchall()
     )

@@ -34,3 +34,16 @@ def test_nothing_to_examine_says_so_for_the_month_or_for_the_contract_so_far() -
     # a cumulative rule looks at the whole contract so far, not "this month"
     assert found["REPORT-MONTHLY"].text == "確認する記録はまだありません（該当なし）"
     assert found["CALL-HOURS"].query == "" and found["NO-SUCH-RULE"].count is None
+
+
+def test_months_are_tokyos_whatever_the_offset_of_at() -> None:
+    """A call written in UTC late on 30 September is 1 October in Tokyo: October's."""
+    conn = entries(
+        ("call.dialed", "c1", "2026-09-30T10:00:00+09:00"),
+        ("call.dialed", "c2", "2026-09-30T15:30:00Z"),  # 2026-10-01 00:30 JST
+        ("call.dialed", "c3", "2026-09-30T14:59:59+00:00"),  # 2026-09-30 23:59:59 JST
+    )
+    september = examined(conn, ["CALL-HOURS", "CAMPAIGN-SHAPE"], "2026-09", 3)
+    october = examined(conn, ["CALL-HOURS"], "2026-10", 3)
+    assert september["CALL-HOURS"].count == 2 and october["CALL-HOURS"].count == 1
+    assert september["CAMPAIGN-SHAPE"].count == 1  # one calling day (30 Sep), not two

@@ -566,3 +566,27 @@ def test_attempts_count_days_and_bands_in_jst_whatever_the_offset() -> None:
     bands = [("09:00", "12:00"), ("12:00", "17:00"), ("17:00", "20:00")]
     (row,) = attempts_rows_from(conn, "2026-09", 2, bands)
     assert (row["attempts"], row["days"], row["bands"], row["weekend"]) == (2, 2, 2, 1)
+
+
+def test_stored_queries_take_month_weekday_and_hour_in_tokyo_whatever_the_offset() -> None:
+    """The stored queries' SQL itself, on a small entries table: a call written in UTC at
+    15:30 on Wednesday 30 September is Thursday 1 October 00:30 in Tokyo."""
+    import yaml
+
+    yaml_file = Path(__file__).parent.parent / "datasette_plugins" / "datasette.yaml"
+    config = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    queries = config["databases"]["ledger"]["queries"]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE entries (idx INTEGER, type TEXT, case_ref TEXT, at TEXT, leaf TEXT)")
+    rows = [
+        ("call.dialed", "c1", "2026-09-30T19:00:00+09:00", "{}"),
+        ("call.dialed", "c2", "2026-09-30T15:30:00Z", "{}"),
+        ("sms.sent", "c3", "2026-09-30T15:30:00+00:00", '{"event": {"data": {"number": "1"}}}'),
+    ]
+    conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+    by_hour = conn.execute(queries["calls_by_hour"]["sql"], {"month": "2026-09"}).fetchall()
+    assert by_hour == [("水", 19, 1)]
+    assert conn.execute(queries["calls_by_hour"]["sql"], {"month": "2026-10"}).fetchall() == [("木", 0, 1)]
+    unchecked = queries["sms_without_lookup"]["sql"]
+    assert conn.execute(unchecked, {"month": "2026-09"}).fetchall() == []
+    assert [r[2] for r in conn.execute(unchecked, {"month": "2026-10"})] == ["c3"]
