@@ -19,6 +19,7 @@ from nacl.signing import VerifyKey
 
 from compliance.present import JST_NOTE, SEVERITY_MARK, clause_ja, jst, quorum_ja, word
 from ledger import LedgerReader, ProofError, event_bytes, leaf_hash, verify_inclusion
+from ledger.keys import KeyEventError
 from ledger.note import b64decode, b64encode
 from ledger.witnessed import witness_status
 
@@ -138,25 +139,46 @@ class EntryView:
     proof_ok: bool | None
     proof_error: str
     vkey: str
+    key_problem: str = ""  # why the signing key could not be looked up (a damaged key record)
 
 
-def _entry(path: Any, index: int) -> EntryView | None:
+@dataclass(frozen=True)
+class UnreadableEntry:
+    """A stored leaf that is not a ledger entry any more (tampered with or damaged)."""
+
+    index: int
+    leaf: str
+    problem: str
+
+
+def _entry(path: Any, index: int) -> EntryView | UnreadableEntry | None:
     with LedgerReader.open(path) as ledger:
         if not 0 <= index < ledger.size:
             return None
         leaf = ledger.leaf(index)
-        parsed = json.loads(leaf)
-        sig = parsed["sig"]
-        if sig["key"] == ledger.key_ref:
+        try:
+            parsed = json.loads(leaf)
+            sig, event, received = parsed["sig"], parsed["event"], parsed["received"]
+            if not isinstance(event, dict) or not isinstance(sig, dict):
+                raise TypeError("event and sig must be objects")
+            sig_key, sig_value = str(sig["key"]), str(sig["ed25519"])
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            return UnreadableEntry(index, leaf.decode("utf-8", "replace"), str(exc))
+        key_problem = ""
+        if sig_key == ledger.key_ref:
             public_key, holder = (
                 ledger.verifier.public_key,
                 f"台帳自身の鍵（{ledger.origin}）",
             )
         else:
-            record = ledger.key_timeline().get(sig["key"])
+            try:
+                record = ledger.key_timeline().get(sig_key)
+            except KeyEventError as exc:
+                record = None
+                key_problem = f"鍵の記録（{exc.index}番）が読めないため、署名した鍵を確かめられません"
             public_key, holder = (record.public_key, record.holder) if record else (b"", "不明")
         try:
-            VerifyKey(public_key).verify(event_bytes(leaf), b64decode(sig["ed25519"]))
+            VerifyKey(public_key).verify(event_bytes(leaf), b64decode(sig_value))
             signature_ok = True
         except (BadSignatureError, ValueError, TypeError):
             signature_ok = False
@@ -180,18 +202,19 @@ def _entry(path: Any, index: int) -> EntryView | None:
         return EntryView(
             index=index,
             leaf=leaf.decode("utf-8"),
-            event=parsed["event"],
-            received=parsed["received"],
+            event=event,
+            received=str(received),
             leaf_hash=b64encode(digest),
-            key=sig["key"],
+            key=sig_key,
             holder=holder,
-            signature=sig["ed25519"],
+            signature=sig_value,
             signature_ok=signature_ok,
             checkpoint=checkpoint,
             proof=proof,
             proof_ok=proof_ok,
             proof_error=error,
             vkey=ledger.verifier.vkey,
+            key_problem=key_problem,
         )
 
 
@@ -202,6 +225,10 @@ async def entry(request: Any, datasette: Any) -> Response:
     view = await asyncio.to_thread(_entry, site.ledger_path, index)
     if view is None:
         raise NotFound(f"台帳に番号 {index} の記録はありません no entry {index}")
+    if isinstance(view, UnreadableEntry):
+        if request.url_vars.get("format") == ".json":
+            return Response.json({"index": index, "error": f"unreadable entry: {view.problem}"}, status=409)
+        return await _render(datasette, request, "kansa_entry_unreadable.html", {"e": view})
     if request.url_vars.get("format") == ".json":
         # The bundle an outside tool needs: the leaf, the proof in `kansa ledger prove` form,
         # the signed checkpoint and the verifier key.

@@ -590,3 +590,41 @@ def test_stored_queries_take_month_weekday_and_hour_in_tokyo_whatever_the_offset
     unchecked = queries["sms_without_lookup"]["sql"]
     assert conn.execute(unchecked, {"month": "2026-09"}).fetchall() == []
     assert [r[2] for r in conn.execute(unchecked, {"month": "2026-10"})] == ["c3"]
+
+
+def test_entry_page_on_a_tampered_ledger_says_what_it_cannot_show(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    """A damaged key record or a leaf that is no longer an entry: the entry page says so in
+    words (it answered 500 before), and the JSON bundle refuses with 409."""
+    import shutil
+
+    for name in ("ledger.db", "ledger.compliance.db", "ledger.auditors.json"):
+        shutil.copy(site["db"].parent / name, tmp_path / name)
+    db = tmp_path / "ledger.db"
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER entries_no_update")
+    rows = conn.execute("SELECT idx, type, leaf FROM entries ORDER BY idx").fetchall()
+    first_key = next(idx for idx, kind, _ in rows if kind == "key.registered")
+    outcome = next(idx for idx, kind, _ in rows if kind == "call.outcome")
+    conn.execute(
+        "UPDATE entries SET leaf = replace(leaf, '\"public_key\":\"', '\"public_key\":\"!') WHERE idx = ?",
+        (first_key,),
+    )
+    conn.execute("UPDATE entries SET leaf = CAST('not an entry' AS BLOB) WHERE idx = ?", (outcome + 1,))
+    conn.commit()
+    conn.close()
+    c = Client(make_datasette(db, secret="t", verify_in_background=False))
+    try:
+        c.login("alice", PASSWORD)
+        signed = c.get(f"/-/kansa/entry/{outcome}")
+        assert signed.status_code == 200
+        assert 'id="signature-unknown"' in signed.text
+        assert f"鍵の記録（{first_key}番）が読めない" in signed.text
+        broken = c.get(f"/-/kansa/entry/{outcome + 1}")
+        assert broken.status_code == 200 and 'id="entry-unreadable"' in broken.text
+        assert "not an entry" in broken.text
+        bundle = c.get(f"/-/kansa/entry/{outcome + 1}.json")
+        assert bundle.status_code == 409 and "unreadable entry" in bundle.json()["error"]
+    finally:
+        c.close()
