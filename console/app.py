@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from compliance import present
 from contract.calendar import TOKYO
 from contract.profile import load_profile
 from dialer_core.client import OperatorClient
@@ -47,7 +48,7 @@ from .board import Board
 from .config import ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
-from .loop_client import LOOP_SECONDS, LoopClient, LoopError, Seat
+from .loop_client import LOOP_SECONDS, Call, LoopClient, LoopError, Seat
 from .outcome import DISPOSITIONS, PARTIES, REQUESTS, SCRIPTS, check_outcome
 
 HERE = Path(__file__).parent
@@ -110,6 +111,7 @@ class Console:
         loop: LoopClient | None = None,
         http: httpx.Client | None = None,
         deliver_every: float = 0.2,
+        sweep_every: float = 0.5,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -128,6 +130,14 @@ class Console:
         device = read_key(config.device_key)
         self.device = self._writer_for(device)
         self.deliver_every = deliver_every
+        self.sweep_every = sweep_every
+        # (seat, person) of every operator signed in here, until the loop shows the seat offline:
+        # the sweep signs out a seat whose operator's session ended (expired or revoked).
+        self.seated: set[tuple[str, str]] = set()
+        self._signed_out: set[str] = set()  # seats the sweep already signed out at the loop
+        # Unanswered calls left on a seat whose operator's session ended: call id -> (seat, person,
+        # call). Their outcome waits for the operator's next session or the manager's desk.
+        self.orphans: dict[str, tuple[str, str, Call]] = {}
         self._stop = threading.Event()
         self._courier = threading.Thread(target=self._deliver_forever, name="console-courier", daemon=True)
 
@@ -234,6 +244,9 @@ class Console:
             seat or person,
         )
         self.sessions[session.token] = session
+        if role == "operator":
+            self.seated.add((session.seat, person))
+            self._signed_out.discard(session.seat)
         return session
 
     def _failed(self, person: str) -> None:
@@ -264,6 +277,107 @@ class Console:
             if doc is not None and doc.sha256 == approval.data["sha256"]:
                 return doc, approval
         return None
+
+    # -- unanswered calls ------------------------------------------------------------------
+
+    def record_unanswered(self, writer: Writer, call: Call) -> str:
+        """An unanswered call's call.outcome, written without asking anyone (RECORD-EVERY-CALL):
+        `party: none`, `no_contact` (`number_unusable` for `invalid`), the approved script's
+        version. Its id comes from the call's, so it is written once however many pages, sweeps
+        or desks see the call; returns that id."""
+        approved = self.approved("talk_script")
+        data: dict[str, Any] = {
+            "case": call.case,
+            "call": call.call,
+            "party": "none",
+            "proxy_consent": False,
+            "script": "not_started",
+            "disposition": "number_unusable" if call.result == "invalid" else "no_contact",
+            "promise": None,
+            "callback_at": None,
+            "mobile_asked": False,
+            "requests": [],
+            "script_version": approved[0].version if approved else None,
+        }
+        event_id = unanswered_id(call.call)
+        with contextlib.suppress(sqlite3.IntegrityError):  # already recorded (by its id)
+            self.record(writer, "call.outcome", data, event_id)
+        return event_id
+
+    async def close_unanswered(self, writer: Writer, call: Call) -> None:
+        """Records the unanswered call's outcome, then tells the loop (the seat dials again)."""
+        event_id = await run_in_threadpool(self.record_unanswered, writer, call)
+        self.orphans.pop(call.call, None)
+        with contextlib.suppress(LoopError):  # another page or the sweep told it first
+            await self.loop.outcome(call.call, event_id)
+
+    def live_sessions(self) -> list[Session]:
+        """The sessions that have not expired (expired ones are dropped)."""
+        now = self.clock()
+        for session in list(self.sessions.values()):
+            if now >= session.expires:
+                self.sessions.pop(session.token, None)
+        return list(self.sessions.values())
+
+    async def sweep(self) -> None:
+        """One look at every seat of the loop (one request), so nothing waits for a page:
+        - a signed-in operator's unanswered call gets its outcome at once, signed by that
+          operator's key (their session holds it) through their outbox;
+        - a seat whose operator's session ended (expired, revoked by the manager, or the person
+          revoked) is signed out at the loop (offline after the current call), so no call is
+          dialled for someone who is not there. Their key is not used after the session: an
+          unanswered call left on that seat waits in `orphans` for their next session or for the
+          manager's desk, which records it signed by the manager."""
+        live = {(s.seat, s.person) for s in self.live_sessions() if s.role == "operator"}
+        if not live and not self.seated:
+            self.orphans = {}
+            return
+        orphans: dict[str, tuple[str, str, Call]] = {}
+        for seat in await self.loop.seats():
+            person = seat.operator
+            call = seat.call
+            if person is None or (seat.seat, person) not in self.seated:
+                continue
+            if (seat.seat, person) in live:
+                writer = self.writers.get(person)
+                if writer is not None and is_unanswered(call):
+                    assert call is not None
+                    await self.close_unanswered(writer, call)
+                continue
+            if is_unanswered(call):
+                assert call is not None
+                orphans[call.call] = (seat.seat, person, call)
+            if seat.state == "offline" and call is None:
+                self.seated.discard((seat.seat, person))
+                self._signed_out.discard(seat.seat)
+            elif seat.seat not in self._signed_out:
+                with contextlib.suppress(LoopError):
+                    await self.loop.signout(seat.seat)
+                    self._signed_out.add(seat.seat)
+        self.orphans = orphans
+
+    async def sweep_forever(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # the next round tries again
+                await self.sweep()
+            await asyncio.sleep(self.sweep_every)
+
+
+def unanswered_id(call: str) -> str:
+    """The id of an unanswered call's outcome: derived from the call's, so it is written once."""
+    return f"unanswered-{call}"[:64]
+
+
+def is_unanswered(call: Call | None) -> bool:
+    """An outbound call that ended without an answer and waits for its outcome."""
+    return (
+        call is not None
+        and call.direction == "outbound"
+        and call.state == "ended"
+        and call.case is not None
+        and not call.raw.get("answered_at")
+        and not call.raw.get("outcome")
+    )
 
 
 def _read_token(config: ConsoleConfig) -> str:
@@ -338,7 +452,9 @@ def create_app(console: Console) -> Starlette:
     )
     env.globals["COURSES"] = COURSES
     env.filters["yen"] = lambda n: f"{n:,}円"
-    env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f}%"
+    env.filters["pct"] = present.pct
+    env.filters["jst"] = present.jst
+    env.globals["word"] = present.word
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         session = console.session_of(request)
@@ -602,14 +718,9 @@ def create_app(console: Console) -> Starlette:
         request: Request, session: Session, seat: Seat, status: int = 200, form: Any = None
     ) -> Response:
         call = seat.call
-        if (
-            call is not None
-            and call.direction == "outbound"
-            and call.state == "ended"
-            and call.case is not None
-            and not call.raw.get("answered_at")
-        ):
-            await record_unanswered(session, call)
+        if is_unanswered(call):
+            assert call is not None
+            await console.close_unanswered(console.writer(session), call)
             seat = await console.loop.seat(session.seat)
             call = seat.call
         base = {"seat": seat, **op_context(session)}
@@ -668,30 +779,6 @@ def create_app(console: Console) -> Starlette:
         with contextlib.suppress(LoopError):
             await tell_recorded(session, str(form.get("call", "")), None)
         return RedirectResponse("/op/call", 303)
-
-    async def record_unanswered(session: Session, call: Any) -> None:
-        """An unanswered call's outcome, written at once without asking the operator
-        (docs/dialer.md: every call needs its call.outcome, RECORD-EVERY-CALL). Its id comes
-        from the call's, so two pages seeing the same call record it once."""
-        script = script_context()["script"]
-        data = {
-            "case": call.case,
-            "call": call.call,
-            "party": "none",
-            "proxy_consent": False,
-            "script": "not_started",
-            "disposition": "number_unusable" if call.result == "invalid" else "no_contact",
-            "promise": None,
-            "callback_at": None,
-            "mobile_asked": False,
-            "requests": [],
-            "script_version": script.version if script else None,
-        }
-        event_id = f"unanswered-{call.call}"[:64]
-        with contextlib.suppress(sqlite3.IntegrityError):  # already recorded by another page
-            await run_in_threadpool(console.record, console.writer(session), "call.outcome", data, event_id)
-        with contextlib.suppress(LoopError):
-            await console.loop.outcome(call.call, event_id)
 
     async def tell_recorded(session: Session, call: str, event: str | None) -> None:
         """Tells the loop the outcome is recorded; a call still connected is hung up first
@@ -781,6 +868,7 @@ def create_app(console: Console) -> Starlette:
             "sealed": sealed,
             "documents": docs,
             "sessions": sorted(console.sessions.values(), key=lambda s: s.started),
+            "orphans": sorted(console.orphans.values(), key=lambda o: o[2].started or ""),
             "errors": {},
             "message": None,
             **extra,
@@ -795,6 +883,17 @@ def create_app(console: Console) -> Starlette:
         data = {"case": case, "reason": reason, "to": console.config.escalate_to}
         await run_in_threadpool(console.record, console.writer(session), "escalation.raised", data)
         return RedirectResponse("/manager#escalations", 303)
+
+    @action("manager")
+    async def manager_unanswered(request: Request, session: Session, form: FormData) -> Response:
+        """An unanswered call left on a seat whose operator's session ended: its outcome
+        (the same as the console writes for any unanswered call) signed by the manager."""
+        orphan = console.orphans.get(str(form.get("call", "")))
+        if orphan is None:
+            message = "その通話は記録待ちではありません（すでに記録済みです）。"
+            return await manager_home(request, 422, errors={"unanswered": message})
+        await console.close_unanswered(console.writer(session), orphan[2])
+        return RedirectResponse("/manager#unanswered", 303)
 
     @action("manager")
     async def manager_staff(request: Request, session: Session, form: FormData) -> Response:
@@ -982,9 +1081,13 @@ def create_app(console: Console) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         console.start()
+        sweeping = asyncio.create_task(console.sweep_forever())
         try:
             yield
         finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             await asyncio.shield(console.loop.close())
             console.stop()
 
@@ -1004,6 +1107,7 @@ def create_app(console: Console) -> Starlette:
         Route("/op/inbound-done", op_inbound_done, methods=["POST"]),
         Route("/manager", manager_home),
         Route("/manager/escalate", manager_escalate, methods=["POST"]),
+        Route("/manager/unanswered", manager_unanswered, methods=["POST"]),
         Route("/manager/staff", manager_staff, methods=["POST"]),
         Route("/manager/keys", manager_keys, methods=["POST"]),
         Route("/manager/documents", manager_documents, methods=["POST"]),

@@ -111,6 +111,11 @@ class LoopClient:
             )
         return response.json()
 
+    async def seats(self) -> list[Seat]:
+        """Every seat of the loop, in one request (the console's sweep)."""
+        body = await self._call("GET", "/v1/seats")
+        return [Seat.of(seat) for seat in body["seats"]]
+
     async def seat(self, seat: str, *, wait_version: int | None = None) -> Seat:
         params = None if wait_version is None else {"wait": wait_version}
         return Seat.of(await self._call("GET", f"/v1/seats/{seat}", params=params))

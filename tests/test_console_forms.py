@@ -11,7 +11,8 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -66,12 +67,16 @@ def sign_in(world: World, person: str, role: str, seat: str = "") -> tuple[httpx
 
 def written(world: World) -> int:
     """Events anywhere: in the ledger or in any of the console's outboxes (counted once)."""
+    return len(written_ids(world))
+
+
+def written_ids(world: World) -> set[str]:
     ids = {e["id"] for e in world.ledger_events()}
     for path in world.config.outboxes.glob("*.outbox"):
         conn = sqlite3.connect(path)
         ids.update(i for (i,) in conn.execute("SELECT id FROM outbox"))
         conn.close()
-    return len(ids)
+    return ids
 
 
 def answered_call(world: World, client: httpx.Client, csrf: str, case: int, kind: str = "person") -> str:
@@ -559,3 +564,109 @@ def test_a_residents_callback_on_the_seat_ends_with_the_operators_button(world: 
     assert answer.status_code == 303
     assert board.get("s02")["call"] is None and board.get("s02")["state"] == "ready"
     board.pause("s02", "offline")
+
+
+def wait_for(predicate: Callable[[], object], what: str, seconds: float = 15.0) -> None:
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+
+
+def test_an_unanswered_call_gets_its_outcome_with_no_page_watching(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    """No browser looks at the seat after 受付開始: the console's sweep writes the outcome,
+    signed by the operator (their session holds the key), once, and the seat dials again."""
+    client, csrf = operator
+    assert world.loop is not None
+    world.loop.unanswered.add(world.cases[3])
+    world.loop.queue.append((world.cases[3], "1"))
+    assert client.post("/op/ready", data={"csrf": csrf}).status_code == 303
+    outcomes: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        world.wait_delivered()
+        outcomes[:] = [
+            e
+            for e in world.ledger_events()
+            if e["type"] == "call.outcome" and e["data"]["case"] == world.cases[3]
+        ]
+        return bool(outcomes)
+
+    wait_for(recorded, "the unanswered call got no outcome without a page")
+    (outcome,) = outcomes
+    assert outcome["id"] == f"unanswered-{outcome['data']['call']}"
+    assert outcome["actor"] == "op01" and outcome["data"]["disposition"] == "no_contact"
+    wait_for(lambda: world.loop.board.get("s01")["state"] == "ready", "the seat did not dial again")
+    time.sleep(1.2)  # two more sweeps: still exactly one outcome
+    world.wait_delivered()
+    again = [
+        e
+        for e in world.ledger_events()
+        if e["type"] == "call.outcome" and e["data"]["case"] == world.cases[3]
+    ]
+    assert len(again) == 1
+
+
+def test_a_seat_whose_operators_session_ended_stops_and_the_manager_records_its_call(
+    world: World,
+) -> None:
+    """The manager revokes the operator's session while a call rings on their seat: the seat is
+    signed out at the loop, the operator's key is not used any more, and the unanswered call
+    waits on the manager's desk, where the manager records it (signed by the manager)."""
+    from dialer_core.seats import Call
+
+    assert world.loop is not None
+    board = world.loop.board
+    sign_in(world, "op01", "operator", "s02")
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    handles = re.findall(r'<tr><td>op01</td>(?:(?!</tr>).)*name="session" value="([0-9a-f]+)"', desk, re.S)
+    assert handles
+    for handle in handles:
+        assert (
+            manager.post("/manager/sessions/revoke", data={"csrf": csrf, "session": handle}).status_code
+            == 303
+        )
+    started = world.clock()
+    call_id = f"OUT-ORPHAN-{time.time_ns()}"
+    with board.cond:  # placed and ended at once: the sweep sees it only after it ended
+        board.ready("s02", "op01")
+        board.start(
+            "s02", Call(call_id, "outbound", world.cases[5], "1", "0258-39-1001", started.isoformat()), None
+        )
+        board.progress("s02", "ended", result="no_answer", ring_s=35, ended_at=started.isoformat())
+    world.loop.record(
+        "call.dialed",
+        {
+            "case": world.cases[5],
+            "number": "1",
+            "call": call_id,
+            "caller_id": "0258-39-1001",
+            "ended_at": started.isoformat(),
+            "ring_s": 35,
+            "result": "no_answer",
+        },
+        started,
+    )
+    board.recorded("s02", release=False)
+    wait_for(
+        lambda: f'data-call="{call_id}"' in manager.get("/manager").text, "the desk never listed the call"
+    )
+    seat = board.get("s02")
+    assert seat["state"] == "wrap_up" and seat["call"]["call"] == call_id  # waits for its outcome
+    assert written_ids(world).isdisjoint({f"unanswered-{call_id}"})  # not signed with op01's key
+    answer = manager.post("/manager/unanswered", data={"csrf": csrf, "call": call_id})
+    assert answer.status_code == 303
+    world.wait_delivered()
+    (outcome,) = [
+        e for e in world.ledger_events() if e["type"] == "call.outcome" and e["data"]["call"] == call_id
+    ]
+    assert outcome["id"] == f"unanswered-{call_id}" and outcome["actor"] == "mgr01"
+    assert outcome["data"]["party"] == "none" and outcome["data"]["disposition"] == "no_contact"
+    seat = board.get("s02")
+    assert seat["state"] == "offline" and seat["call"] is None  # signed out: no more calls for op01
+    again = manager.post("/manager/unanswered", data={"csrf": csrf, "call": call_id})
+    assert again.status_code == 422
+    assert errors_of(again.text) == {"unanswered": "その通話は記録待ちではありません（すでに記録済みです）。"}
