@@ -78,9 +78,10 @@ WORDS: dict[str, dict[str, str]] = {
         "other": "その他",
     },
     "callback_handled": {"operator": "オペレーターが対応", "voice_guide": "音声案内", "dropped": "切断"},
-    # access.viewed purposes written by the console (call) and kansa report --store (report);
-    # other purposes are free text and shown as written
-    "purpose": {"call": "架電対応", "report": "報告書の作成（案件番号の記入）"},
+    # access.viewed purposes written by the console (call: a call we placed; callback: a
+    # resident who called us) and kansa report --store (report); other purposes are free text
+    # and shown as written
+    "purpose": {"call": "架電対応", "callback": "折り返し電話への対応", "report": "報告書の作成（案件番号の記入）"},
     "report_kind": {
         "daily": "日報",
         "sms": "SMS結果報告",

@@ -44,7 +44,7 @@ from dialer_core.targets import CATEGORIES
 from ledger import Signer, read_key
 from ledger.key_requests import sign_key_request
 
-from .board import Board
+from .board import Board, escalation_reason
 from .config import ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
@@ -682,9 +682,10 @@ def create_app(console: Console) -> Starlette:
             return JSONResponse({"error": exc.code}, status_code=502)
         return JSONResponse({"state": seat.state, "version": seat.version})
 
-    async def resident_for(session: Session, seat: Seat) -> Any:
-        """The resident of the seat's answered call: access.viewed (purpose call) is signed and
-        durable in the operator's outbox before the data store is read."""
+    async def resident_for(session: Session, seat: Seat, purpose: str = "call") -> Any:
+        """The resident of the seat's answered call: access.viewed (`purpose`: `call`, or
+        `callback` for a resident who called us) is signed and durable in the operator's
+        outbox before the data store is read."""
         call = seat.call
         assert call is not None and call.case is not None
         shown = session.viewed.get(call.call)
@@ -696,7 +697,7 @@ def create_app(console: Console) -> Starlette:
             return console.store.read_case(
                 call.case or "",
                 person=session.person,
-                purpose="call",
+                purpose=purpose,
                 log=lambda data: console.record(writer, "access.viewed", data),
             )
 
@@ -725,7 +726,13 @@ def create_app(console: Console) -> Starlette:
             call = seat.call
         base = {"seat": seat, **op_context(session)}
         if call is not None and call.direction == "inbound":
-            return page(request, "op_inbound.html", **base)
+            resident = None
+            if call.case is not None:  # the caller was identified: who it is, after access.viewed
+                try:
+                    resident = await resident_for(session, seat, "callback")
+                except DataStoreError as exc:
+                    return page(request, "error.html", 500, message=f"案件の情報を読めません（{exc}）")
+            return page(request, "op_inbound.html", status, resident=resident, **base)
         if call is None or call.state in ("dialing", "ringing"):
             return page(request, "op_wait.html", **base, **call_context(seat))
         if call.case is None:  # an unidentified inbound callback: nothing to show
@@ -774,10 +781,44 @@ def create_app(console: Console) -> Starlette:
 
     @action("operator")
     async def op_inbound_done(request: Request, session: Session, form: FormData) -> Response:
-        """A resident's callback is over: nothing to record here (its callback.received is the
-        loop's); the loop is told, and the seat goes back to dialling."""
+        """A resident's callback is over. No call.outcome: the call was never dialled, and an
+        outcome naming no `call.dialed` is a false record (OUTCOME-HAS-CALL). The resident's
+        requests are passed on at once as `escalation.raised`, signed by the operator (the role
+        table lets an operator raise one, T §9(3)); its callback.received is the loop's. Then the
+        loop is told, and the seat goes back to dialling."""
+        call_id = str(form.get("call", ""))
+        requests = [r for r in form.getlist("requests") if isinstance(r, str)]
+        if requests:
+            seat = await console.loop.seat(session.seat)
+            call = seat.call
+            if call is None or call.call != call_id or call.direction != "inbound":
+                return page(request, "error.html", 409, message="この通話はすでに終了しています。")
+            message = None
+            if call.case is None:
+                message = "案件が特定できない電話の用件は、管理者に口頭で引き継いでください。"
+            elif call_id not in session.viewed:
+                message = "先に画面を開き直して、相手の方を確認してください。"
+            elif any(r not in REQUESTS for r in requests):
+                message = "申出の種類を一覧から選び直してください。"
+            if message is not None:
+                context = {
+                    "seat": seat,
+                    "resident": session.viewed.get(call_id),
+                    "errors": {"requests": message},
+                }
+                return page(request, "op_inbound.html", 422, **context, **op_context(session))
+            writer = console.writer(session)
+            for request_ in dict.fromkeys(requests):
+                data = {
+                    "case": call.case,
+                    "reason": escalation_reason(request_),
+                    "to": console.config.escalate_to,
+                    "via": "callback",
+                }
+                await run_in_threadpool(console.record, writer, "escalation.raised", data)
         with contextlib.suppress(LoopError):
-            await tell_recorded(session, str(form.get("call", "")), None)
+            await tell_recorded(session, call_id, None)
+        session.viewed = {}
         return RedirectResponse("/op/call", 303)
 
     async def tell_recorded(session: Session, call: str, event: str | None) -> None:
@@ -861,6 +902,7 @@ def create_app(console: Console) -> Starlette:
             "escalations": sorted(escalations, key=lambda e: (e.raised is not None, e.deadline)),
             "callbacks": console.board.callbacks_on(today),
             "inbound": console.board.inbound_callbacks(today),
+            "callback_escalations": console.board.callback_escalations(today),
             "figures": console.board.figures(today),
             "reports": console.board.reports_due(today),
             "violations": violations(console, f"{today:%Y-%m}"),
@@ -1007,7 +1049,7 @@ def create_app(console: Console) -> Starlette:
             return session
         today = console.clock().astimezone(TOKYO).date()
         docs = documents_with_approvals()
-        escalations = [e for e in console.board.escalations() if e.raised is not None]
+        escalations = console.board.events("escalation.raised")[::-1]  # each one once, newest first
         context = {
             "figures": console.board.figures(today),
             "documents": docs,

@@ -28,6 +28,11 @@ REQUIRED_ESCALATIONS = ("installment", "refusal", "tax_dispute")
 DESK_REQUESTS = ("installment", "refusal", "tax_dispute", "complaint", "stop_contact")
 
 
+def escalation_reason(request: str) -> str:
+    """A resident's request as the `reason` of its escalation.raised (stop_contact is `other`)."""
+    return request if request in ("installment", "refusal", "tax_dispute", "complaint") else "other"
+
+
 @dataclass(frozen=True)
 class Event:
     id: str
@@ -264,11 +269,7 @@ class Board:
             if callback and not self.in_period(datetime.fromisoformat(callback)):
                 reasons.append("callback_outside_period")
             for request in reasons:
-                reason = (
-                    request if request in ("installment", "refusal", "tax_dispute", "complaint") else "other"
-                )
-                if request == "callback_outside_period":
-                    reason = request
+                reason = request if request == "callback_outside_period" else escalation_reason(request)
                 done = next((r for r in raised[(d["case"], reason)] if r.at >= outcome.at), None)
                 deadline = end_of_day(
                     add_business_days(outcome.at.date(), self.profile.escalation_business_days)
@@ -276,6 +277,15 @@ class Board:
                 required = request in REQUIRED_ESCALATIONS or request == "callback_outside_period"
                 found.append(Escalation(d["case"], reason, outcome, deadline, required, done))
         return found
+
+    def callback_escalations(self, day: date) -> list[Event]:
+        """Requests residents made when they called us, raised by the operator at once (no
+        call.outcome can carry them: the call was never dialled)."""
+        return [
+            e
+            for e in self.events("escalation.raised")
+            if e.data.get("via") == "callback" and e.at.date() == day
+        ]
 
     def callbacks_on(self, day: date) -> list[dict[str, Any]]:
         """Callbacks residents asked for, due on `day` inside the period, and whether they were made."""

@@ -546,23 +546,84 @@ def test_an_unanswered_call_gets_its_outcome_at_once(
     assert world.loop.board.get("s01")["state"] == "ready"
 
 
-def test_a_residents_callback_on_the_seat_ends_with_the_operators_button(world: World) -> None:
+def put_inbound(world: World, seat: str, case: str | None) -> str:
+    """A resident's callback handed to the seat, as the loop's callback line does (its
+    callback.received is the loop's). Returns the call id."""
     from dialer_core.seats import Call
 
+    assert world.loop is not None
+    board = world.loop.board
+    call_id = f"IN-{time.time_ns()}"
+    board.ready(seat, "op01")
+    call = Call(call_id, "inbound", case, None, None, world.clock().isoformat(), state="connected")
+    call.queued_s = 12
+    board.start(seat, call, None)
+    board.recorded(seat, release=False)
+    return call_id
+
+
+def test_a_residents_callback_shows_who_it_is_after_the_view_is_recorded(world: World) -> None:
     client, csrf = sign_in(world, "op01", "operator", "s02")
     assert world.loop is not None
     board = world.loop.board
-    board.ready("s02", "op01")
-    call = Call("IN-1", "inbound", world.cases[4], None, None, world.clock().isoformat(), state="connected")
-    call.queued_s = 12
-    board.start("s02", call, None)
-    board.recorded("s02", release=False)  # the loop wrote callback.received
+    case = world.cases[4]  # 渡辺 健太, 72,000 円, その他
+    before = written_ids(world)
+    call_id = put_inbound(world, "s02", case)
     page = client.get("/op/call").text
-    assert "住民からの折り返し電話" in page and world.cases[4] in page and "渡辺" not in page
+    assert "住民からの折り返し電話" in page and case in page
+    assert "渡辺 健太" in page and "72,000円" in page and 'id="category">その他<' in page
+    # the view was signed by the operator and durable in their outbox before the page answered
+    new = written_ids(world) - before
+    conn = sqlite3.connect(world.config.outboxes / "op01.outbox")
+    bodies = [json.loads(b)["event"] for (i, b) in conn.execute("SELECT id, body FROM outbox") if i in new]
+    conn.close()
+    (viewed,) = [e for e in bodies if e["type"] == "access.viewed"]
+    assert viewed["actor"] == "op01"
+    assert viewed["data"] == {"person": "op01", "case": case, "purpose": "callback"}
+    # the resident asks for installments and no more calls: both go to the city at once, and no
+    # call.outcome is written (the call was never dialled: OUTCOME-HAS-CALL)
     board.progress("s02", "ended")
-    answer = client.post("/op/inbound-done", data={"csrf": csrf, "call": "IN-1"})
+    answer = client.post(
+        "/op/inbound-done",
+        data={"csrf": csrf, "call": call_id, "requests": ["installment", "stop_contact"]},
+    )
     assert answer.status_code == 303
     assert board.get("s02")["call"] is None and board.get("s02")["state"] == "ready"
+    world.wait_delivered()
+    events = [e for e in world.ledger_events() if e["id"] not in before]
+    raised = [e for e in events if e["type"] == "escalation.raised"]
+    assert {(e["actor"], e["data"]["case"], e["data"]["reason"], e["data"]["via"]) for e in raised} == {
+        ("op01", case, "installment", "callback"),
+        ("op01", case, "other", "callback"),
+    }
+    assert all(e["data"]["to"] == "city01" for e in raised)
+    assert not [e for e in events if e["type"] == "call.outcome"]
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    section = desk[desk.index('id="callback-escalations"') :]
+    assert f'data-case="{case}" data-reason="installment"' in section
+    city, _csrf = sign_in(world, "city01", "city")
+    assert "折り返し電話で受付" in city.get("/city").text
+    board.pause("s02", "offline")
+
+
+def test_an_unidentified_callers_requests_are_refused_and_nothing_is_shown(world: World) -> None:
+    client, csrf = sign_in(world, "op01", "operator", "s02")
+    assert world.loop is not None
+    board = world.loop.board
+    before = written(world)
+    call_id = put_inbound(world, "s02", None)
+    page = client.get("/op/call").text
+    assert "番号から特定できません" in page and 'name="requests"' not in page
+    answer = client.post("/op/inbound-done", data={"csrf": csrf, "call": call_id, "requests": "complaint"})
+    assert answer.status_code == 422
+    assert errors_of(answer.text) == {
+        "requests": "案件が特定できない電話の用件は、管理者に口頭で引き継いでください。"
+    }
+    assert written(world) == before  # no view, no escalation
+    board.progress("s02", "ended")
+    assert client.post("/op/inbound-done", data={"csrf": csrf, "call": call_id}).status_code == 303
+    assert board.get("s02")["state"] == "ready"
     board.pause("s02", "offline")
 
 
