@@ -547,8 +547,10 @@ def test_access_purposes_written_by_kansa_read_in_words() -> None:
         data = {"person": "op07", "case": "c1", "purpose": purpose}
         return describe({"type": "access.viewed", "data": data})
 
-    # the console writes 'call', kansa report --store 'report'; other purposes are free text
+    # the console writes 'call' and 'callback', kansa report --store 'report'; other purposes
+    # are free text
     assert viewed("call") == "op07 が個人情報を閲覧（目的：架電対応）"
+    assert viewed("callback") == "op07 が個人情報を閲覧（目的：折り返し電話への対応）"
     assert viewed("report") == "op07 が個人情報を閲覧（目的：報告書の作成（案件番号の記入））"
     assert viewed("架電対応 call handling") == "op07 が個人情報を閲覧（目的：架電対応 call handling）"
 
