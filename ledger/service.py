@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .bodies import BodyTooLarge, read_limited
 from .commands import consistency_json, export_lines, inclusion_json
 from .key_requests import KeyPolicy, KeyRequestError, open_key_request
 from .merkle import ProofError
@@ -231,19 +232,10 @@ class _TooLarge(Exception):
 
 
 async def _read_limited(request: Request) -> bytes:
-    """The body, refused (before it is read whole) when over MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    whole = declared is not None and declared.isascii() and declared.isdigit()
-    if declared is not None and (not whole or int(declared) > MAX_BODY_BYTES):
-        raise _TooLarge(f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge(f"a request body holds at most {MAX_BODY_BYTES:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, MAX_BODY_BYTES)
+    except BodyTooLarge as big:
+        raise _TooLarge(str(big)) from big
 
 
 def create_app(

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from .bodies import BodyTooLarge, read_limited
 from .checkpoint import Checkpoint, CheckpointError, parse_body, parse_decimal
 from .cosignature import Cosigner, add_signatures, split_note
 from .keyfile import KeyFileError, read_secret, write_secret
@@ -205,28 +206,35 @@ class Witness:
             raise WitnessError("an origin is one non-empty line")
         if verifier.name != origin:
             raise WitnessError(f"the key is named {verifier.name!r}, not after the origin {origin!r}")
-        self._conn.execute(
-            "INSERT INTO logs (origin, vkey, added_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (origin) DO UPDATE SET vkey = excluded.vkey",
-            (origin, verifier.vkey, now.isoformat()),
-        )
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO logs (origin, vkey, added_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (origin) DO UPDATE SET vkey = excluded.vkey",
+                (origin, verifier.vkey, now.isoformat()),
+            )
 
     def logs(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT origin, vkey FROM logs ORDER BY origin").fetchall())
+        with self._lock:
+            return dict(self._conn.execute("SELECT origin, vkey FROM logs ORDER BY origin").fetchall())
 
     def latest(self, origin_hash_hex: str) -> str | None:
-        """The latest checkpoint cosigned for the origin with this hash (with the log's signature)."""
-        row = self._conn.execute(
-            "SELECT note FROM latest WHERE origin_hash = ?", (origin_hash_hex,)
-        ).fetchone()
+        """The latest checkpoint cosigned for the origin with this hash (with the log's signature).
+
+        Under the lock: the witness has one connection, and a read beside add_checkpoint's open
+        transaction would see a cosignature not yet committed (and perhaps rolled back)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT note FROM latest WHERE origin_hash = ?", (origin_hash_hex,)
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def evidence(self, origin: str | None = None) -> list[Evidence]:
-        rows = self._conn.execute(
-            "SELECT seq, origin, received_at, status, reason, request, latest_note FROM evidence"
-            " WHERE ? IS NULL OR origin = ? ORDER BY seq",
-            (origin, origin),
-        ).fetchall()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, origin, received_at, status, reason, request, latest_note FROM evidence"
+                " WHERE ? IS NULL OR origin = ? ORDER BY seq",
+                (origin, origin),
+            ).fetchall()
         return [Evidence(*row) for row in rows]
 
     def add_checkpoint(self, body: bytes, *, now: datetime) -> Answer:
@@ -250,7 +258,8 @@ class Witness:
             return Answer(refused.status, refused.reason + "\n")
 
     def _log_key(self, origin: str) -> Verifier:
-        row = self._conn.execute("SELECT vkey FROM logs WHERE origin = ?", (origin,)).fetchone()
+        with self._lock:
+            row = self._conn.execute("SELECT vkey FROM logs WHERE origin = ?", (origin,)).fetchone()
         if row is None:
             raise _Refused(404, f"unknown log {origin!r}")
         return Verifier.parse(row[0])
@@ -330,13 +339,17 @@ def create_witness_app(witness: Witness, *, clock: Callable[[], datetime]) -> St
     """`POST /add-checkpoint` and `GET /<origin hash>/checkpoint`."""
 
     async def add_checkpoint(request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await read_limited(request, MAX_REQUEST_BYTES)
+        except BodyTooLarge:
+            return PlainTextResponse("request too large\n", status_code=400)
         answer = await run_in_threadpool(witness.add_checkpoint, body, now=clock())
         # Headers, not media_type: Starlette would append a charset to text/x.tlog.size.
         return Response(answer.body, status_code=answer.status, headers={"Content-Type": answer.content_type})
 
     async def get_checkpoint(request: Request) -> Response:
-        note = witness.latest(request.path_params["origin_hash"])
+        # Off the event loop: latest() waits while a cosigning holds the witness's lock.
+        note = await run_in_threadpool(witness.latest, request.path_params["origin_hash"])
         if note is None:
             return PlainTextResponse("no checkpoint cosigned for this log\n", status_code=404)
         return PlainTextResponse(note, headers={"Cache-Control": "no-cache"})

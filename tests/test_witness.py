@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,3 +248,50 @@ def test_a_newer_cosignature_replaces_the_older_one() -> None:
     newer = add_signatures(note, [cosigner.cosign(checkpoint.body, 1_700_000_100)])
     assert len(split_note(newer)[1]) == 2  # the log's line, and one cosignature
     assert cosignatures(newer, [cosigner.key]) == {"w.example/1": 1_700_000_100}
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(witness: RunningWitness) -> None:
+    """A declared body over 64 KiB gets 400 at once (the witness read it whole first: a client
+    declaring 100 MB and sending a few bytes held a connection until its timeout); a streamed
+    body over 64 KiB is refused too."""
+    host, port = witness.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100000000\r\n\r\nold 0\n"
+        )
+        answer = ""
+        while "request too large" not in answer:  # the status line and the body may come apart
+            part = raw.recv(4096).decode()
+            if not part:
+                break
+            answer += part
+    assert answer.startswith("HTTP/1.1 400") and "request too large" in answer
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 8192
+
+    assert httpx.post(f"{witness.url}/add-checkpoint", content=chunks(), timeout=10).status_code == 400
+
+
+def test_latest_never_shows_a_cosignature_not_yet_committed(tmp_path: Path, log: Ledger) -> None:
+    """The witness has one database connection: a read beside add_checkpoint's open transaction
+    would have seen its uncommitted write. latest() waits for the lock instead."""
+    directory = tmp_path / "w"
+    with Witness.init(directory, "city.example/witness") as w:
+        w.add_log(ORIGIN, log.verifier.vkey, now=NOW)
+        digest = hashlib.sha256(ORIGIN.encode()).hexdigest()
+        seen: list[str | None] = []
+        reader = threading.Thread(target=lambda: seen.append(w.latest(digest)))
+        with contextlib.suppress(RuntimeError), w._lock, w._transaction():
+            w._conn.execute(
+                "INSERT INTO latest (origin, origin_hash, size, root, note, cosigned_at)"
+                " VALUES (?, ?, 1, ?, 'uncommitted', 0)",
+                (ORIGIN, digest, bytes(32)),
+            )
+            reader.start()
+            reader.join(0.5)
+            assert reader.is_alive()  # waiting, not reading beside the transaction
+            raise RuntimeError("roll back")
+        reader.join(5)
+        assert seen == [None]
