@@ -341,7 +341,9 @@ class LedgerReader:
         return None if row is None else _stored(row)
 
     def checkpoint_count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+        """Checkpoints signed, one per tree size: a witness's cosigned note is a later row of the
+        same size, not another checkpoint."""
+        return int(self._conn.execute("SELECT count(DISTINCT size) FROM checkpoints").fetchone()[0])
 
     def checkpoint_sizes(self) -> set[int]:
         return {int(row[0]) for row in self._conn.execute("SELECT size FROM checkpoints")}

@@ -11,11 +11,12 @@ import pytest
 from conftest import NOW, event, register, signed, tamper
 
 from ledger import Ledger, LedgerError, LedgerReader, ReadError, Signer, verify_ledger
+from ledger.witness import Witness
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_reads_what_the_writer_wrote(make_ledger: Callable[..., Ledger]) -> None:
+def test_reads_what_the_writer_wrote(make_ledger: Callable[..., Ledger], tmp_path: Path) -> None:
     led = make_ledger(5)
     first = led.sign_checkpoint(now=NOW)
     op = Signer.generate("op07")
@@ -28,6 +29,17 @@ def test_reads_what_the_writer_wrote(make_ledger: Callable[..., Ledger]) -> None
         assert reader.latest_checkpoint(max_size=6) == first
         assert reader.checkpoint_count() == 2 and reader.checkpoint_sizes() == {5, 7}
         assert list(reader.leaves(5, 7)) == list(led.leaves(5, 7))
+    witness = tmp_path / "w"
+    with Witness.init(witness, "w.example/1") as w:
+        w.add_log(led.origin, led.verifier.vkey, now=NOW)
+        cosigned = led.add_cosigned_checkpoint(
+            second.note + w.add_checkpoint(f"old 0\n\n{second.note}".encode(), now=NOW).body, now=NOW
+        )
+    with LedgerReader.open(led.path) as reader:
+        # The cosigned note is the newest row of size 7, not a third checkpoint.
+        assert reader.latest_checkpoint() == cosigned and cosigned.seq > second.seq
+        assert reader.checkpoint_count() == 2 and reader.checkpoint_sizes() == {5, 7}
+    with LedgerReader.open(led.path) as reader:
         assert reader.root(5) == first.root and reader.root() == led.root()
         timeline = reader.key_timeline()
         assert timeline == led.keys() and timeline[op.verifier.key_ref].registered_at == 5
