@@ -65,7 +65,12 @@ async def status(request: Any, datasette: Any) -> Response:
     info = await asyncio.to_thread(_ledger_info, site.ledger_path)
     witnesses = None
     if site.policy is not None:
-        witnesses = await asyncio.to_thread(witness_status, site.ledger_path, site.policy)
+        cached = site.witness_cache
+        if cached is not None and cached[0] == info["checkpoint_seq"]:
+            witnesses = cached[1]
+        else:
+            witnesses = await asyncio.to_thread(witness_status, site.ledger_path, site.policy)
+            site.witness_cache = (info["checkpoint_seq"], witnesses)
     context = {
         "state": state,
         "failed": state.failed,
@@ -117,6 +122,7 @@ def _ledger_info(path: Any) -> dict[str, Any]:
                 "signed_at": latest.signed_at,
             },
             "checkpoints": ledger.checkpoint_count(),
+            "checkpoint_seq": ledger.last_checkpoint_seq(),
         }
 
 

@@ -47,6 +47,9 @@ class Site:
     sessions: Sessions
     session_seconds: int = SESSION_SECONDS
     policy: Policy | None = None  # a C2SP tlog-policy: the status page shows cosignatures against it
+    # The status page's cosignature summary, kept with the checkpoint row it was computed at:
+    # checking every stored checkpoint against the policy on each visit grows with the contract.
+    witness_cache: tuple[int, dict[str, Any]] | None = None
 
 
 def site_of(datasette: Any) -> Site:

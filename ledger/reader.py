@@ -345,6 +345,12 @@ class LedgerReader:
         same size, not another checkpoint."""
         return int(self._conn.execute("SELECT count(DISTINCT size) FROM checkpoints").fetchone()[0])
 
+    def last_checkpoint_seq(self) -> int:
+        """The newest checkpoint row's number (0 if none): it changes whenever a checkpoint or a
+        witness's cosigned note is stored, so what is computed from the checkpoints can be kept
+        until it does."""
+        return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
+
     def checkpoint_sizes(self) -> set[int]:
         return {int(row[0]) for row in self._conn.execute("SELECT size FROM checkpoints")}
 

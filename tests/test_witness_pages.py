@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from auditor_site import MONTH, PASSWORD, build_site
+from conftest import event
 from test_datasette import Client
 
 from datasette_plugins import make_datasette
 from kansa.report import render_report
-from ledger import Ledger
+from ledger import Ledger, Submission
 from ledger.cosignature import Cosigner
 from ledger.policy import load_policy
 from ledger.witness import Witness
@@ -96,3 +97,35 @@ def test_quorum_in_words() -> None:
     assert quorum_ja(parse_policy(two)) == "a・b・c のうち 2 者の連署"
     nested = witnesses + "group g any a b\ngroup h all g c\nquorum h\n"
     assert quorum_ja(parse_policy(nested)) == "グループ g・c の全員の連署"
+
+
+def test_status_page_checks_the_policy_again_only_when_a_checkpoint_is_stored(
+    site: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from datasette_plugins import pages
+
+    for name in ("ledger.db", "ledger.db.key", "ledger.compliance.db", "ledger.auditors.json"):
+        shutil.copy(site["db"].parent / name, tmp_path / name)
+    calls: list[int] = []
+    real = pages.witness_status
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pages, "witness_status", counted)
+    policy = load_policy(site["root"] / "met.policy")
+    c = Client(make_datasette(tmp_path / "ledger.db", secret="s", verify_in_background=False, policy=policy))
+    try:
+        assert c.login("alice", PASSWORD).status_code == 302
+        first = c.get("/-/kansa/status.json").json()["witnesses"]
+        assert c.get("/-/kansa/status.json").json()["witnesses"] == first and len(calls) == 1
+        with Ledger.open(tmp_path / "ledger.db", key_path=tmp_path / "ledger.db.key") as ledger:
+            ledger.append([Submission(event()) for _ in range(3)], now=NOW)
+            ledger.sign_checkpoint(now=NOW)
+        later = c.get("/-/kansa/status.json").json()["witnesses"]
+        assert len(calls) == 2 and later["size"] == first["size"] + 3 and later["met"] is False
+    finally:
+        c.close()
