@@ -225,7 +225,7 @@ class Console:
         registered = self.board.registered_keys()
         if registered.get(signer.verifier.key_ref) != person:
             self._failed(person)
-            return "この鍵はまだ台帳に登録されていません。管理者に登録を依頼してください。"
+            return "この鍵は台帳に登録されていないか、失効しています。管理者に確認してください。"
         if role not in self.board.roles(person):
             self._failed(person)
             return f"{ROLES.get(role, role)}として指定されていません。"
@@ -311,6 +311,12 @@ class Console:
         with contextlib.suppress(LoopError):  # another page or the sweep told it first
             await self.loop.outcome(call.call, event_id)
 
+    def undelivered(self, whose: Callable[[Writer], bool]) -> int:
+        """Events still in the outboxes of the writers `whose` picks. A revocation (of a key or a
+        person) waits for them: outboxes deliver independently, and what they signed, appended
+        after the revocation, would count as signed by a revoked key or person (DESIGNATED-ACTOR)."""
+        return sum(w.client.pending() for w in list(self.writers.values()) if whose(w))
+
     def live_sessions(self) -> list[Session]:
         """The sessions that have not expired (expired ones are dropped)."""
         now = self.clock()
@@ -361,6 +367,13 @@ class Console:
             with contextlib.suppress(Exception):  # the next round tries again
                 await self.sweep()
             await asyncio.sleep(self.sweep_every)
+
+
+def not_delivered(waiting: int) -> str:
+    return (
+        f"この職員（鍵）が署名した記録のうち {waiting} 件がまだ台帳に届いていません。"
+        "届いてから（台帳サービスにつながっていれば数秒で届きます）もう一度操作してください。"
+    )
 
 
 def unanswered_id(call: str) -> str:
@@ -446,15 +459,18 @@ def create_app(console: Console) -> Starlette:
         CATEGORY_JA=CATEGORY_JA,
     )
     env.filters["hm"] = lambda d: d.astimezone(TOKYO).strftime("%m/%d %H:%M") if d else ""
-    # A deadline at midnight is "by the end of" the day before: 09/25（金）中.
+    # A deadline at midnight is "by the end of" the day before: 2026年9月25日（金）中.
     env.filters["by_day"] = lambda d: (
-        f"{(d.astimezone(TOKYO) - timedelta(seconds=1)):%m/%d}（{'月火水木金土日'[(d.astimezone(TOKYO) - timedelta(seconds=1)).weekday()]}）中"
+        f"{present.day_ja((d.astimezone(TOKYO) - timedelta(seconds=1)).date())}中"
     )
     env.globals["COURSES"] = COURSES
     env.filters["yen"] = lambda n: f"{n:,}円"
     env.filters["pct"] = present.pct
     env.filters["jst"] = present.jst
     env.globals["word"] = present.word
+    env.filters["day_ja"] = present.day_ja
+    env.filters["month_ja"] = present.month_ja
+    env.globals["monthly_days"] = console.profile.monthly_business_days
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         session = console.session_of(request)
@@ -972,8 +988,14 @@ def create_app(console: Console) -> Starlette:
             errors["action"] = "操作を選んでください。"
         if errors:
             return await manager_home(request, 422, errors=errors)
+        if kind == "staff.revoked":
+            waiting = console.undelivered(lambda w: w.client.actor == person)
+            if waiting:
+                return await manager_home(request, 409, errors={"person": not_delivered(waiting)})
         await run_in_threadpool(console.record, console.writer(session), kind, data)
         if kind == "staff.revoked":
+            # Their sessions in that role end at once, with no access.logout: signed after the
+            # revocation it would be a finding (DESIGNATED-ACTOR). The sweep signs their seats out.
             for other in list(console.sessions.values()):
                 if other.person == person and other.role == role:
                     console.sessions.pop(other.token, None)
@@ -992,7 +1014,13 @@ def create_app(console: Console) -> Starlette:
             data = {"key": info["key"], "public_key": info["public_key"], "holder": info["holder"]}
         else:
             key = str(form.get("key", ""))
-            reason = str(form.get("reason", "")).strip() or "revoked by the manager"
+            if key == console.writer(session).client.signer.verifier.key_ref:
+                message = "自分がいま使っている鍵は失効させられません。別の管理者に依頼してください。"
+                return await manager_home(request, 422, errors={"keys": message})
+            waiting = console.undelivered(lambda w: w.client.signer.verifier.key_ref == key)
+            if waiting:
+                return await manager_home(request, 409, errors={"keys": not_delivered(waiting)})
+            reason = str(form.get("reason", "")).strip() or "管理者による失効"
             kind, data = "key.revoked", {"key": key, "reason": reason}
         writer = console.writer(session)
         body = sign_key_request(writer.client.signer, kind, data, now=console.clock())
@@ -1001,13 +1029,19 @@ def create_app(console: Console) -> Starlette:
                 console._http.post, f"{console.config.ledger_url.rstrip('/')}/v1/keys", json=body
             )
         except httpx.TransportError:
-            return await manager_home(
-                request, 503, errors={"keys": "台帳サービスに接続できません。後でもう一度。"}
-            )
+            message = "台帳サービスに接続できません。しばらくしてからもう一度操作してください。"
+            return await manager_home(request, 503, errors={"keys": message})
         if response.status_code not in (200, 201):
             return await manager_home(
-                request, 422, errors={"keys": f"台帳サービスが受け付けませんでした：{response.text[:200]}"}
+                request, 422, errors={"keys": f"台帳サービスが受け付けませんでした（{response.text[:200]}）"}
             )
+        if kind == "key.revoked":
+            # Sessions holding the revoked key end at once, with no access.logout: anything signed
+            # with it from now on would be a finding; the sweep signs their seats out.
+            for other in list(console.sessions.values()):
+                mine = console.writers.get(other.person)
+                if mine is not None and mine.client.signer.verifier.key_ref == data["key"]:
+                    console.sessions.pop(other.token, None)
         console.board.refresh(force=True)
         return RedirectResponse("/manager#keys", 303)
 

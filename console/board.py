@@ -20,7 +20,7 @@ from typing import Any
 
 from contract.calendar import TOKYO, add_business_days, end_of_day, is_weekday
 from contract.profile import Profile
-from ledger import Ledger, parse_leaf
+from ledger import LedgerReader, parse_leaf
 
 # Requests that the contract says must be passed to the city (ESCALATION-REQUIRED), and
 # the others that still go to the manager's desk.
@@ -69,7 +69,7 @@ class Board:
     _checked: float = 0.0
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _refreshing: threading.Lock = field(default_factory=threading.Lock)
-    _ledger: Ledger | None = None  # read-only, used by one refresher at a time
+    _ledger: LedgerReader | None = None  # the one read side; used by one refresher at a time
     _sorted: list[Event] | None = None
     _by_type: dict[str, list[Event]] = field(default_factory=dict)
 
@@ -87,7 +87,7 @@ class Board:
             if self._ledger is None:
                 if not self.ledger_path.exists():
                     return
-                self._ledger = Ledger.open(self.ledger_path, readonly=True)
+                self._ledger = LedgerReader.open(self.ledger_path)
             size = self._ledger.size
             if size <= self._size:
                 return
@@ -349,18 +349,28 @@ class Board:
         return result
 
     def reports_due(self, today: date) -> list[dict[str, Any]]:
-        """Daily reports (REPORT-DAILY) for calling days with calls, and their deadlines."""
-        submitted = {e.data["covers"] for e in self.events("report.submitted") if e.data["kind"] == "daily"}
+        """Reports not yet submitted and their deadlines: the daily report of each day with calls
+        (REPORT-DAILY: 12:00 the next day, or the next business day by the profile) and the
+        monthly report of each month with calls (REPORT-MONTHLY: by the end of the profile's
+        business days after the month's last calling day, the later of its last scheduled day
+        and its last call), soonest first."""
+        submitted = {(e.data["kind"], e.data["covers"]) for e in self.events("report.submitted")}
         days = sorted({e.at.date() for e in self.events("call.dialed") if e.at.date() <= today})
         due = []
         for day in days:
-            if day.isoformat() in submitted:
+            if ("daily", day.isoformat()) in submitted:
                 continue
             if self.profile.daily_counts == "business_days":
                 next_day = add_business_days(day, 1)
             else:
                 next_day = day + timedelta(days=1)
-            due.append(
-                {"covers": day, "deadline": datetime.combine(next_day, self.profile.daily_deadline, TOKYO)}
-            )
-        return due
+            deadline = datetime.combine(next_day, self.profile.daily_deadline, TOKYO)
+            due.append({"kind": "daily", "covers": day, "deadline": deadline})
+        for month in sorted({f"{d:%Y-%m}" for d in days}):
+            if ("monthly", month) in submitted:
+                continue
+            scheduled = [d for d in self.calling_days(month) if f"{d:%Y-%m}" == month]
+            last = max([*scheduled, *(d for d in days if f"{d:%Y-%m}" == month)])
+            deadline = end_of_day(add_business_days(last, self.profile.monthly_business_days))
+            due.append({"kind": "monthly", "covers": month, "deadline": deadline, "last_day": last})
+        return sorted(due, key=lambda r: r["deadline"])

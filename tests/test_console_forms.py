@@ -731,3 +731,148 @@ def test_a_seat_whose_operators_session_ended_stops_and_the_manager_records_its_
     again = manager.post("/manager/unanswered", data={"csrf": csrf, "call": call_id})
     assert again.status_code == 422
     assert errors_of(again.text) == {"unanswered": "その通話は記録待ちではありません（すでに記録済みです）。"}
+
+
+def test_the_manager_designates_and_revokes_staff_and_a_revoked_operators_session_ends_at_once(
+    world: World,
+) -> None:
+    from console_world import FAST
+
+    from console.keystore import write_sealed
+    from ledger import Signer
+
+    write_sealed(world.config.keys / "op98.sealed", Signer.generate("op98"), "op98-passphrase", **FAST)
+    PASSPHRASES["op98"] = "op98-passphrase"
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op98"})
+    assert answer.status_code == 303, answer.text
+
+    def try_sign_in() -> httpx.Response:
+        client = http_client(world)
+        OPEN.append(client)
+        pre = csrf_of(client.get("/signin").text)
+        data = {"csrf": pre, "person": "op98", "passphrase": "op98-passphrase", "role": "operator"}
+        return client.post("/signin", data={**data, "seat": "s02"})
+
+    refused = try_sign_in()
+    assert refused.status_code == 401 and "オペレータとして指定されていません。" in refused.text
+    fields = {"csrf": csrf, "person": "op98", "role": "operator"}
+    assert manager.post("/manager/staff", data={**fields, "action": "designate"}).status_code == 303
+    world.wait_delivered()
+    # the revocation waits for what op98 signed to reach the ledger (here: the ledger service
+    # is down when op98 signs in)
+    world.stop_service()
+    try:
+        operator, _csrf = sign_in(world, "op98", "operator", "s02")
+        before = written(world)
+        early = manager.post("/manager/staff", data={**fields, "action": "revoke"})
+        assert early.status_code == 409
+        assert errors_of(early.text)["person"].startswith(
+            "この職員（鍵）が署名した記録のうち 1 件がまだ台帳に届いていません。"
+        )
+        assert written(world) == before and operator.get("/op").status_code == 200
+    finally:
+        world.start_service()
+    world.wait_delivered()
+    assert manager.post("/manager/staff", data={**fields, "action": "revoke"}).status_code == 303
+    assert operator.get("/op").headers["location"] == "/signin"  # at once
+    assert try_sign_in().status_code == 401
+    world.wait_delivered()
+    events = [e for e in world.ledger_events() if "op98" in json.dumps(e["data"]) or e["actor"] == "op98"]
+    kinds = [
+        (e["type"], e["actor"]) for e in events if e["type"] != "access.login" or e["actor"] != "console01"
+    ]
+    assert kinds == [
+        ("key.registered", "mgr01"),
+        ("staff.designated", "mgr01"),
+        ("access.login", "op98"),
+        ("staff.revoked", "mgr01"),  # nothing of op98's after it
+    ]
+    designated = next(e for e in events if e["type"] == "staff.designated")
+    assert designated["data"] == {"person": "op98", "role": "operator", "by": "mgr01"}
+
+
+def test_the_manager_revokes_a_key_through_the_ledger_service_and_its_sessions_end(world: World) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    fields = {"csrf": csrf, "person": "op98", "role": "operator", "action": "designate"}
+    assert manager.post("/manager/staff", data=fields).status_code == 303
+    with Ledger.open(world.ledger_path, readonly=True) as led:
+        ledger_key = led.key_ref
+    key = json.loads((world.config.keys / "op98.sealed").read_text())["key"]
+    # While what the key signed has not reached the ledger, it is not revoked (appended after
+    # the revocation, it would count as signed with a revoked key).
+    world.stop_service()
+    try:
+        operator, _csrf = sign_in(world, "op98", "operator", "s02")
+        before = written(world)
+        answer = manager.post(
+            "/manager/keys", data={"csrf": csrf, "action": "revoke", "person": "op98", "key": key}
+        )
+        assert answer.status_code == 409
+        assert errors_of(answer.text)["keys"].startswith(
+            "この職員（鍵）が署名した記録のうち 1 件がまだ台帳に届いていません。"
+        )
+        assert written(world) == before
+    finally:
+        world.start_service()
+    world.wait_delivered()
+    answer = manager.post(
+        "/manager/keys",
+        data={"csrf": csrf, "action": "revoke", "person": "op98", "key": key, "reason": "鍵ファイルの紛失"},
+    )
+    assert answer.status_code == 303, answer.text
+    (revoked,) = [e for e in world.ledger_events() if e["type"] == "key.revoked" and e["data"]["key"] == key]
+    assert revoked["actor"] == "mgr01" and revoked["data"]["reason"] == "鍵ファイルの紛失"
+    with Ledger.open(world.ledger_path, readonly=True) as led:
+        assert json.loads(led.leaf(revoked["_index"]))["sig"]["key"] == ledger_key  # the ledger's own key
+    assert operator.get("/op").headers["location"] == "/signin"  # the session holding it ended
+    world.wait_delivered()
+    assert not [e for e in world.ledger_events() if e["actor"] == "op98" and e["_index"] > revoked["_index"]]
+    client = http_client(world)
+    OPEN.append(client)
+    pre = csrf_of(client.get("/signin").text)
+    again = client.post(
+        "/signin",
+        data={
+            "csrf": pre,
+            "person": "op98",
+            "passphrase": "op98-passphrase",
+            "role": "operator",
+            "seat": "s02",
+        },
+    )
+    assert again.status_code == 401
+    assert "この鍵は台帳に登録されていないか、失効しています。" in again.text
+    own = json.loads((world.config.keys / "mgr01.sealed").read_text())["key"]
+    mine = manager.post(
+        "/manager/keys", data={"csrf": csrf, "action": "revoke", "person": "mgr01", "key": own}
+    )
+    assert mine.status_code == 422
+
+
+def test_the_managers_desk_lists_the_daily_and_the_monthly_reports_due(world: World) -> None:
+    assert world.loop is not None
+    at = world.clock()  # a call on Thursday 24 September, as the loop records it
+    data = {
+        "case": world.cases[5],
+        "number": "1",
+        "call": f"OUT-{time.time_ns()}",
+        "caller_id": "0258-39-1001",
+    }
+    world.loop.record(
+        "call.dialed", {**data, "ended_at": at.isoformat(), "ring_s": 35, "result": "no_answer"}, at
+    )
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+
+    def reports() -> str:
+        desk = manager.get("/manager").text
+        return desk[desk.index('id="reports"') : desk.index("</section>", desk.index('id="reports"'))]
+
+    wait_for(lambda: "分の日報" in reports(), "the desk never listed the daily report")
+    # calls were made on Thursday 24 September: its daily report is due at 12:00 the next day
+    assert "2026年9月24日（木）分の日報：2026年9月25日 12:00まで" in reports()
+    # REPORT-MONTHLY (N): 2 business days after the last calling day, Wednesday 30 September
+    assert (
+        "2026年9月分の月報：2026年10月2日（金）中まで（最終架電日 2026年9月30日（水）から2開庁日以内）"
+        in reports()
+    )
