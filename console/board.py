@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 import time as _time
+from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,20 @@ class Escalation:
     raised: Event | None
 
 
+def _sort_key(event: Event) -> tuple[datetime, int]:
+    """The board's order: by time, then the ledger's index (an event still in an outbox last)."""
+    return event.at, event.index if event.index is not None else 1 << 62
+
+
+def _remove(ordered: list[Event], event: Event) -> None:
+    """Takes `event` out of a list kept in `_sort_key` order."""
+    at = bisect_left(ordered, _sort_key(event), key=_sort_key)
+    for i in range(at, len(ordered)):
+        if ordered[i] is event:
+            del ordered[i]
+            return
+
+
 @dataclass
 class Board:
     ledger_path: Path
@@ -72,6 +87,7 @@ class Board:
     _ledger: LedgerReader | None = None  # the one read side; used by one refresher at a time
     _sorted: list[Event] | None = None
     _by_type: dict[str, list[Event]] = field(default_factory=dict)
+    _numbers: dict[str, tuple[tuple[datetime, int], list[dict[str, str]]]] = field(default_factory=dict)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -130,15 +146,26 @@ class Board:
             self._order.append(event.id)
         if known is None or event.index is not None:
             self._events[event.id] = event
-            self._sorted = None
+            if self._sorted is not None:
+                # kept in order as events come (a new one, or an outbox's event now in the
+                # ledger): sorting every event again at the next page was the console's largest
+                # cost under 200 operators (benchmarks/console_bench.py)
+                same_type = self._by_type.setdefault(event.type, [])
+                if known is not None:
+                    _remove(self._sorted, known)
+                    _remove(self._by_type.setdefault(known.type, []), known)
+                insort(self._sorted, event, key=_sort_key)
+                insort(same_type, event, key=_sort_key)
+            if event.type == "case.opened":
+                case, key = event.data["case"], _sort_key(event)
+                if case not in self._numbers or self._numbers[case][0] <= key:
+                    self._numbers[case] = (key, list(event.data["numbers"]))
 
     def events(self, *types: str) -> list[Event]:
         """In memory: `refresh` (the console's courier thread) brings the ledger's new entries."""
         with self._lock:
             if self._sorted is None:
-                self._sorted = sorted(
-                    self._events.values(), key=lambda e: (e.at, e.index if e.index is not None else 1 << 62)
-                )
+                self._sorted = sorted(self._events.values(), key=_sort_key)
                 by_type: dict[str, list[Event]] = defaultdict(list)
                 for e in self._sorted:
                     by_type[e.type].append(e)
@@ -244,11 +271,10 @@ class Board:
         return day in self.calling_days(f"{day:%Y-%m}") and start <= moment.time() < end
 
     def case_numbers(self, case: str) -> list[dict[str, str]]:
-        numbers: list[dict[str, str]] = []
-        for e in self.events("case.opened"):
-            if e.data["case"] == case:
-                numbers = list(e.data["numbers"])
-        return numbers
+        """The numbers of the case's latest `case.opened` (kept as events come, not searched)."""
+        with self._lock:
+            known = self._numbers.get(case)
+        return list(known[1]) if known else []
 
     def landline_only(self, case: str) -> bool:
         numbers = self.case_numbers(case)

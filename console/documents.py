@@ -16,6 +16,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 KINDS = {"talk_script": "トークスクリプト", "manual": "業務マニュアル", "faq": "FAQ"}
@@ -50,7 +51,7 @@ class Document:
     loaded_by: str
     loaded_at: str
 
-    @property
+    @cached_property
     def steps(self) -> list[str]:
         return script_steps(self.text)
 
@@ -79,6 +80,9 @@ class Documents:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(SCHEMA)
         self._lock = threading.Lock()
+        # A version, once loaded, never changes (kind and version are its key): every page
+        # asks for the approved talk script, read once here.
+        self._loaded: dict[tuple[str, str], Document] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -115,7 +119,11 @@ class Documents:
 
     def get(self, kind: str, version: str) -> Document | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM documents WHERE kind = ? AND version = ?", (kind, version)
-            ).fetchone()
-        return None if row is None else Document(*row)
+            doc = self._loaded.get((kind, version))
+            if doc is None:
+                row = self._db.execute(
+                    "SELECT * FROM documents WHERE kind = ? AND version = ?", (kind, version)
+                ).fetchone()
+                if row is not None:
+                    doc = self._loaded[(kind, version)] = Document(*row)
+        return doc

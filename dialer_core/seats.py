@@ -80,11 +80,17 @@ class Seat:
 
 
 class SeatBoard:
-    """Every seat's state, changed under one lock; waiters wake on each change."""
+    """Every seat's state, changed under one lock; a change wakes only that seat's waiters.
+
+    Each seat has its own condition over the board's one lock: a long poll of one seat, and
+    its runner's thread, wake when that seat changes, not on every change of the 200 others
+    (benchmarks/console_bench.py: one condition for all seats woke every waiter each time).
+    """
 
     def __init__(self, seats: list[str]) -> None:
         self.seats = {name: Seat(name) for name in seats}
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        self._changes = {name: threading.Condition(self.lock) for name in seats}
 
     def _seat(self, name: str) -> Seat:
         if name not in self.seats:
@@ -99,24 +105,28 @@ class SeatBoard:
 
     def _changed(self, seat: Seat) -> dict[str, Any]:
         seat.version += 1
-        self.cond.notify_all()
+        self._changes[seat.seat].notify_all()
         return seat.public()
+
+    def _wait(self, seat: Seat, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Waits (the lock held) until `predicate` holds or `timeout` passes; woken by this seat's changes."""
+        return self._changes[seat.seat].wait_for(predicate, timeout)
 
     # -- the console's side -----------------------------------------------------------------
 
     def get(self, name: str, wait_version: int | None = None, timeout: float = 25.0) -> dict[str, Any]:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if wait_version is not None:
-                self.cond.wait_for(lambda: seat.version != wait_version, timeout)
+                self._wait(seat, lambda: seat.version != wait_version, timeout)
             return seat.public()
 
     def all(self) -> list[dict[str, Any]]:
-        with self.cond:
+        with self.lock:
             return [s.public() for s in self.seats.values()]
 
     def ready(self, name: str, operator: str) -> dict[str, Any]:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if seat.state not in ("offline", "paused", "ready") or seat.call is not None:
                 raise SeatError(409, "busy", f"seat {name} is {seat.state}")
@@ -126,7 +136,7 @@ class SeatBoard:
             return self._changed(seat)
 
     def pause(self, name: str, then: str = "paused") -> dict[str, Any]:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if seat.call is not None:
                 seat.after_call = then  # after this call
@@ -137,18 +147,18 @@ class SeatBoard:
             return self._changed(seat)
 
     def hangup(self, call_id: str) -> dict[str, Any]:
-        with self.cond:
+        with self.lock:
             seat = self._call(call_id)
             hang = seat.hangup
         if hang is not None:
             hang()
-        with self.cond:
+        with self.lock:
             return asdict(seat.call) if seat.call else {}
 
     def classify(self, call_id: str, kind: str, message_left: bool | None) -> dict[str, Any]:
         if kind not in ("person", "voicemail"):
             raise SeatError(400, "bad_kind", "kind is person or voicemail")
-        with self.cond:
+        with self.lock:
             seat = self._call(call_id)
             assert seat.call is not None
             if seat.call.direction != "outbound" or seat.call.answered_at is None:
@@ -160,7 +170,7 @@ class SeatBoard:
             return asdict(seat.call)
 
     def outcome(self, call_id: str, event: str | None) -> dict[str, Any]:
-        with self.cond:
+        with self.lock:
             seat = self._call(call_id)
             assert seat.call is not None
             if seat.call.direction == "inbound":
@@ -194,13 +204,13 @@ class SeatBoard:
         self._changed(seat)
 
     def wait_ready(self, name: str, timeout: float) -> bool:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
-            return self.cond.wait_for(lambda: seat.state == "ready" and seat.call is None, timeout)
+            return self._wait(seat, lambda: seat.state == "ready" and seat.call is None, timeout)
 
     def claim_ready(self, make: Callable[[str], Call]) -> str | None:
         """The first ready seat, taken at once for an inbound call (callbacks come before dialling)."""
-        with self.cond:
+        with self.lock:
             for seat in self.seats.values():
                 if seat.state == "ready" and seat.call is None:
                     seat.call, seat.state = make(seat.seat), "connected"
@@ -209,13 +219,13 @@ class SeatBoard:
         return None
 
     def release_claim(self, name: str) -> None:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             seat.call, seat.state = None, "ready"
             self._changed(seat)
 
     def start(self, name: str, call: Call, hangup: Callable[[], None] | None) -> None:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if seat.call is not None or seat.state != "ready":
                 raise SeatError(409, "busy", f"seat {name} is {seat.state}")
@@ -224,7 +234,7 @@ class SeatBoard:
             self._changed(seat)
 
     def progress(self, name: str, state: str, **fields: Any) -> None:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if seat.call is None:
                 return
@@ -239,7 +249,7 @@ class SeatBoard:
 
     def lost(self, name: str) -> None:
         """The seat's phone or console went away: offline after the call is recorded."""
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             seat.after_call = "offline"
             if seat.call is None:
@@ -247,9 +257,10 @@ class SeatBoard:
             self._changed(seat)
 
     def wait_classified(self, name: str, timeout: float) -> dict[str, Any] | None:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
-            self.cond.wait_for(
+            self._wait(
+                seat,
                 lambda: (
                     seat.call is None or seat.call.classification is not None or seat.after_call == "offline"
                 ),
@@ -258,7 +269,7 @@ class SeatBoard:
             return seat.call.classification if seat.call else None
 
     def recorded(self, name: str, *, release: bool) -> None:
-        with self.cond:
+        with self.lock:
             seat = self._seat(name)
             if seat.call is None:
                 return

@@ -1,0 +1,85 @@
+"""The seats' board (dialer_core.seats.SeatBoard): a change wakes only the waiters of its seat."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dialer_core.seats import SeatBoard
+
+
+def rechecks_while_waiting(
+    wait: Callable[[], object], others: Callable[[], None]
+) -> tuple[int, threading.Thread]:
+    """How many times the waiting thread's condition was evaluated while `others` ran (a thread
+    waiting on a condition evaluates it again each time it is woken), and that thread."""
+    checks = [0]
+    started = threading.Event()
+
+    def profile(frame: Any, event: str, _arg: Any) -> None:
+        if (
+            event == "call"
+            and frame.f_code.co_name == "<lambda>"
+            and frame.f_code.co_filename.endswith("seats.py")
+        ):
+            checks[0] += 1
+
+    def waiter() -> None:
+        sys.setprofile(profile)
+        started.set()
+        try:
+            wait()
+        finally:
+            sys.setprofile(None)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)
+    before = checks[0]
+    others()
+    time.sleep(0.05)
+    during = checks[0] - before
+    return during, thread
+
+
+def test_a_long_poll_is_not_woken_by_another_seats_changes() -> None:
+    board = SeatBoard(["s01", "s02"])
+    version = board.get("s01")["version"]
+    got: list[dict[str, Any]] = []
+
+    def others() -> None:
+        for _ in range(50):
+            board.ready("s02", "op02")
+            board.pause("s02")
+            time.sleep(0.001)
+
+    during, thread = rechecks_while_waiting(
+        lambda: got.append(board.get("s01", wait_version=version, timeout=10)), others
+    )
+    assert during == 0, f"the long poll of s01 re-checked {during} times for s02's 100 changes"
+    assert thread.is_alive()  # still waiting: s01 did not change
+    board.ready("s01", "op01")  # its own seat's change answers it at once
+    thread.join(2)
+    assert not thread.is_alive()
+    assert got[0]["state"] == "ready" and got[0]["version"] == version + 1
+
+
+def test_a_seat_thread_waiting_for_ready_is_not_woken_by_another_seat() -> None:
+    board = SeatBoard(["s01", "s02"])
+    ready: list[bool] = []
+
+    def others() -> None:
+        for _ in range(50):
+            board.ready("s02", "op02")
+            board.pause("s02")
+            time.sleep(0.001)
+
+    during, thread = rechecks_while_waiting(lambda: ready.append(board.wait_ready("s01", 10)), others)
+    assert during == 0, f"s01's runner re-checked {during} times for s02's 100 changes"
+    board.ready("s01", "op01")
+    thread.join(2)
+    assert ready == [True]
