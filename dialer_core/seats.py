@@ -89,7 +89,8 @@ class SeatBoard:
 
     def __init__(self, seats: list[str]) -> None:
         self.seats = {name: Seat(name) for name in seats}
-        self.lock = threading.Lock()
+        # reentrant, as the one condition's lock was: a caller may hold it over several changes
+        self.lock = threading.RLock()
         self._changes = {name: threading.Condition(self.lock) for name in seats}
 
     def _seat(self, name: str) -> Seat:

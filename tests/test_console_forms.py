@@ -692,7 +692,7 @@ def test_a_seat_whose_operators_session_ended_stops_and_the_manager_records_its_
         )
     started = world.clock()
     call_id = f"OUT-ORPHAN-{time.time_ns()}"
-    with board.cond:  # placed and ended at once: the sweep sees it only after it ended
+    with board.lock:  # placed and ended at once: the sweep sees it only after it ended
         board.ready("s02", "op01")
         board.start(
             "s02", Call(call_id, "outbound", world.cases[5], "1", "0258-39-1001", started.isoformat()), None
