@@ -470,6 +470,7 @@ def create_app(console: Console) -> Starlette:
     env.globals["word"] = present.word
     env.filters["day_ja"] = present.day_ja
     env.filters["month_ja"] = present.month_ja
+    env.filters["clause_ja"] = present.clause_ja
     env.globals["monthly_days"] = console.profile.monthly_business_days
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -1218,12 +1219,12 @@ def violations(console: Console, month: str) -> dict[str, Any] | None:
         if run is None:
             return {"size": None, "as_of": None, "rules": []}
         rows = conn.execute(
-            "SELECT rule, count(*) FROM findings WHERE month = ? AND size = ? AND root = ? AND pending = 0"
-            " GROUP BY rule ORDER BY rule",
+            "SELECT rule, clause, count(*) FROM findings WHERE month = ? AND size = ? AND root = ?"
+            " AND pending = 0 GROUP BY rule, clause ORDER BY rule",
             (month, run[0], run[1]),
         ).fetchall()
     except sqlite3.Error:
         return None
     finally:
         conn.close()
-    return {"size": run[0], "as_of": run[2], "rules": rows, "total": sum(n for _, n in rows)}
+    return {"size": run[0], "as_of": run[2], "rules": rows, "total": sum(n for _, _, n in rows)}

@@ -876,3 +876,26 @@ def test_the_managers_desk_lists_the_daily_and_the_monthly_reports_due(world: Wo
         "2026年9月分の月報：2026年10月2日（金）中まで（最終架電日 2026年9月30日（水）から2開庁日以内）"
         in reports()
     )
+
+
+def test_the_managers_desk_counts_the_latest_checks_violations_with_their_clauses(world: World) -> None:
+    import subprocess
+
+    from processes import EXE
+
+    with Ledger.open(world.ledger_path, key_path=world.key_path) as led:
+        led.sign_checkpoint(now=world.clock())
+    assert world.config.results is not None
+    done = subprocess.run(
+        [EXE, "check", str(world.ledger_path), "--month", "2026-09", "--format", "json"]
+        + ["--results", str(world.config.results)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    due = [f for f in json.loads(done.stdout)["findings"] if not f["pending"]]
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    assert f'<strong id="violations-total">{len(due)}</strong>' in desk
+    for finding in due:  # each rule with the clause of the specification, as the city reads it
+        assert f"<code>{finding['rule']}</code>（仕様書" in desk
