@@ -8,6 +8,7 @@ year-end closure, 29 Dec - 3 Jan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
@@ -81,3 +82,14 @@ def next_month(month: str) -> str:
 def previous_month(month: str) -> str:
     year, mon = int(month[:4]), int(month[5:7])
     return f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
+
+
+def running_clock(start: datetime | None) -> Callable[[], datetime]:
+    """The wall clock in Asia/Tokyo; from `start` (a rehearsal), a clock that starts there and
+    runs at the wall's pace. Every `kansa` process of a rehearsal is given the same start."""
+    if start is None:
+        return lambda: datetime.now(TOKYO)
+    if start.utcoffset() is None:
+        raise ValueError(f"{start.isoformat()}: a rehearsal time needs its offset, e.g. +09:00")
+    offset = start - datetime.now(TOKYO)
+    return lambda: datetime.now(TOKYO) + offset

@@ -65,6 +65,25 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+start_at_option = click.option(
+    "--start-at",
+    default=None,
+    help="Rehearsal: the clock starts at this RFC 3339 time (with its offset) and runs at the wall's pace.",
+)
+
+
+def clock_from(start_at: str | None) -> Callable[[], datetime]:
+    """The wall clock, or a rehearsal's clock from `--start-at` (one clear line if it is not a time)."""
+    from contract.calendar import running_clock
+
+    if start_at is None:
+        return now
+    try:
+        return running_clock(datetime.fromisoformat(start_at))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start-at") from exc
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Expected failures reach the user as one clear line, never a traceback."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import now, user_errors
+from ._common import clock_from, start_at_option, user_errors
 
 
 @click.group()
@@ -16,8 +16,12 @@ def console() -> None:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", default=None, help="Overrides the configuration's host.")
 @click.option("--port", default=None, type=int, help="Overrides the configuration's port.")
-def console_serve(config: str, host: str | None, port: int | None) -> None:
-    """Serve the console described by CONFIG (TOML) to the center's browsers."""
+@start_at_option
+def console_serve(config: str, host: str | None, port: int | None, start_at: str | None) -> None:
+    """Serve the console described by CONFIG (TOML) to the center's browsers.
+
+    With --start-at (a rehearsal or a training day, with `kansa dialer run --start-at` and the
+    simulator) every page and every event the console writes follows that clock."""
     import uvicorn
 
     from console import ConfigError, Console, ConsoleConfig, create_app
@@ -26,7 +30,7 @@ def console_serve(config: str, host: str | None, port: int | None) -> None:
     with user_errors():
         try:
             settings = ConsoleConfig.load(config)
-            app = create_app(Console(settings, clock=now))
+            app = create_app(Console(settings, clock=clock_from(start_at)))
         except (ConfigError, KeyFileError) as exc:
             raise click.ClickException(str(exc)) from exc
     bind_host, bind_port = host or settings.host, port or settings.port

@@ -31,12 +31,14 @@ from ledger.witnessed import verify_policy
 from ._common import (
     EXIT_COULD_NOT_CHECK,
     EXIT_FAILS,
+    clock_from,
     could_not_check,
     key_option,
     now,
     open_ledger,
     progress_bar,
     read_ledger,
+    start_at_option,
     user_errors,
 )
 
@@ -342,6 +344,7 @@ def ledger_tiles(db: str, directory: str, policy_file: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A C2SP tlog-policy: GET /checkpoint (tiles) serves only a checkpoint its quorum cosigned.",
 )
+@start_at_option
 @key_option
 def ledger_serve(
     db: str,
@@ -351,11 +354,14 @@ def ledger_serve(
     checkpoint_entries: int,
     key_requests_from: str,
     policy_file: str | None,
+    start_at: str | None,
     key: str | None,
 ) -> None:
     """Serve the ledger to operators' clients over HTTP (POST /v1/events, proofs, checkpoints, tiles).
 
     DB may be a directory: every *.db ledger in it (key beside each) is served under /<origin>/.
+    With --start-at the ledger's clock (`received`, checkpoints) is a rehearsal's: only for a
+    rehearsal or training ledger, never for the contract's.
     """
     import uvicorn
 
@@ -365,9 +371,12 @@ def ledger_serve(
 
     config = ServiceConfig(checkpoint_seconds, checkpoint_entries)
     key_policy = designated(key_requests_from) if key_requests_from else None
+    clock = clock_from(start_at)
+    if start_at is not None:
+        click.echo(f"rehearsal: the ledger's clock starts at {start_at} (never the contract's)", err=True)
     with user_errors():
         policy = load_policy(policy_file) if policy_file else None
         if key is not None and Path(db).is_dir():
             raise click.UsageError("--key is for one ledger; in a directory each DB's key is DB.key")
-        app = serve_app(db, key_path=key, clock=now, config=config, key_policy=key_policy, policy=policy)
+        app = serve_app(db, key_path=key, clock=clock, config=config, key_policy=key_policy, policy=policy)
     uvicorn.run(app, host=host, port=port, log_level="warning")
