@@ -10,6 +10,8 @@ refusals and escalation requests; carriers and reassigned numbers for SMS.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +76,7 @@ class Simulator:
     """Both adapters, from one seeded random source: the same seed gives the same months."""
 
     seed: int = 1
+    answer_rate: float | None = None  # a rehearsal's fixed share of answered calls (1.0: every call)
     rng: random.Random = field(init=False)
     _invalid: dict[str, bool] = field(default_factory=dict)
 
@@ -81,6 +84,8 @@ class Simulator:
         self.rng = random.Random(self.seed)
 
     def _answer_rate(self, at: datetime, weekday: bool) -> float:
+        if self.answer_rate is not None:
+            return self.answer_rate
         if not weekday:
             return 0.45
         return {9: 0.30, 10: 0.30, 11: 0.30}.get(at.hour, 0.50 if at.hour >= 17 else 0.28)
@@ -95,7 +100,7 @@ class Simulator:
         progress: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> DialResult:
         rng = self.rng
-        invalid = self._invalid.setdefault(phone, rng.random() < 0.03)
+        invalid = self.answer_rate != 1.0 and self._invalid.setdefault(phone, rng.random() < 0.03)
         if invalid:
             return DialResult("invalid", 0, at + timedelta(seconds=5))
         if rng.random() < self._answer_rate(at, weekday):
@@ -158,3 +163,59 @@ class Simulator:
     def send(self, case: str, number: str, at: datetime) -> tuple[str, str]:
         status = "delivered" if self.rng.random() < 0.95 else "failed"
         return f"M{self.rng.getrandbits(40):010x}", status
+
+
+class SimulatedPhone:
+    """One seat's phone for a rehearsal on the wall clock (`[telephony] kind = "simulator"`):
+    the `Simulator` decides each call's result; the call then takes real time. An answered call
+    rings `ring_s` seconds, is connected, and stays so until the operator hangs up (the console
+    does when the outcome is recorded) or `max_call_s`; an unanswered one rings for the seconds
+    the simulator drew (at least `no_answer_s`, the profile's ring time) and ends. The seats'
+    phones share one Simulator (and `lock`)."""
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        clock: Callable[[], datetime],
+        *,
+        ring_s: float = 3.0,
+        no_answer_s: int = 35,
+        max_call_s: float = 1800.0,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        self.simulator, self.clock = simulator, clock
+        self.ring_s, self.no_answer_s, self.max_call_s = ring_s, no_answer_s, max_call_s
+        self._lock = lock or threading.Lock()
+        self._hung = threading.Event()
+
+    def dial(
+        self,
+        phone: str,
+        at: datetime,
+        *,
+        weekday: bool = True,
+        caller_id: str | None = None,
+        progress: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> DialResult:
+        self._hung.clear()
+        with self._lock:
+            drawn = self.simulator.dial(phone, at, weekday=weekday, caller_id=caller_id)
+        tell = progress or (lambda state, info: None)
+        if drawn.result in ("invalid", "busy", "unavailable"):
+            return DialResult(drawn.result, 0, self.clock())
+        tell("ringing", {})
+        rang = time.monotonic()
+        # A voicemail box answers like a person: the operator hears it and says which it was.
+        answers = drawn.result in ("answered", "voicemail")
+        ring_for = self.ring_s if answers else max(drawn.ring_s, self.no_answer_s)
+        if self._hung.wait(ring_for) or not answers:  # the operator gave up, or nobody answers
+            ring = time.monotonic() - rang
+            result = "no_answer" if ring >= self.no_answer_s else "unavailable"
+            return DialResult(result, round(ring), self.clock())
+        answered = self.clock()
+        tell("connected", {})
+        self._hung.wait(self.max_call_s)
+        return DialResult("answered", round(self.ring_s), self.clock(), answered_at=answered)
+
+    def hangup(self) -> None:
+        self._hung.set()

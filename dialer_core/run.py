@@ -9,9 +9,11 @@ environment variables named in the TOML, never from the TOML itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import Any
 from contract.calendar import TOKYO
 from contract.profile import load_profile
 
-from .adapters import DialResult, Simulator
+from .adapters import DialResult, SimulatedPhone, Simulator
 from .callbacks import CallbackLine
 from .campaign import plan_days
 from .client import OperatorClient
@@ -40,10 +42,11 @@ class ConfigError(Exception):
     """The configuration is wrong; the message says what and where."""
 
 
-def secret(section: dict[str, Any], name: str, where: str) -> str:
-    """A secret named by `<name>_file` or `<name>_env` (never the value itself)."""
+def secret(section: dict[str, Any], name: str, where: str, base: Path | None = None) -> str:
+    """A secret named by `<name>_file` (relative to `base`, the configuration's folder) or
+    `<name>_env` (never the value itself)."""
     if f"{name}_file" in section:
-        path = Path(section[f"{name}_file"])
+        path = (base or Path()) / str(section[f"{name}_file"])
         if not path.exists():
             raise ConfigError(f"[{where}] {name}_file: {path} does not exist")
         return path.read_text().strip()
@@ -84,6 +87,7 @@ class RunConfig:
     seat_callback_uris: dict[str, str] = field(default_factory=dict)  # seat -> its auto-answer account
     lines: list[dict[str, Any]] = field(default_factory=list)  # the center's incoming lines
     poll_s: float = 2.0
+    simulator: dict[str, Any] = field(default_factory=dict)  # seed, answer_rate, realtime, ring_s
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,7 +128,18 @@ def load_config(path: Path | str) -> RunConfig:
             )
         if lines and set(callback_uris) != set(seats):
             raise ConfigError("[[seats]] each seat needs a callback_uri when [[lines]] take callbacks")
-        token = secret(api, "token", "api")
+        simulator: dict[str, Any] = {}
+        if kind == "simulator":
+            simulator = {
+                "seed": int(tel.get("seed", 1)),
+                "answer_rate": float(tel["answer_rate"]) if "answer_rate" in tel else None,
+                "realtime": bool(tel.get("realtime", False)),
+                "ring_s": float(tel.get("ring_s", 3)),
+            }
+            rate = simulator["answer_rate"]
+            if rate is not None and not 0 <= rate <= 1:
+                raise ConfigError(f"[telephony] answer_rate is between 0 and 1, not {rate}")
+        token = secret(api, "token", "api", base)
         if not token:
             raise ConfigError("[api] token_file or token_env is required")
         return RunConfig(
@@ -147,6 +162,7 @@ def load_config(path: Path | str) -> RunConfig:
             seat_callback_uris=callback_uris,
             lines=lines,
             poll_s=float(dialer.get("poll_s", 2.0)),
+            simulator=simulator,
             raw=raw,
         )
     except KeyError as exc:
@@ -169,6 +185,8 @@ class Run:
     api: SeatsApi | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _record_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Run:
         cfg = self.config
@@ -192,13 +210,27 @@ class Run:
             caller_ids=CallerIds(minimum=profile.callerid_lines_min or 1),
         )
         self._learn(events)
-        self.client = OperatorClient(cfg.ledger_url, cfg.key, cfg.outbox)
+        # The seats commit call.dialed to the outbox (durable) and go on; the courier delivers,
+        # so a ledger outage never stalls a seat (its events arrive, once, when it returns).
+        self.client = OperatorClient(cfg.ledger_url, cfg.key, cfg.outbox, clock=self.clock)
+        self.courier = OperatorClient(cfg.ledger_url, cfg.key, cfg.outbox, clock=self.clock)
         self.board = SeatBoard(list(cfg.seats))
         self.api = SeatsApi(self.board, cfg.api_token, *cfg.api_listen).__enter__()
-        simulator = Simulator()
+        sim = cfg.simulator
+        simulator = Simulator(seed=sim.get("seed", 1), answer_rate=sim.get("answer_rate"))
+        shared = threading.Lock()
         for seat, address in cfg.seats.items():
-            if address is None:
-                phone: Any = simulator
+            if address is None and not sim.get("realtime"):
+                phone: Any = simulator  # every call's result at once: a smoke test of the loop
+            elif address is None:
+                phone = SimulatedPhone(
+                    simulator,
+                    self.clock,
+                    ring_s=sim.get("ring_s", 3.0),
+                    no_answer_s=profile.ring_seconds,
+                    max_call_s=cfg.sip.max_call_s,
+                    lock=shared,
+                )
             else:
                 phone = SipTelephony(CtrlTcp(*address), cfg.sip)
             runner = SeatRunner(
@@ -230,6 +262,7 @@ class Run:
             self.lines.append(callback)
             self._spawn(callback.run, "callback line")
         self._spawn(self._follow, "ledger follower")
+        self._spawn(self._deliver, "outbox courier")
         return self
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -250,8 +283,19 @@ class Run:
                 continue
 
     def _record(self, kind: str, data: dict[str, Any], at: datetime) -> None:
-        self.client.record(kind, data, at=at)
-        self.client.deliver(deadline=None)
+        """Signed and committed to the outbox (durable) when this returns; delivered by `_deliver`."""
+        with self._record_lock:
+            self.client.record(kind, data, at=at)
+        self._wake.set()
+
+    def _deliver(self) -> None:
+        """The courier: delivers the outbox whenever something was recorded, and every second
+        while something is pending (one try per event a round; the service may be away)."""
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            with contextlib.suppress(Exception):
+                self.courier.deliver(deadline=time.monotonic())
 
     def _done(self, planned: Planned, result: DialResult) -> None:
         self.plan.done(planned, result, result.ended_at)
@@ -260,6 +304,8 @@ class Run:
         self._stop.set()
         for runner in self.runners:
             runner.stop()
+            if isinstance(runner.phone, SimulatedPhone):
+                runner.phone.hangup()  # a rehearsal's call in progress ends with the run
         for line in self.lines:
             line.stop()
         for thread in self._threads:
@@ -272,8 +318,12 @@ class Run:
             line.ctrl.close()
         if self.api is not None:
             self.api.__exit__(None, None, None)
+        self._wake.set()
+        with contextlib.suppress(Exception):  # a last try; what is left is delivered at the next start
+            self.courier.deliver(deadline=time.monotonic() + 2)
         self.follower.close()
         self.client.close()
+        self.courier.close()
         self.store.close()
 
 
@@ -281,14 +331,6 @@ def _in_hours(scheduler: Scheduler, at: datetime) -> bool:
     """The center takes callbacks in the calling hours of the day's type (N §8(6): the guide outside)."""
     start, end = scheduler.hours(at.date())
     return start <= at.time() < end
-
-
-def running_clock(start: datetime | None) -> Callable[[], datetime]:
-    """The wall clock in Asia/Tokyo; from `start`, a clock that runs at the wall's pace (rehearsals)."""
-    if start is None:
-        return lambda: datetime.now(TOKYO)
-    offset = start - datetime.now(TOKYO)
-    return lambda: datetime.now(TOKYO) + offset
 
 
 # -- the SMS pass: `kansa dialer sms` -------------------------------------------------------------------
@@ -308,13 +350,13 @@ def sms_settings(cfg: RunConfig) -> tuple[Any, Path, Any, str]:
             host=sms["host"],
             port=int(sms.get("port", 2775)),
             system_id=sms["system_id"],
-            password=secret(sms, "password", "sms"),
+            password=secret(sms, "password", "sms", base),
             rate=float(sms.get("rate", 10)),
         )
         if sms.get("lookup_url") == "simulated":
             lookup: Any = SimulatedLookup()
         else:
-            lookup = HttpLookup(sms["lookup_url"], token=secret(sms, "lookup_token", "sms"))
+            lookup = HttpLookup(sms["lookup_url"], token=secret(sms, "lookup_token", "sms", base))
         text = (base / sms["text_file"]).read_text(encoding="utf-8").strip()
     except KeyError as exc:
         raise ConfigError(f"[sms] missing {exc.args[0]}") from exc

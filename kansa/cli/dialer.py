@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import click
 
-from ._common import user_errors
+from ._common import clock_from, start_at_option, user_errors
 
 
 @click.group()
@@ -18,22 +17,18 @@ def dialer() -> None:
 @dialer.command("run")
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @click.option("--for-seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C).")
-@click.option(
-    "--start-at",
-    default=None,
-    help="Rehearsal: the clock starts at this RFC 3339 time and runs at the wall's pace.",
-)
+@start_at_option
 def dialer_run(config: str, for_seconds: float | None, start_at: str | None) -> None:
     """Run the campaign of CONFIG: follow the ledger, dial for ready seats, serve the seats API."""
-    from dialer_core.run import ConfigError, Run, load_config, running_clock
+    from dialer_core.run import ConfigError, Run, load_config
 
+    clock = clock_from(start_at)
     try:
         cfg = load_config(config)
-        start = datetime.fromisoformat(start_at) if start_at else None
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError) as exc:  # ValueError: a file that is not UTF-8 text
         raise click.ClickException(str(exc)) from exc
     with user_errors():
-        run = Run(cfg, clock=running_clock(start)).start()
+        run = Run(cfg, clock=clock).start()
     click.echo(
         f"kansa dialer: {len(cfg.seats)} seats, {len(run.plan.cases)} cases of {cfg.month}; "
         f"seats API on {run.api.url if run.api else '-'}",
@@ -56,15 +51,15 @@ def dialer_run(config: str, for_seconds: float | None, start_at: str | None) -> 
 @click.option(
     "--receipts-for", type=float, default=30.0, show_default=True, help="Seconds to wait for receipts."
 )
-@click.option("--start-at", default=None, help="Rehearsal: the clock starts at this RFC 3339 time.")
+@start_at_option
 def dialer_sms(config: str, receipts_for: float, start_at: str | None) -> None:
     """Send the city's SMS list of the month at its time over SMPP (lookup, block or send, receipts)."""
-    from dialer_core.run import ConfigError, load_config, run_sms, running_clock
+    from dialer_core.run import ConfigError, load_config, run_sms
     from dialer_core.smpp import SmppError
 
+    clock = clock_from(start_at)
     try:
         cfg = load_config(config)
-        clock = running_clock(datetime.fromisoformat(start_at) if start_at else None)
         with user_errors():
             report = run_sms(cfg, clock, receipts_for=receipts_for)
     except (ConfigError, SmppError, ValueError) as exc:
