@@ -189,7 +189,8 @@ def test_the_role_table_is_the_profiles(tmp_path: Path) -> None:
 
 def test_sign_ins_are_for_oneself_and_a_device_key_signs_only_what_the_device_records() -> None:
     s = nhi()
-    for key, holder in (("console-1+00000001", "console-1"), ("op07+00000002", "op07")):
+    keys = (("console-1+00000001", "console-1"), ("op07+00000002", "op07"), ("system+00000003", "system"))
+    for key, holder in keys:
         s.add("key.registered", "2026-09-01 08:00", actor="mgr01", public_key="AAAA", holder=holder)
         s.entries[-1].data["key"] = key  # (Story.add's own `key` is the signing key)
     # The console records a failed sign-in, even by someone who is not staff.
@@ -197,8 +198,14 @@ def test_sign_ins_are_for_oneself_and_a_device_key_signs_only_what_the_device_re
           person="guest", terminal="console-1", success=False)  # fmt: skip
     s.add("access.login", "2026-09-24 09:00", actor="op07", key="op07+00000002",
           person="op07", terminal="console-1", success=True)  # fmt: skip
+    # The dialling core (`kansa dialer run`) signs its call.dialed with its own key, holder system.
+    s.add("call.dialed", "2026-09-24 09:30", actor="system", key="system+00000003", case="C1", number="1",
+          call="K0", caller_id="0258-00-0000", ended_at="2026-09-24T09:31:00+09:00", ring_s=40,
+          result="no_answer")  # fmt: skip
     assert not s.broken("DESIGNATED-ACTOR")
     s.add("access.login", "2026-09-24 09:01", actor="mgr01", person="op07", terminal="m1", success=True)
+    s.add("access.viewed", "2026-09-24 09:32", actor="op07", key="system+00000003", person="op07",
+          case="C1", purpose="call")  # fmt: skip
     call = s.dial("C1", "2026-09-24 10:00", outcome=False)
     s.add("call.outcome", "2026-09-24 10:01", actor="op07", key="console-1+00000001", case="C1",
           call=call, party="none", proxy_consent=False, script="not_started", disposition="no_contact",
@@ -207,6 +214,7 @@ def test_sign_ins_are_for_oneself_and_a_device_key_signs_only_what_the_device_re
     s.entries[-1].data["key"] = "op07+00000002"
     s.add("access.logout", "2026-09-24 12:01", actor="op07", key="op07+00000002", person="op07", terminal="t")
     assert sorted(f.message_en for f in s.broken("DESIGNATED-ACTOR")) == [
+        "an event of op07 signed with the key of system",
         "call.outcome signed with the key of the device console-1, which signs only what it records",
         "mgr01 wrote access.login for someone else, op07",
         "signed with a revoked key (of op07)",

@@ -244,8 +244,9 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
         allowed, for_themselves, device_may = kind
         case = entry.data.get("case")
         holder = holders.get(entry.key)
-        # A key registered to something that was never designated staff is a device's (a console's).
-        device = holder is not None and holder not in people
+        # A key registered to something that was never designated staff is a device's (a console's);
+        # one registered to `system` is the dialling core's (`kansa dialer run`), whose actor it is.
+        device = holder is not None and holder not in people and holder != "system"
         if holder is not None and entry.index > revoked.get(entry.key, entry.index):
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
