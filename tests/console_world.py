@@ -335,7 +335,9 @@ def build_world(
     write_sealed(keys / "op99.sealed", newcomer, "op99-passphrase", **FAST)
     device = Signer.generate("console01")
     write_key(root / "console01.key", device)
-    for signer in (*people.values(), device):
+    core = Signer.generate("system")  # the dialling core's key, for `kansa dialer run`
+    write_key(root / "system.key", core)
+    for signer in (*people.values(), device, core):
         v = signer.verifier
         add(
             "key.registered",

@@ -34,17 +34,21 @@ class Served:
         *,
         start_seconds: float = 30,
         stop_seconds: float = 10,
+        port_option: bool = True,
     ) -> None:
-        self.port = free_port()
+        self.port = free_port()  # given as --port, or (port_option False) written in its config by the caller
         self.url = f"http://127.0.0.1:{self.port}"
         self.args, self.log_path, self.probe = args, log, probe
+        self.port_option = port_option
         self.start_seconds, self.stop_seconds = start_seconds, stop_seconds
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Served:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed by stop)
         self.proc = subprocess.Popen(
-            [EXE, *self.args, "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=self.log
+            [EXE, *self.args, *(["--port", str(self.port)] if self.port_option else [])],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
         deadline = time.monotonic() + self.start_seconds
         while time.monotonic() < deadline:
