@@ -246,6 +246,20 @@ def day_ja(value: date | str) -> str:
     return f"{date_ja(day)}（{'月火水木金土日'[day.weekday()]}）"
 
 
+def when_ja(value: datetime | str) -> str:
+    """`9月15日（火）10:00` in JST: a moment inside a finding's sentence (the year is the month's)."""
+    moment = _moment(value)
+    return f"{moment.month}月{moment.day}日（{'月火水木金土日'[moment.weekday()]}）{moment:%H:%M}"
+
+
+def on_ja(value: date | str) -> str:
+    """`9月15日（火）`: a day inside a finding's sentence."""
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(day, datetime):
+        day = _moment(day).date()
+    return f"{day.month}月{day.day}日（{'月火水木金土日'[day.weekday()]}）"
+
+
 def month_ja(month: str) -> str:
     return f"{int(month[:4])}年{int(month[5:7])}月"
 

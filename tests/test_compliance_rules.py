@@ -6,6 +6,7 @@ Each scenario builds a Story and says under which profile and month to judge it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -577,6 +578,10 @@ def test_the_rule_is_broken(rule: str) -> None:
     assert all(f.clause == f"{profile.short} {profile.clauses[rule]}" for f in found)
     assert all(f.message and f.message_en and f.severity in ("violation", "judgement") for f in found)
     assert all(0 <= i < len(story.entries) for f in found for i in f.entries)
+    # The Japanese says dates and codes in words: 9月24日（木）10:00, not 09-24 10:00 or call.dialed.
+    iso = r"\b20\d\d-\d\d|\b\d\d-\d\d \d\d:"
+    codes = re.compile(rf"{iso}|\b[a-z]+\.[a-z_]+\b|=[a-z]|\b[a-z_]{{5,}}\b|True|False")
+    assert [f.message for f in found if codes.search(f.message)] == []
 
 
 @pytest.mark.parametrize("rule", sorted(SCENARIOS))

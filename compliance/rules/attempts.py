@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from contract.calendar import add_business_days, end_of_day, is_weekday, previous_month
 
 from ..model import Entry, Finding
+from ..present import on_ja, when_ja, word
 from ..state import NON_CONTACT, Call, Case
 from .registry import rule
 
@@ -154,7 +155,7 @@ def attempts_varied(ctx: Context) -> Iterator[Finding]:
                     "ATTEMPTS-VARIED",
                     case=case.ref,
                     entries=[before.dialed.index, after.dialed.index],
-                    ja=f"番号 {number} への連続した架電が{what}（{before.at:%m-%d %H:%M} と {after.at:%m-%d %H:%M}）",
+                    ja=f"番号 {number} への連続した架電が{what}（{when_ja(before.at)}、{when_ja(after.at)}）",
                     en=f"consecutive calls to number {number} on the same {'day' if same_day else 'time band'}"
                     f" ({before.at:%m-%d %H:%M}, {after.at:%m-%d %H:%M})",
                 )
@@ -197,8 +198,8 @@ def completion_basis(ctx: Context) -> Iterator[Finding]:
             "COMPLETION-BASIS",
             case=data["case"],
             entries=[outcome.index],
-            ja=f"業務完了としたが、トークスクリプト={data['script']}、応答者={data['party']}"
-            f"（伝言了承={data['proxy_consent']}）",
+            ja=f"業務完了としたが、トークスクリプトは「{word('script', data['script'])}」、"
+            f"応答者は「{word('party', data['party'])}」（伝言の了承：{word('bool', data['proxy_consent'])}）",
             en=f"completed with script={data['script']}, party={data['party']},"
             f" proxy_consent={data['proxy_consent']}",
         )
@@ -223,7 +224,7 @@ def stop_honoured(ctx: Context) -> Iterator[Finding]:
                     "STOP-HONOURED",
                     case=case.ref,
                     entries=[stop.index, entry.index],
-                    ja=f"架電停止の指示（{stop.at:%m-%d %H:%M}）の後に{kind}（{entry.at:%m-%d %H:%M}）",
+                    ja=f"架電停止の指示（{when_ja(stop.at)}）の後に{kind}（{when_ja(entry.at)}）",
                     en=f"{entry.type} at {entry.at:%m-%d %H:%M} after the stop order of"
                     f" {stop.at:%m-%d %H:%M}",
                 )
@@ -277,7 +278,7 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
             done = next((c for c in case.calls if c.at > outcome.at and abs(c.at - asked) <= window), None)
             if done is not None:
                 continue
-            ja = f"指定時間 {asked:%m-%d %H:%M} の前後{ctx.profile.callback_window_minutes}分以内に再架電していない"
+            ja = f"指定時間（{when_ja(asked)}）の前後{ctx.profile.callback_window_minutes}分以内に再架電していない"
             en = f"no call within {ctx.profile.callback_window_minutes} min of the time asked for, {asked:%m-%d %H:%M}"
             if ctx.as_of < asked + window:
                 yield ctx.finding(
@@ -294,7 +295,7 @@ def callback_appointment(ctx: Context) -> Iterator[Finding]:
                 case,
                 outcome,
                 reason="callback_outside_period",
-                ja=f"架電期間外の指定時間 {asked:%m-%d %H:%M} を甲にエスカレーション",
+                ja=f"架電期間外の指定時間（{when_ja(asked)}）を甲にエスカレーション",
                 en=f"escalate the callback time {asked:%m-%d %H:%M}, outside the calling period, to the city",
             )
 
@@ -349,7 +350,7 @@ def outcome_has_call(ctx: Context) -> Iterator[Finding]:
                 "OUTCOME-HAS-CALL",
                 case=data["case"],
                 entries=[call.dialed.index, outcome.index],
-                ja=f"架電結果（{outcome.at:%m-%d %H:%M}）が架電開始（{call.at:%m-%d %H:%M}）より前",
+                ja=f"架電結果（{when_ja(outcome.at)}）が架電開始（{when_ja(call.at)}）より前",
                 en=f"the outcome ({outcome.at:%m-%d %H:%M}) is before the call began ({call.at:%m-%d %H:%M})",
             )
 
@@ -385,7 +386,7 @@ def escalation_required(ctx: Context) -> Iterator[Finding]:
             ctx.state.cases[outcome.data["case"]],
             outcome,
             reason=None,
-            ja=f"{'・'.join(asked)} の申出を翌開庁日中に甲へエスカレーション",
+            ja=f"{'・'.join(word('request', a) for a in asked)}の申出を翌開庁日中に甲へエスカレーション",
             en=f"escalate {', '.join(asked)} to the city by the end of the next business day",
         )
 
@@ -410,7 +411,7 @@ def _escalated_by_next_business_day(
         done=escalation,
         case=case.ref,
         entries=[outcome.index],
-        ja=f"{ja}（期限 {due - timedelta(seconds=1):%m-%d}）",
+        ja=f"{ja}（期限 {on_ja(due - timedelta(seconds=1))}）",
         en=en,
     )
 

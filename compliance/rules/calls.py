@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from contract.calendar import is_weekday
 
 from ..model import Finding
+from ..present import month_ja, on_ja, when_ja
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def call_hours(ctx: Context) -> Iterator[Finding]:
                 "CALL-HOURS",
                 case=call.case,
                 entries=[call.dialed.index],
-                ja=f"{_fmt(at)} の架電は{kind}の架電可能時間（{start:%H:%M}〜{end:%H:%M}）外",
+                ja=f"{when_ja(at)}の架電は{kind}の架電可能時間（{start:%H:%M}〜{end:%H:%M}）外",
                 en=f"call at {_fmt(at)} is outside the hours of a {'weekday' if kind == '平日' else 'weekend/holiday'}"
                 f" ({start:%H:%M}-{end:%H:%M})",
             )
@@ -43,10 +44,10 @@ def call_days(ctx: Context) -> Iterator[Finding]:
         if not ctx.in_month(day):
             continue
         if day in excluded:
-            ja, en = f"{day} は甲が架電しないよう指示した日", f"{day} is a day the city excluded"
+            ja, en = f"{on_ja(day)}は甲が架電しないよう指示した日", f"{day} is a day the city excluded"
         elif day not in scheduled:
             ja, en = (
-                f"{day} は当月の架電日（campaign.scheduled）にない",
+                f"{on_ja(day)}は当月の架電日として記録されていない",
                 f"{day} is not a scheduled calling day",
             )
         else:
@@ -67,7 +68,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
                 case=None,
                 entries=[],
                 severity="violation",
-                ja=f"{ctx.month} の架電日程が記録されていない",
+                ja=f"{month_ja(ctx.month)}の架電日程が記録されていない",
                 en=f"no calling schedule was recorded for {ctx.month}",
             )
         return
@@ -79,7 +80,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
                 case=None,
                 entries=[entry.index],
                 severity="violation",
-                ja=f"{ctx.month} は架電なしだが理由の記録がない",
+                ja=f"{month_ja(ctx.month)}は架電なしだが理由の記録がない",
                 en=f"{ctx.month} has no calling days and no recorded reason",
             )
         return
@@ -89,7 +90,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
             "CAMPAIGN-SHAPE",
             case=None,
             entries=[entry.index],
-            ja=f"{ctx.month} の架電日数 {len(days)} 日は約{p.campaign_days}日間（{low}〜{high}日と判断）外",
+            ja=f"{month_ja(ctx.month)}の架電日数 {len(days)} 日は約{p.campaign_days}日間（{low}〜{high}日と判断）外",
             en=f"{len(days)} calling days in {ctx.month}, not about {p.campaign_days} ({low}-{high})",
         )
     earliest = p.first_day - p.first_day_tolerance
@@ -98,7 +99,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
             "CAMPAIGN-SHAPE",
             case=None,
             entries=[entry.index],
-            ja=f"{ctx.month} の初日 {days[0]} は{earliest}日より前（契約: {p.first_day}日頃から）",
+            ja=f"{month_ja(ctx.month)}の初日（{on_ja(days[0])}）は{earliest}日より前（契約: {p.first_day}日頃から）",
             en=f"the first calling day {days[0]} is before the {earliest}th",
         )
     if not all(ctx.in_month(day) for day in days):
@@ -107,7 +108,7 @@ def campaign_shape(ctx: Context) -> Iterator[Finding]:
             case=None,
             entries=[entry.index],
             severity="violation",
-            ja=f"{ctx.month} の日程に他の月の日が含まれる",
+            ja=f"{month_ja(ctx.month)}の日程に他の月の日が含まれる",
             en=f"the schedule of {ctx.month} lists days of another month",
         )
 
@@ -121,7 +122,7 @@ def weekend_days(ctx: Context) -> Iterator[Finding]:
     if len(days) >= need:
         return
     entries = [c.dialed.index for c in ctx.state.calls if c.at.date() in days]
-    ja = f"{ctx.month} に架電した土日祝日は {len(days)} 日（{need}日以上が必要）"
+    ja = f"{month_ja(ctx.month)}に架電した土日祝日は {len(days)} 日（{need}日以上が必要）"
     en = f"calls were made on {len(days)} weekend/holiday days in {ctx.month}; at least {need} are required"
     yield ctx.finding("WEEKEND-DAYS", case=None, entries=entries, ja=ja, en=en, pending=not ctx.month_over)
 
@@ -143,6 +144,6 @@ def first_call_weekday(ctx: Context) -> Iterator[Finding]:
                 "FIRST-CALL-WEEKDAY",
                 case=case.ref,
                 entries=[first.dialed.index],
-                ja=f"初回架電 {_fmt(at)} は平日{start:%H:%M}〜{end:%H:%M}ではない",
+                ja=f"初回の架電（{when_ja(at)}）は平日{start:%H:%M}〜{end:%H:%M}ではない",
                 en=f"the first call {_fmt(at)} is not on a weekday {start:%H:%M}-{end:%H:%M}",
             )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from contract.calendar import add_business_days, end_of_day, month_days, next_month
 
 from ..model import Entry, Finding
+from ..present import on_ja, word
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def custody_deadline(ctx: Context) -> Iterator[Finding]:
             done=destroyed,
             case=None,
             entries=[events[0].index],
-            ja=f"バッチ {batch} の復元不可能な削除（期限 {due.date() - date.resolution}）",
+            ja=f"バッチ {batch} の復元不可能な削除（期限 {on_ja(due.date() - date.resolution)}）",
             en=f"destroy batch {batch} irrecoverably by {due.date() - date.resolution}",
         )
 
@@ -184,7 +185,7 @@ def custody_person(ctx: Context) -> Iterator[Finding]:
                     "CUSTODY-PERSON",
                     case=None,
                     entries=[entry.index],
-                    ja=f"{entry.actor} は指定された取扱者ではない（{kind}）",
+                    ja=f"{entry.actor} は指定された取扱者ではない（{word('event', kind)}）",
                     en=f"{entry.actor} was not a designated custodian ({kind})",
                 )
 
@@ -209,7 +210,7 @@ def access_logged(ctx: Context) -> Iterator[Finding]:
                 "ACCESS-LOGGED",
                 case=None,
                 entries=[entry.index],
-                ja=f"{person} は {day} に記録を書いたが、その前のログイン記録がない",
+                ja=f"{person} は{on_ja(day)}に記録を書いたが、その前のログイン記録がない",
                 en=f"{person} wrote on {day} with no successful login before it",
             )
 
@@ -262,7 +263,7 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
                 "DESIGNATED-ACTOR",
                 case=case,
                 entries=[entry.index],
-                ja=f"端末 {holder} の鍵で {entry.type} が署名されている（端末の鍵は端末が記録するものだけに使う）",
+                ja=f"端末 {holder} の鍵で「{word('event', entry.type)}」が署名されている（端末の鍵は端末が記録するものだけに使う）",
                 en=f"{entry.type} signed with the key of the device {holder}, which signs only what it records",
             )
         elif holder is not None and holder != entry.actor:
@@ -280,17 +281,18 @@ def designated_actor(ctx: Context) -> Iterator[Finding]:
                 "DESIGNATED-ACTOR",
                 case=case,
                 entries=[entry.index],
-                ja=f"{entry.actor} が他人（{entry.data.get('person')}）の {entry.type} を記録",
+                ja=f"{entry.actor} が他人（{entry.data.get('person')}）の「{word('event', entry.type)}」を記録",
                 en=f"{entry.actor} wrote {entry.type} for someone else, {entry.data.get('person')}",
             )
         if entry.type == "staff.designated" and entry.index == bootstrap:
             continue  # the very first designation bootstraps the staff list
         if not roles_at(ctx, entry.actor, entry.index) & allowed:
             who = "/".join(profile.roles_for(entry.type)) or "system only"
+            who_ja = "・".join(word("role", r) for r in profile.roles_for(entry.type)) or "システムのみ"
             yield ctx.finding(
                 "DESIGNATED-ACTOR",
                 case=case,
                 entries=[entry.index],
-                ja=f"{entry.actor} は {entry.type} を記録できる役割（{who}）に指定されていない",
+                ja=f"{entry.actor} は「{word('event', entry.type)}」を記録できる役割（{who_ja}）に指定されていない",
                 en=f"{entry.actor} is not designated in a role that may write {entry.type} ({who})",
             )

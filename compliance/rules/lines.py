@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from contract.calendar import month_days
 
 from ..model import Entry, Finding
+from ..present import on_ja, when_ja, word
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def after_hours_guide(ctx: Context) -> Iterator[Finding]:
                 "AFTER-HOURS-GUIDE",
                 case=entry.data["case"],
                 entries=[entry.index],
-                ja=f"時間外の折り返し電話（{entry.at:%m-%d %H:%M}）に音声ガイドで対応していない（{handled}）",
+                ja=f"時間外の折り返し電話（{when_ja(entry.at)}）に音声ガイドで対応していない（{word('callback_handled', handled)}）",
                 en=f"an after-hours callback at {entry.at:%m-%d %H:%M} was {handled}, not voice_guide",
             )
 
@@ -51,7 +52,7 @@ def callback_queue(ctx: Context) -> Iterator[Finding]:
             "CALLBACK-QUEUE",
             case=entry.data["case"],
             entries=[entry.index],
-            ja=f"時間内の折り返し電話（{entry.at:%m-%d %H:%M}）をオペレータが受けていない（{handled}）",
+            ja=f"時間内の折り返し電話（{when_ja(entry.at)}）をオペレーターが受けていない（{word('callback_handled', handled)}）",
             en=f"a callback in hours at {entry.at:%m-%d %H:%M} was {handled}, not taken by an operator",
         )
 
@@ -100,7 +101,7 @@ def callerid_lines(ctx: Context) -> Iterator[Finding]:
                     "CALLERID-LINES",
                     case=None,
                     entries=[call.dialed.index],
-                    ja=f"{day} の専用発信番号が {len(lines)} 件（{need}電番以上）",
+                    ja=f"{on_ja(day)}の専用発信番号が {len(lines)} 件（{need}電番以上）",
                     en=f"{len(lines)} dedicated lines on {day}; at least {need}",
                 )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from contract.calendar import add_business_days, at_time, end_of_day
 
 from ..model import Entry, Finding
+from ..present import month_ja, on_ja, when_ja
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def report_daily(ctx: Context) -> Iterator[Finding]:
             done=_report(ctx, "daily", day.isoformat()),
             case=None,
             entries=entries,
-            ja=f"{day} の日報（期限 {due:%m-%d %H:%M}）",
+            ja=f"{on_ja(day)}の日報（期限 {when_ja(due)}）",
             en=f"the daily report of {day} (due {due:%m-%d %H:%M})",
         )
 
@@ -76,7 +77,7 @@ def report_sms(ctx: Context) -> Iterator[Finding]:
             done=_report(ctx, "sms", day.isoformat()),
             case=None,
             entries=[first],
-            ja=f"{day} のSMS送信結果報告（{ctx.profile.sms_report_business_days}開庁日以内）",
+            ja=f"{on_ja(day)}のSMS送信結果報告（{ctx.profile.sms_report_business_days}開庁日以内）",
             en=f"the SMS report of {day} (within {ctx.profile.sms_report_business_days} business days)",
         )
 
@@ -93,7 +94,7 @@ def report_monthly(ctx: Context) -> Iterator[Finding]:
         done=_report(ctx, "monthly", ctx.month),
         case=None,
         entries=[],
-        ja=f"{ctx.month} の月報（最終架電日の{ctx.profile.monthly_business_days}営業日以内）",
+        ja=f"{month_ja(ctx.month)}の月報（最終架電日の{ctx.profile.monthly_business_days}営業日以内）",
         en=f"the monthly report of {ctx.month} (within {ctx.profile.monthly_business_days}"
         " business days of the last calling day)",
     )
@@ -111,6 +112,6 @@ def report_sms_candidates(ctx: Context) -> Iterator[Finding]:
         done=_report(ctx, "sms_candidates", ctx.month),
         case=None,
         entries=[],
-        ja=f"{ctx.month} の未接触者リスト（SMS送信候補）を最終架電日の翌開庁日の日報と共に提出",
+        ja=f"{month_ja(ctx.month)}の未接触者リスト（SMS送信候補）を最終架電日の翌開庁日の日報と共に提出",
         en=f"the list of unreached cases of {ctx.month} with the next business day's daily report",
     )

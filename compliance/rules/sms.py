@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..model import Entry, Finding
+from ..present import when_ja
 from .registry import rule
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def sms_designated(ctx: Context) -> Iterator[Finding]:
         if not _designations(ctx, sent.data["case"], sent.at):
             ja, en = "甲が指定していない対象者へのSMS送信", "an SMS to a case the city did not designate"
         else:
-            ja = f"指定日時から外れたSMS送信（{sent.at:%m-%d %H:%M}、許容 ±{ctx.profile.sms_send_tolerance_minutes}分）"
+            ja = f"指定日時から外れたSMS送信（{when_ja(sent.at)}、許容 ±{ctx.profile.sms_send_tolerance_minutes}分）"
             en = f"an SMS at {sent.at:%m-%d %H:%M}, not on its designated date and time"
         yield ctx.finding("SMS-DESIGNATED", case=sent.data["case"], entries=[sent.index], ja=ja, en=en)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..model import Entry, Finding
+from ..present import when_ja, word
 from .attempts import month_outcomes
 from .custody import roles_at
 from .registry import rule
@@ -54,7 +55,7 @@ def script_approved(ctx: Context) -> Iterator[Finding]:
                 "SCRIPT-APPROVED",
                 case=data["case"],
                 entries=[outcome.index] + ([approval.index] if approval is not None else []),
-                ja=f"トークスクリプト第{version}版は架電（{started:%m-%d %H:%M}）の前に甲の承認を得ていない",
+                ja=f"トークスクリプト第{version}版は架電（{when_ja(started)}）の前に甲の承認を得ていない",
                 en=f"talk script version {version} was not approved by the city before the call"
                 f" ({started:%m-%d %H:%M})",
             )
@@ -68,7 +69,7 @@ def script_approved(ctx: Context) -> Iterator[Finding]:
                 "SCRIPT-APPROVED",
                 case=None,
                 entries=[first.dialed.index],
-                ja=f"{DOCUMENT_NAMES[kind]}が契約の最初の架電（{first.at:%Y-%m-%d %H:%M}）までに甲の承認を得ていない",
+                ja=f"{DOCUMENT_NAMES[kind]}が契約の最初の架電（{when_ja(first.at)}）までに甲の承認を得ていない",
                 en=f"the {kind} was not approved by the city before the contract's first call"
                 f" ({first.at:%Y-%m-%d %H:%M})",
             )
@@ -114,6 +115,6 @@ def staff_ready(ctx: Context) -> Iterator[Finding]:
                 "STAFF-READY",
                 case=None,
                 entries=[work.index],
-                ja=f"{person} は{ja}の記録より前に業務（{work.type}、{work.at:%m-%d %H:%M}）を開始",
+                ja=f"{person} は{ja}の記録より前に業務（{word('event', work.type)}、{when_ja(work.at)}）を開始",
                 en=f"{person} began work ({work.type}, {work.at:%m-%d %H:%M}) with no {en} recorded before it",
             )
