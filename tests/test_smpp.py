@@ -171,7 +171,9 @@ def test_link_cut_mid_batch_nothing_twice_none_missing(tmp_path: Path, smsc: Loo
     try:
         batch = [sms(i) for i in range(10)]
         outcomes = gw.send_all((m, "docomo") for m in batch)
-        assert relay.cuts == 1 and smsc.binds == 2  # reconnected once
+        # connected, then reconnected once after the cut; on a loaded machine a bind may be retried
+        # inside one reconnection (seen once: 3 binds at the SMSC), which is not a second link
+        assert relay.cuts == 1 and gw.reconnects == 2 and smsc.binds >= 2
         assert [o.state for o in outcomes] == ["sent"] * 3 + ["unconfirmed"] + ["sent"] * 6
         # the SMSC got each message exactly once: the unconfirmed one was not resubmitted
         submitted = sorted(s.destination_addr for s in smsc.submitted)
