@@ -47,6 +47,7 @@ from dialer_core.campaign import Campaign, IsWeekday, national_is_weekday, plan_
 from dialer_core.client import OperatorClient
 from dialer_core.datastore import DataStore
 from dialer_core.dialer import Dialer, Dialled
+from dialer_core.lookup import LookupAnswer
 from dialer_core.scheduler import CaseProgress, NumberProgress, Scheduler, Slot, later_calling_time
 from dialer_core.targets import destroy_targets, import_targets
 from ledger import Ledger, Signer, Submission
@@ -652,10 +653,10 @@ class World:
                 carrier=carrier,
                 reassigned=reassigned,
             )
-            if reassigned == "possibly":
-                self.write(
-                    "sms.blocked", moment, "system", case=ref, number=number.ref, reason="possibly_reassigned"
-                )
+            # The product's rule decides (dialer_core.lookup): the demo's numbers are mobiles.
+            reason = LookupAnswer(carrier, True, reassigned).block_reason()
+            if reason is not None:
+                self.write("sms.blocked", moment, "system", case=ref, number=number.ref, reason=reason)
                 blocked += 1
                 continue
             message, status = self.sim.send(ref, number.ref, moment)
