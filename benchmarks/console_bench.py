@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -48,6 +50,9 @@ from ledger import Ledger  # noqa: E402
 from ledger.service import ServiceConfig  # noqa: E402
 from ledger.service import create_app as create_service  # noqa: E402
 
+# A call's talk and wrap-up, compressed: real ones last minutes (about 3 with the wrap-up);
+# 6 s is 30 times faster, so 200 operators offer about 33 calls/s, some 30 times the real rate.
+TALK_SECONDS = 6.0
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 CALL = re.compile(r'name="call" value="([^"]+)"')
 VERSION = re.compile(r'data-poll-version="(\d+)"')
@@ -87,70 +92,98 @@ def timing(response: httpx.Response, name: str) -> float:
 STAGE: dict[str, str] = {}  # person -> what it is doing (printed if the run hangs)
 
 
-async def operator(
-    url: str,
+@dataclass
+class Pace:
+    """How the simulated people work: each call's talk and wrap-up lasts `talk` seconds on
+    average (uniform between half and one and a half times it; 0: the next step at once, a
+    saturation test), and everyone is signed in before anyone presses ready; with a pace,
+    each presses ready at a random moment of the first `talk` seconds, as a room of people
+    does, not all in the same millisecond."""
+
+    talk: float
+    rng: random.Random
+
+    def talk_s(self) -> float:
+        return self.talk * self.rng.uniform(0.5, 1.5) if self.talk else 0.0
+
+    def first_s(self) -> float:
+        return self.rng.uniform(0, self.talk) if self.talk else 0.0
+
+
+async def sign_in(c: httpx.AsyncClient, person: str, seat: str) -> str:
+    """Signs in as the browser does; returns the page's CSRF token."""
+    pre = CSRF.search((await c.get("/signin")).text)
+    assert pre
+    answer = await c.post(
+        "/signin",
+        data={
+            "csrf": pre.group(1),
+            "person": person,
+            "passphrase": operator_passphrase(person),
+            "role": "operator",
+            "seat": seat,
+        },
+    )
+    assert answer.status_code == 303, answer.text[:300]
+    home = CSRF.search((await c.get("/op")).text)
+    assert home
+    STAGE[person] = "signed in"
+    return home.group(1)
+
+
+async def work(
+    c: httpx.AsyncClient,
     person: str,
-    seat: str,
+    csrf: str,
     calls: int,
     shown: list[float],
     recorded: list[float],
     submitted: dict[str, float],
+    pace: Pace,
 ) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as c:
-        pre = CSRF.search((await c.get("/signin")).text)
-        assert pre
-        answer = await c.post(
-            "/signin",
-            data={
-                "csrf": pre.group(1),
-                "person": person,
-                "passphrase": operator_passphrase(person),
-                "role": "operator",
-                "seat": seat,
-            },
-        )
-        assert answer.status_code == 303, answer.text[:300]
-        home = CSRF.search((await c.get("/op")).text)
-        assert home
-        csrf = home.group(1)
-        start = time.perf_counter()
-        STAGE[person] = "ready"
-        assert (await c.post("/op/ready", data={"csrf": csrf})).status_code == 303
-        for k in range(calls):
-            STAGE[person] = f"call {k}: waiting"
+    """Presses ready and works `calls` calls: the waiting page and its long poll, the
+    resident's page, the talk and wrap-up (`pace`), the classification, the outcome form."""
+    await asyncio.sleep(pace.first_s())
+    start = time.perf_counter()
+    STAGE[person] = "ready"
+    assert (await c.post("/op/ready", data={"csrf": csrf})).status_code == 303
+    for k in range(calls):
+        STAGE[person] = f"call {k}: waiting"
+        last = await c.get("/op/call")
+        page = last.text
+        while 'id="resident"' not in page:
+            version = VERSION.search(page)
+            params = {"version": version.group(1)} if version else {}
+            await c.get("/op/seat.json", params=params)
             last = await c.get("/op/call")
             page = last.text
-            while 'id="resident"' not in page:
-                version = VERSION.search(page)
-                params = {"version": version.group(1)} if version else {}
-                await c.get("/op/seat.json", params=params)
-                last = await c.get("/op/call")
-                page = last.text
-            shown.append(time.perf_counter() - start)
-            SERVER["resident page"].append(timing(last, "app"))
-            SERVER["resident: waiting for the loop"].append(timing(last, "loop"))
-            STAGE[person] = f"call {k}: classify"
-            assert (await c.post("/op/classify", data={"csrf": csrf, "kind": "person"})).status_code == 303
-            form = CALL.search((await c.get("/op/call")).text)
-            assert form
-            t0 = time.perf_counter()
-            STAGE[person] = f"call {k}: outcome"
-            answer = await c.post(
-                "/op/outcome",
-                data={
-                    "csrf": csrf,
-                    "call": form.group(1),
-                    "party": "other",
-                    "disposition": "number_unusable",
-                },
-            )
-            assert answer.status_code == 303, answer.text[:500]
-            recorded.append(time.perf_counter() - t0)
-            SERVER["submit"].append(timing(answer, "app"))
-            SERVER["submit: waiting for the loop"].append(timing(answer, "loop"))
-            submitted[form.group(1)] = time.time()
-            start = time.perf_counter()
-        STAGE[person] = "done"
+        shown.append(time.perf_counter() - start)
+        SERVER["resident page"].append(timing(last, "app"))
+        SERVER["resident: waiting for the loop"].append(timing(last, "loop"))
+        STAGE[person] = f"call {k}: talking"
+        await asyncio.sleep(pace.talk_s())  # the talk, then the wrap-up (the form filled in)
+        STAGE[person] = f"call {k}: classify"
+        assert (await c.post("/op/classify", data={"csrf": csrf, "kind": "person"})).status_code == 303
+        form = CALL.search((await c.get("/op/call")).text)
+        assert form
+        t0 = time.perf_counter()
+        STAGE[person] = f"call {k}: outcome"
+        answer = await c.post(
+            "/op/outcome",
+            data={
+                "csrf": csrf,
+                "call": form.group(1),
+                "party": "other",
+                "disposition": "number_unusable",
+            },
+        )
+        assert answer.status_code == 303, answer.text[:500]
+        recorded.append(time.perf_counter() - t0)
+        SERVER["submit"].append(timing(answer, "app"))
+        SERVER["submit: waiting for the loop"].append(timing(answer, "loop"))
+        submitted[form.group(1)] = time.time()
+        start = time.perf_counter()
+    STAGE[person] = "done"
 
 
 def serve_loop(root: Path, n: int) -> None:
@@ -167,6 +200,12 @@ def serve_loop(root: Path, n: int) -> None:
     loop.stop()
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU seconds so far (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def seats_of(n: int) -> list[str]:
     return [f"b{i:03d}" for i in range(n)]
 
@@ -178,8 +217,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operators", type=int, default=200)
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument(
+        "--talk-seconds",
+        type=float,
+        default=TALK_SECONDS,
+        help=f"mean talk and wrap-up per call, uniform in 0.5-1.5 times it (default {TALK_SECONDS}: "
+        "a 3-minute call compressed 30 times); 0: no pause at all, a saturation test",
+    )
+    parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
     n, calls = args.operators, args.calls
+    pace = Pace(args.talk_seconds, random.Random(args.seed))
     with tempfile.TemporaryDirectory(prefix="console-bench-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -253,15 +301,30 @@ def main() -> None:
             submitted: dict[str, float] = {}
             people = ["op01", *(f"op{i:03d}" for i in range(2, n + 1))]
 
-            async def everyone() -> None:
-                await asyncio.gather(
-                    *(
-                        operator(url, person, seat, calls, shown, recorded, submitted)
-                        for person, seat in zip(people, seats, strict=True)
-                    )
-                )
+            # uvicorn closes a connection idle for 5 s; a client reusing it at that moment got a
+            # ReadError: the simulated browsers let theirs go after 4 s of talk.
+            limits = httpx.Limits(keepalive_expiry=4.0)
+            clients = [httpx.AsyncClient(base_url=url, timeout=120, limits=limits) for _ in people]
+            phase: dict[str, float] = {}
 
-            t0 = time.perf_counter()
+            async def everyone() -> None:
+                try:
+                    tokens = await asyncio.gather(
+                        *(sign_in(c, p, s) for c, p, s in zip(clients, people, seats, strict=True))
+                    )
+                    phase["work"] = time.perf_counter()
+                    phase["console cpu"], phase["loop cpu"] = cpu_s(proc.pid), cpu_s(loop_proc.pid)
+                    await asyncio.gather(
+                        *(
+                            work(c, p, token, calls, shown, recorded, submitted, pace)
+                            for c, p, token in zip(clients, people, tokens, strict=True)
+                        )
+                    )
+                    phase["done"] = time.perf_counter()
+                    phase["console cpu"] = cpu_s(proc.pid) - phase["console cpu"]
+                    phase["loop cpu"] = cpu_s(loop_proc.pid) - phase["loop cpu"]
+                finally:
+                    await asyncio.gather(*(c.aclose() for c in clients))
 
             def watchdog() -> None:
                 time.sleep(float(os.environ.get("CONSOLE_BENCH_WATCHDOG", "600")))
@@ -270,15 +333,32 @@ def main() -> None:
                 print("console log:", (root / "console.log").read_text(errors="replace")[-2500:])
 
             threading.Thread(target=watchdog, daemon=True).start()
+            load_before = os.getloadavg()[0]
             try:
                 asyncio.run(everyone())
             except BaseException:
                 print(f"the console exited with {proc.poll()}; its log ends with:")
                 print((root / "console.log").read_text(errors="replace")[-3000:])
                 raise
-            took = time.perf_counter() - t0
+            took = phase["done"] - phase["work"]
             rate = n * calls / took
-            print(f"{n} operators x {calls} calls: {n * calls} calls in {took:.1f} s ({rate:.0f} calls/s)")
+            if pace.talk:
+                print(
+                    f"pace: talk and wrap-up {pace.talk:g} s a call on average (uniform "
+                    f"{pace.talk / 2:g}-{pace.talk * 1.5:g} s), phones answer at once: "
+                    f"offered at most {n / pace.talk:.0f} calls/s"
+                )
+            else:
+                print("pace: none (each step the moment the previous answer arrives: a saturation test)")
+            print(
+                f"{n} operators x {calls} calls: {n * calls} calls in {took:.1f} s ({rate:.1f} calls/s);"
+                f" load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+                f" ({os.cpu_count()} cores)"
+            )
+            print(
+                f"CPU per call: console {phase['console cpu'] / (n * calls) * 1000:.1f} ms, "
+                f"seats {phase['loop cpu'] / (n * calls) * 1000:.1f} ms"
+            )
             report("ready -> call shown", shown)
             report("submit -> recorded", recorded)
             for name, values in SERVER.items():
