@@ -754,9 +754,11 @@ def create_app(console: Console) -> Starlette:
                 except DataStoreError as exc:
                     return page(request, "error.html", 500, message=f"案件の情報を読めません（{exc}）")
             return page(request, "op_inbound.html", status, resident=resident, **base)
-        if call is None or call.state in ("dialing", "ringing"):
+        if call is None or call.state in ("dialing", "ringing") or call.case is None:
             return page(request, "op_wait.html", **base, **call_context(seat))
-        if call.case is None:  # an unidentified inbound callback: nothing to show
+        if not call.raw.get("answered_at"):
+            # Unanswered: its outcome is recorded (by this page or the sweep) and the seat is
+            # released once the loop has written call.dialed; nothing of the resident is shown.
             return page(request, "op_wait.html", **base, **call_context(seat))
         try:
             resident = await resident_for(session, seat)

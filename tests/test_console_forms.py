@@ -868,12 +868,12 @@ def test_the_managers_desk_lists_the_daily_and_the_monthly_reports_due(world: Wo
         desk = manager.get("/manager").text
         return desk[desk.index('id="reports"') : desk.index("</section>", desk.index('id="reports"'))]
 
-    wait_for(lambda: "分の日報" in reports(), "the desk never listed the daily report")
+    wait_for(lambda: "分の日報（期限" in reports(), "the desk never listed the daily report")
     # calls were made on Thursday 24 September: its daily report is due at 12:00 the next day
-    assert "2026年9月24日（木）分の日報：2026年9月25日 12:00まで" in reports()
+    assert "2026年9月24日（木）分の日報（期限：2026年9月25日 12:00）" in reports()
     # REPORT-MONTHLY (N): 2 business days after the last calling day, Wednesday 30 September
     assert (
-        "2026年9月分の月報：2026年10月2日（金）中まで（最終架電日 2026年9月30日（水）から2開庁日以内）"
+        "2026年9月分の月報（期限：2026年10月2日（金）中。最終架電日 2026年9月30日（水）から2開庁日以内）"
         in reports()
     )
 
@@ -899,3 +899,17 @@ def test_the_managers_desk_counts_the_latest_checks_violations_with_their_clause
     assert f'<strong id="violations-total">{len(due)}</strong>' in desk
     for finding in due:  # each rule with the clause of the specification, as the city reads it
         assert f"<code>{finding['rule']}</code>（仕様書" in desk
+
+
+def test_a_ready_seat_whose_operators_session_expired_stops_dialling(world: World) -> None:
+    """Nobody is at the seat any more: the loop must not place calls for it."""
+    assert world.loop is not None
+    client, csrf = sign_in(world, "op01", "operator", "s02")
+    assert client.post("/op/ready", data={"csrf": csrf}).status_code == 303
+    assert world.loop.board.get("s02")["state"] in ("ready", "dialing", "ringing", "connected")
+    world.clock.advance(minutes=9 * 60 + 1)  # past session_minutes
+    try:
+        wait_for(lambda: world.loop.board.get("s02")["state"] == "offline", "the seat still takes calls")
+        assert client.get("/op").headers["location"] == "/signin"
+    finally:
+        world.clock.advance(minutes=-(9 * 60 + 1))
