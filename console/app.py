@@ -19,10 +19,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -68,6 +70,7 @@ REASONS = {
 CATEGORY_JA = {code: words for words, code in CATEGORIES.items()}  # as the city's file writes them
 COURSES = {"laws_manual": "法令・業務マニュアル", "privacy": "個人情報保護", "phone": "電話応対"}
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Console:
         http: httpx.Client | None = None,
         deliver_every: float = 0.2,
         sweep_every: float = 0.5,
+        durable_threads: int = 8,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -140,6 +144,14 @@ class Console:
         self.orphans: dict[str, tuple[str, str, Call]] = {}
         self._stop = threading.Event()
         self._courier = threading.Thread(target=self._deliver_forever, name="console-courier", daemon=True)
+        # A call's durable steps (access.viewed with the store's read, the outcome) in threads of
+        # their own: the shared pool (anyio's 40 threads) also runs every sign-in's Argon2id
+        # (64 MiB, ~0.1 s each), and a wave of sign-ins would queue the calls behind it.
+        self.durable = ThreadPoolExecutor(max_workers=durable_threads, thread_name_prefix="console-durable")
+
+    async def durably(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the durable steps' threads (signing, the outbox's fsync, the store)."""
+        return await asyncio.get_running_loop().run_in_executor(self.durable, partial(fn, *args))
 
     # -- writers and delivery --------------------------------------------------------
 
@@ -189,6 +201,7 @@ class Console:
 
     def stop(self) -> None:
         self._stop.set()
+        self.durable.shutdown(wait=True)
         if self._courier.is_alive():
             self._courier.join(10)
         with contextlib.suppress(Exception):
@@ -306,7 +319,7 @@ class Console:
 
     async def close_unanswered(self, writer: Writer, call: Call) -> None:
         """Records the unanswered call's outcome, then tells the loop (the seat dials again)."""
-        event_id = await run_in_threadpool(self.record_unanswered, writer, call)
+        event_id = await self.durably(self.record_unanswered, writer, call)
         self.orphans.pop(call.call, None)
         with contextlib.suppress(LoopError):  # another page or the sweep told it first
             await self.loop.outcome(call.call, event_id)
@@ -718,7 +731,7 @@ def create_app(console: Console) -> Starlette:
                 log=lambda data: console.record(writer, "access.viewed", data),
             )
 
-        resident = await run_in_threadpool(view)
+        resident = await console.durably(view)
         session.viewed = {call.call: resident}  # only the current call's resident stays in memory
         return resident
 
@@ -893,7 +906,7 @@ def create_app(console: Console) -> Starlette:
             return await render_call(request, session, seat, 422, checked)
         data = {**checked.data, "script_version": script.version if script else None}
         writer = console.writer(session)
-        envelope = await run_in_threadpool(console.record, writer, "call.outcome", data)
+        envelope = await console.durably(console.record, writer, "call.outcome", data)
         try:
             await tell_recorded(session, call.call, envelope["id"])
         except LoopError as exc:
