@@ -139,6 +139,7 @@ class Console:
         # the sweep signs out a seat whose operator's session ended (expired or revoked).
         self.seated: set[tuple[str, str]] = set()
         self._signed_out: set[str] = set()  # seats the sweep already signed out at the loop
+        self._swept = False  # the first sweep also takes the seats left by a previous run
         # Unanswered calls left on a seat whose operator's session ended: call id -> (seat, person,
         # call). Their outcome waits for the operator's next session or the manager's desk.
         self.orphans: dict[str, tuple[str, str, Call]] = {}
@@ -348,11 +349,17 @@ class Console:
           unanswered call left on that seat waits in `orphans` for their next session or for the
           manager's desk, which records it signed by the manager."""
         live = {(s.seat, s.person) for s in self.live_sessions() if s.role == "operator"}
-        if not live and not self.seated:
+        if not live and not self.seated and self._swept:
             self.orphans = {}
             return
+        seats = await self.loop.seats()
+        if not self._swept:
+            # At start every session is gone (they live in memory): seats still taking calls
+            # were signed in before a restart, and nobody here holds their key any more.
+            self.seated.update((s.seat, s.operator) for s in seats if s.operator and s.state != "offline")
+            self._swept = True
         orphans: dict[str, tuple[str, str, Call]] = {}
-        for seat in await self.loop.seats():
+        for seat in seats:
             person = seat.operator
             call = seat.call
             if person is None or (seat.seat, person) not in self.seated:

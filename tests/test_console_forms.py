@@ -913,3 +913,31 @@ def test_a_ready_seat_whose_operators_session_expired_stops_dialling(world: Worl
         assert client.get("/op").headers["location"] == "/signin"
     finally:
         world.clock.advance(minutes=-(9 * 60 + 1))
+
+
+def test_after_a_restart_the_console_signs_out_the_seats_nobody_holds_any_more(world: World) -> None:
+    """Sessions live in memory: after a restart nobody is signed in, so a seat the loop still
+    has in `ready` for an operator of the previous run would be dialled for nobody."""
+    import asyncio
+
+    from console.app import Console
+
+    assert world.loop is not None
+    board = world.loop.board
+    board.pause("s02", "offline")
+    board.ready("s02", "op77")  # left by the previous run (the running console never seated op77)
+    time.sleep(0.6)
+    assert board.get("s02")["state"] == "ready"
+    fresh = Console(world.config, clock=world.clock)
+
+    async def first_sweep() -> None:
+        try:
+            await fresh.sweep()
+        finally:
+            await fresh.loop.close()
+
+    try:
+        asyncio.run(first_sweep())
+    finally:
+        fresh.stop()
+    assert board.get("s02")["state"] == "offline"
