@@ -1116,19 +1116,39 @@ def create_app(console: Console) -> Starlette:
             "documents": docs,
             "raised": escalations,
             "stops": console.board.events("case.stop"),
+            "sms_lists": console.board.events("sms.designated"),
+            "batches": sorted(
+                {(e.data["batch"], e.data["month"]) for e in console.board.events("case.opened")}
+            ),
             "errors": {},
             "values": {},
             **extra,
         }
         return page(request, "city.html", status, **context)
 
+    def case_of(text: str, batch: str | None = None) -> str | None:
+        """The case the city means, by its 案件番号 (the city's own number) or by its reference."""
+        opened = {
+            e.data["case"]
+            for e in console.board.events("case.opened")
+            if batch is None or e.data["batch"] == batch
+        }
+        if text in opened:
+            return text
+        try:
+            ref = console.store.known_case_ref(text)
+        except DataStoreError:  # the contract's data destroyed: only references are left
+            return None
+        return ref if ref in opened else None
+
     @action("city")
     async def city_stop(request: Request, session: Session, form: FormData) -> Response:
-        case = str(form.get("case", "")).strip()
+        text = str(form.get("case", "")).strip()
         reason = str(form.get("reason", "")).strip()
         errors = {}
-        if not any(e.data["case"] == case for e in console.board.events("case.opened")):
-            errors["case"] = "その案件番号（参照）はありません。"
+        case = case_of(text) if text else None
+        if case is None:
+            errors["case"] = "その案件番号（または案件参照）の案件はありません。"
         if not reason:
             errors["reason"] = "停止の理由を入力してください。"
         if errors:
@@ -1140,15 +1160,17 @@ def create_app(console: Console) -> Starlette:
     @action("city")
     async def city_sms(request: Request, session: Session, form: FormData) -> Response:
         batch = str(form.get("batch", "")).strip()
-        cases = [c.strip() for c in str(form.get("cases", "")).split() if c.strip()]
+        given = [c.strip() for c in str(form.get("cases", "")).split() if c.strip()]
         sender_id = str(form.get("sender_id", "")).strip()
         errors = {}
-        opened = {e.data["case"] for e in console.board.events("case.opened") if e.data["batch"] == batch}
+        opened = any(e.data["batch"] == batch for e in console.board.events("case.opened"))
         if not opened:
             errors["batch"] = "そのバッチはありません。"
-        unknown = [c for c in cases if c not in opened]
-        if not cases:
-            errors["cases"] = "案件を1行に1件ずつ入力してください。"
+        found = {text: case_of(text, batch) for text in given}
+        unknown = [text for text, case in found.items() if case is None]
+        cases = list(dict.fromkeys(case for case in found.values() if case is not None))
+        if not given:
+            errors["cases"] = "案件番号を1行に1件ずつ入力してください。"
         elif unknown and opened:
             errors["cases"] = f"このバッチにない案件があります：{'、'.join(unknown[:5])}"
         try:

@@ -13,7 +13,6 @@ import hashlib
 import re
 import sqlite3
 import threading
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -64,10 +63,12 @@ class Document:
 
 
 def script_steps(text: str) -> list[str]:
-    """The numbered steps of a talk script, in order (full-width digits read as digits)."""
+    """The numbered steps of a talk script, in order (full-width digits read as digits). A step's
+    words are shown as the city approved them: only its number is read, nothing normalized (NFKC
+    made "名乗り：「…」（…）" read "名乗り:「…」(…)" on the operator's screen)."""
     steps = []
     for line in text.splitlines():
-        match = _STEP.match(unicodedata.normalize("NFKC", line))
+        match = _STEP.match(line)
         if match:
             steps.append(match.group(2))
     return steps

@@ -189,6 +189,12 @@ class DataStore:
         assert found is not None
         return _keyed(found[1], "case", case_number, "C", CASE_REF_HEX)
 
+    def known_case_ref(self, case_number: str) -> str | None:
+        """The reference of the city's 案件番号 if this store has the contract's secret (never
+        creates one: for desks that look a case up, not for imports)."""
+        found = self._secret(create=False)
+        return None if found is None else _keyed(found[1], "case", case_number.strip(), "C", CASE_REF_HEX)
+
     def _number_refs(self, secret: bytes, case_ref: str, phones: tuple[str, ...]) -> tuple[str, ...]:
         """The same number keeps its reference across months; a new one gets the next free one.
         Runs inside add_batch's transaction."""

@@ -419,7 +419,7 @@ def test_the_city_orders_a_stop_and_refuses_an_unknown_case(world: World) -> Non
     bad = city.post("/city/stop", data={"csrf": csrf, "case": "nope", "reason": ""})
     assert bad.status_code == 422
     assert errors_of(bad.text) == {
-        "case": "その案件番号（参照）はありません。",
+        "case": "その案件番号（または案件参照）の案件はありません。",
         "reason": "停止の理由を入力してください。",
     }
     assert written(world) == before
