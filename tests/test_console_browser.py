@@ -80,7 +80,10 @@ class Center:
             found = []
             for i, leaf, _ in led.leaves():
                 entry = json.loads(leaf)
-                found.append(entry["event"] | {"_index": i, "_key": entry["sig"]["key"], "_received": entry["received"]})
+                found.append(
+                    entry["event"]
+                    | {"_index": i, "_key": entry["sig"]["key"], "_received": entry["received"]}
+                )
             return found
 
     def wait_for_events(
@@ -177,7 +180,10 @@ class Walk:
         self.driver, self.center, self.shots = driver, center, center.shots
         self.n = len(list(self.shots.iterdir()))
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, at: str | None = None) -> None:
+        """A screenshot, with `at` (a selector) scrolled to the middle of the window first."""
+        if at is not None:
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", self.css(at))
         self.n += 1
         self.driver.save_screenshot(str(self.shots / f"{self.n:02d}-{name}.png"))
 
@@ -296,16 +302,19 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     row = walk.wait_for(f"form[action='/city/approve'] input[value='{SCRIPT_VERSION}']")
     walk.navigating(row.find_element("xpath", "..").find_element("css selector", "button").click)
     assert "承認済" in walk.wait_for("#documents").text
+    # The clerk knows the city's own 案件番号; the console finds the case's reference.
+    number = {r[1]: r[0] for r in RESIDENTS}
     stopped = by_name["高橋 一郎"]  # paid at the counter yesterday
-    walk.fill("/city/stop", case=stopped, reason="窓口で納付済み")
+    walk.fill("/city/stop", case=number["高橋 一郎"], reason="窓口で納付済み")
     walk.shot("city-stop")
     walk.navigating(walk.css("form[action='/city/stop'] button").click)
     assert stopped in walk.wait_for("#stop").text
-    sms = "\n".join(by_name[n] for n in ("佐藤 太郎", "田中 美咲", "渡辺 健太"))
-    walk.fill("/city/sms", batch="B2026-09", cases=sms, send_at="2026-09-25T12:00", sender_id=CALLER_IDS[0])
+    texted = ("佐藤 太郎", "田中 美咲", "渡辺 健太")
+    walk.fill("/city/sms", cases="\n".join(number[n] for n in texted), send_at="2026-09-25T12:00")
+    walk.fill("/city/sms", sender_id=CALLER_IDS[0])
     walk.shot("city-sms")
     walk.navigating(walk.css("form[action='/city/sms'] button").click)
-    walk.wait_for("#sms")
+    assert "3件、2026-09-25 12:00 送信" in walk.wait_for("#sms").text
     walk.shot("city-done")
     assert walk.errors() == []
     walk.sign_out()
@@ -317,6 +326,10 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
             and any(e["type"] == "document.approved" and e["data"]["version"] == SCRIPT_VERSION for e in es)
         ),
     )
+    city = {e["type"]: e for e in center.events() if e["actor"] == "city01"}
+    assert city["case.stop"]["data"]["case"] == stopped
+    assert city["sms.designated"]["data"]["cases"] == [by_name[n] for n in texted]
+    assert city["sms.designated"]["data"]["send_at"] == "2026-09-25T12:00:00+09:00"
     time.sleep(1.5)  # the loop follows the ledger every 0.5 s: it has learnt the stop
 
     # -- the operator's morning --------------------------------------------------------------
@@ -368,6 +381,12 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     # -- the manager raises the escalation of the callback outside the period ---------------------
     late = by_name["渡辺 健太"]
     walk.sign_in("mgr01", "manager")
+    for _ in range(20):
+        if walk.wait_for("#live-calls-today").text == "5":
+            break
+        time.sleep(1)
+        walk.navigating(walk.driver.refresh)
+    assert walk.css("#live-calls-today").text == "5"  # the loop's call.dialed, back from the outage
     row = walk.wait_for(f"tr[data-case='{late}'][data-reason='callback_outside_period']")
     assert "期間外の折り返し希望" in row.text
     walk.shot("manager-desk")
@@ -426,6 +445,11 @@ def work_the_call(walk: Walk, name: str, n: int) -> None:
 
     if name == "佐藤 太郎":  # the person, the script to the end, a promise
         assert walk.css("#amount").text == "48,000円"
+        steps = [li.text for li in walk.driver.find_elements("css selector", "#checklist li")]
+        assert steps[0] == "名乗り：「長岡市国民健康保険料納付コールセンターの○○です。」", (
+            steps
+        )  # as approved
+        assert len(steps) == 6
         for box in walk.driver.find_elements("css selector", "#checklist input"):
             box.click()
         assert walk.css("input[name=script][value=completed]").is_selected()  # the checklist decided
@@ -439,13 +463,13 @@ def work_the_call(walk: Walk, name: str, n: int) -> None:
         walk.css("input[name=party][value=household]").click()
         walk.keys("7")  # absent_now
         walk.tick("input[name=mobile_asked]")
-        walk.shot(f"{n}-outcome-household")
+        walk.shot(f"{n}-outcome-household", at="input[name=mobile_asked]")
         walk.submit()
     elif name == "田中 美咲":  # the family asks for a callback tomorrow at 14:00, inside the period
         walk.css("input[name=party][value=household]").click()
         walk.keys("7")
         walk.set_value(walk.css("#callback_at"), "2026-09-25T14:00")
-        walk.shot(f"{n}-outcome-callback")
+        walk.shot(f"{n}-outcome-callback", at="#callback_at")
         walk.submit()
     elif name == "渡辺 健太":  # a callback on Saturday, outside the period: refused until escalated
         walk.css("input[name=party][value=household]").click()
@@ -454,7 +478,7 @@ def work_the_call(walk: Walk, name: str, n: int) -> None:
         walk.submit()
         assert walk.wait_for("#error-callback_at").text.startswith("架電期間・時間外の日時です。")
         assert "何も記録していません" in walk.css("#form-errors").text
-        walk.shot(f"{n}-outcome-refused")
+        walk.shot(f"{n}-outcome-refused", at="#error-callback_at")
         assert [m for m in walk.errors() if "422" not in m] == []  # the refusal: the page with 422
         walk.tick("input[name=escalate_callback]")
         walk.submit()
