@@ -762,7 +762,12 @@ def create_app(console: Console) -> Starlette:
             seat = await console.loop.seat(session.seat)
             call = seat.call
         base = {"seat": seat, **op_context(session)}
-        if call is not None and call.direction == "outbound" and call.raw.get("outcome") is not None:
+        if (
+            call is not None
+            and call.direction == "outbound"
+            and call.raw.get("answered_at")
+            and call.raw.get("outcome") is not None
+        ):
             # Recorded; the loop frees the seat once its call.dialed is committed: wait, never show
             # (nor read, nor log a view of) the resident again.
             return page(request, "op_wait.html", **base, recorded=True)
