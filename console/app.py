@@ -847,7 +847,7 @@ def create_app(console: Console) -> Starlette:
             elif call_id not in session.viewed:
                 message = "先に画面を開き直して、相手の方を確認してください。"
             elif any(r not in REQUESTS for r in requests):
-                message = "申出の種類を一覧から選び直してください。"
+                message = "申し出の種類を一覧から選び直してください。"
             if message is not None:
                 context = {
                     "seat": seat,
