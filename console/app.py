@@ -149,6 +149,7 @@ class Console:
         # their own: the shared pool (anyio's 40 threads) also runs every sign-in's Argon2id
         # (64 MiB, ~0.1 s each), and a wave of sign-ins would queue the calls behind it.
         self.durable = ThreadPoolExecutor(max_workers=durable_threads, thread_name_prefix="console-durable")
+        self._deliveries = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-delivery")
 
     async def durably(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in the durable steps' threads (signing, the outbox's fsync, the store)."""
@@ -180,13 +181,11 @@ class Console:
         return envelope
 
     def deliver_once(self) -> int:
-        """One delivery round over every outbox; returns what is still pending."""
-        pending = 0
-        for writer in list(self.writers.values()):
-            if writer.courier.pending():
-                # A deadline of now: one try per event; a failure waits for the next round.
-                pending += writer.courier.deliver(deadline=time.monotonic()).pending
-        return pending
+        """One delivery round over every outbox, several at a time (the service commits what
+        arrives together in one group); returns what is still pending."""
+        due = [writer for writer in list(self.writers.values()) if writer.courier.pending()]
+        # A deadline of now: one try per event; a failure waits for the next round.
+        return sum(self._deliveries.map(lambda w: w.courier.deliver(deadline=time.monotonic()).pending, due))
 
     def _deliver_forever(self) -> None:
         """The courier thread: delivers the outboxes and keeps the board up to date with the
@@ -207,6 +206,7 @@ class Console:
             self._courier.join(10)
         with contextlib.suppress(Exception):
             self.deliver_once()
+        self._deliveries.shutdown(wait=True)
         for writer in self.writers.values():
             writer.client.close()
             writer.courier.close()

@@ -204,10 +204,17 @@ class SeatBoard:
         seat.after_call = None
         self._changed(seat)
 
-    def wait_ready(self, name: str, timeout: float) -> bool:
+    def wait_ready(self, name: str, timeout: float, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Waits until the seat is ready with no call (True), or `stop()` holds after a `wake`."""
         with self.lock:
             seat = self._seat(name)
-            return self._wait(seat, lambda: seat.state == "ready" and seat.call is None, timeout)
+            self._wait(seat, lambda: (seat.state == "ready" and seat.call is None) or stop(), timeout)
+            return seat.state == "ready" and seat.call is None and not stop()
+
+    def wake(self, name: str) -> None:
+        """Wakes the seat's waiters without a change (a runner told to stop)."""
+        with self.lock:
+            self._changes[self._seat(name).seat].notify_all()
 
     def claim_ready(self, make: Callable[[str], Call]) -> str | None:
         """The first ready seat, taken at once for an inbound call (callbacks come before dialling)."""
@@ -321,10 +328,13 @@ class SeatRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self.board.wake(self.seat)
 
     def run(self) -> None:
         while not self._stop.is_set():
-            if not self.board.wait_ready(self.seat, 0.2):
+            # woken by the seat's changes and by stop(): no polling (200 idle seats polling
+            # every 0.2 s were a thousand wake-ups a second)
+            if not self.board.wait_ready(self.seat, 5.0, self._stop.is_set):
                 continue
             planned = self.plan(self.seat, self.clock())
             if planned is None:

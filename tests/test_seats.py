@@ -83,3 +83,28 @@ def test_a_seat_thread_waiting_for_ready_is_not_woken_by_another_seat() -> None:
     board.ready("s01", "op01")
     thread.join(2)
     assert ready == [True]
+
+
+def test_a_runner_told_to_stop_while_its_seat_waits_ends_at_once() -> None:
+    """The runner waits for its seat without polling; stop() wakes it."""
+    from datetime import datetime
+
+    from dialer_core.seats import SeatRunner
+
+    board = SeatBoard(["s01"])
+    runner = SeatRunner(
+        "s01",
+        phone=None,  # type: ignore[arg-type]  # never dials: nothing is planned
+        board=board,
+        plan=lambda seat, now: None,
+        record=lambda *a: None,
+        clock=datetime.now,
+    )
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    time.sleep(0.3)  # waiting: the seat is offline
+    started = time.monotonic()
+    runner.stop()
+    thread.join(3)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 3
