@@ -378,9 +378,16 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
         lambda es: count(es, "call.dialed") == 5 and count(es, "call.outcome") == 5,
     )
 
+    # The morning's compliance run (the service signs a checkpoint each second while entries come),
+    # into the results database the manager's desk reads.
+    time.sleep(1.5)
+    morning = check(center, "--results", str(center.world.root / "ledger.compliance.db"))
+    assert morning == [], morning
+
     # -- the manager raises the escalation of the callback outside the period ---------------------
     late = by_name["渡辺 健太"]
     walk.sign_in("mgr01", "manager")
+    assert walk.wait_for("#violations-total").text == "0"
     for _ in range(20):
         if walk.wait_for("#live-calls-today").text == "5":
             break
@@ -424,15 +431,19 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
         assert outcome["at"].startswith("2026-09-24T10:")  # the rehearsal's clock
     with Ledger.open(center.world.ledger_path, key_path=center.world.key_path) as led:
         led.sign_checkpoint(now=center.clock.now())
-    checked = subprocess.run(
-        [EXE, "check", str(center.world.ledger_path), "--month", MONTH, "--format", "json"],
+    assert check(center) == []
+    assert len(list(center.shots.iterdir())) >= 20
+
+
+def check(center: Center, *args: str) -> list[dict[str, Any]]:
+    """`kansa check` of the month: the findings that are due (not pending)."""
+    done = subprocess.run(
+        [EXE, "check", str(center.world.ledger_path), "--month", MONTH, "--format", "json", *args],
         capture_output=True,
         text=True,
         check=True,
     )
-    findings = json.loads(checked.stdout)["findings"]
-    assert [f for f in findings if not f["pending"]] == []
-    assert len(list(center.shots.iterdir())) >= 20
+    return [f for f in json.loads(done.stdout)["findings"] if not f["pending"]]
 
 
 def count(events: list[dict[str, Any]], kind: str) -> int:
