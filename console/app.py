@@ -140,8 +140,9 @@ class Console:
         self.seated: set[tuple[str, str]] = set()
         self._signed_out: set[str] = set()  # seats the sweep already signed out at the loop
         self._swept = False  # the first sweep also takes the seats left by a previous run
-        # Unanswered calls left on a seat whose operator's session ended: call id -> (seat, person,
-        # call). Their outcome waits for the operator's next session or the manager's desk.
+        # Ended calls without an outcome on a seat whose operator's session ended: call id ->
+        # (seat, person, call). An unanswered one's outcome waits for the operator's next session
+        # or the manager's desk; an answered one's only the operator can give (next session).
         self.orphans: dict[str, tuple[str, str, Call]] = {}
         self._stop = threading.Event()
         self._courier = threading.Thread(target=self._deliver_forever, name="console-courier", daemon=True)
@@ -370,9 +371,13 @@ class Console:
                     assert call is not None
                     await self.close_unanswered(writer, call)
                 continue
-            if is_unanswered(call):
-                assert call is not None
-                orphans[call.call] = (seat.seat, person, call)
+            if (
+                call is not None
+                and call.direction == "outbound"
+                and call.state == "ended"
+                and not call.raw.get("outcome")
+            ):
+                orphans[call.call] = (seat.seat, person, call)  # answered ones are only shown
             if seat.state == "offline" and call is None:
                 self.seated.discard((seat.seat, person))
                 self._signed_out.discard(seat.seat)
@@ -979,7 +984,7 @@ def create_app(console: Console) -> Starlette:
         """An unanswered call left on a seat whose operator's session ended: its outcome
         (the same as the console writes for any unanswered call) signed by the manager."""
         orphan = console.orphans.get(str(form.get("call", "")))
-        if orphan is None:
+        if orphan is None or not is_unanswered(orphan[2]):
             message = "その通話は記録待ちではありません（すでに記録済みです）。"
             return await manager_home(request, 422, errors={"unanswered": message})
         await console.close_unanswered(console.writer(session), orphan[2])

@@ -627,6 +627,17 @@ def test_an_unidentified_callers_requests_are_refused_and_nothing_is_shown(world
     board.pause("s02", "offline")
 
 
+def revoke_sessions(manager: httpx.Client, csrf: str, person: str) -> None:
+    """The manager ends every session of `person` from the desk."""
+    desk = manager.get("/manager").text
+    row = rf'<tr><td>{person}</td>(?:(?!</tr>).)*name="session" value="([0-9a-f]+)"'
+    handles = re.findall(row, desk, re.S)
+    assert handles, f"no session of {person} on the desk"
+    for handle in handles:
+        answer = manager.post("/manager/sessions/revoke", data={"csrf": csrf, "session": handle})
+        assert answer.status_code == 303
+
+
 def wait_for(predicate: Callable[[], object], what: str, seconds: float = 15.0) -> None:
     deadline = time.time() + seconds
     while not predicate():
@@ -682,14 +693,7 @@ def test_a_seat_whose_operators_session_ended_stops_and_the_manager_records_its_
     board = world.loop.board
     sign_in(world, "op01", "operator", "s02")
     manager, csrf = sign_in(world, "mgr01", "manager")
-    desk = manager.get("/manager").text
-    handles = re.findall(r'<tr><td>op01</td>(?:(?!</tr>).)*name="session" value="([0-9a-f]+)"', desk, re.S)
-    assert handles
-    for handle in handles:
-        assert (
-            manager.post("/manager/sessions/revoke", data={"csrf": csrf, "session": handle}).status_code
-            == 303
-        )
+    revoke_sessions(manager, csrf, "op01")
     started = world.clock()
     call_id = f"OUT-ORPHAN-{time.time_ns()}"
     with board.lock:  # placed and ended at once: the sweep sees it only after it ended
@@ -940,4 +944,38 @@ def test_after_a_restart_the_console_signs_out_the_seats_nobody_holds_any_more(w
         asyncio.run(first_sweep())
     finally:
         fresh.stop()
+    assert board.get("s02")["state"] == "offline"
+
+
+def test_an_answered_call_left_by_an_ended_session_is_shown_but_not_recorded_by_the_manager(
+    world: World,
+) -> None:
+    from dialer_core.seats import Call
+
+    assert world.loop is not None
+    board = world.loop.board
+    board.pause("s02", "offline")
+    sign_in(world, "op01", "operator", "s02")
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    revoke_sessions(manager, csrf, "op01")
+    at = world.clock().isoformat()
+    call_id = f"OUT-TALKED-{time.time_ns()}"
+    with board.lock:
+        board.ready("s02", "op01")
+        board.start("s02", Call(call_id, "outbound", world.cases[5], "1", "0258-39-1001", at), None)
+        board.progress("s02", "connected", answered_at=at)
+        board.progress("s02", "ended", result="answered", ended_at=at)
+        board.recorded("s02", release=False)  # the loop wrote call.dialed (answered, not classified)
+    wait_for(
+        lambda: f'data-call="{call_id}"' in manager.get("/manager").text, "the desk never listed the call"
+    )
+    desk = manager.get("/manager").text
+    row = desk[desk.index(f'data-call="{call_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "相手と話した通話です。結果はそのオペレータが再びサインインして記録します。" in row
+    assert 'action="/manager/unanswered"' not in row
+    before = written(world)
+    refused = manager.post("/manager/unanswered", data={"csrf": csrf, "call": call_id})
+    assert refused.status_code == 422 and written(world) == before
+    board.outcome(call_id, None)  # clean up the seat
     assert board.get("s02")["state"] == "offline"
