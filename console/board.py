@@ -7,8 +7,6 @@ Everything shown on the desks is derived here from events, never stored beside t
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 import time as _time
 from bisect import bisect_left, insort
@@ -21,6 +19,7 @@ from typing import Any
 
 from contract.calendar import TOKYO, add_business_days, end_of_day, is_weekday
 from contract.profile import Profile
+from dialer_core.client import pending_events
 from ledger import LedgerReader, parse_leaf
 
 # Requests that the contract says must be passed to the city (ESCALATION-REQUIRED), and
@@ -130,15 +129,8 @@ class Board:
     def load_outboxes(self, outboxes: Iterable[Path]) -> None:
         """At start: what earlier runs recorded and did not deliver yet."""
         for path in outboxes:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                rows = conn.execute("SELECT body FROM outbox WHERE state = 'pending' ORDER BY seq").fetchall()
-            except sqlite3.Error:
-                rows = []
-            finally:
-                conn.close()
-            for (body,) in rows:
-                self.note(json.loads(body)["event"])
+            for envelope in pending_events(path):
+                self.note(envelope)
 
     def _add(self, event: Event) -> None:
         known = self._events.get(event.id)

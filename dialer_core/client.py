@@ -111,6 +111,23 @@ def _outbox_problem(path: Path) -> str | None:
     return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
 
 
+def pending_events(path: Path) -> list[dict[str, Any]]:
+    """The envelopes an outbox file still holds for delivery, in order, read without opening
+    it for writing (a console at start, showing what earlier runs recorded); none when the
+    file is absent or unreadable (salvage_outbox is for that)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = conn.execute("SELECT body FROM outbox WHERE state = 'pending' ORDER BY seq").fetchall()
+    except sqlite3.Error:
+        rows = []
+    finally:
+        conn.close()
+    return [json.loads(body)["event"] for (body,) in rows]
+
+
 def _read_rows(path: Path) -> tuple[dict[int, tuple[Any, ...]], list[int]]:
     """Every row of the outbox at `path` that can be read, and the seqs whose lookup failed.
 

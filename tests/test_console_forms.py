@@ -979,3 +979,21 @@ def test_an_answered_call_left_by_an_ended_session_is_shown_but_not_recorded_by_
     assert refused.status_code == 422 and written(world) == before
     board.outcome(call_id, None)  # clean up the seat
     assert board.get("s02")["state"] == "offline"
+
+
+def test_the_board_starts_with_what_the_outboxes_still_hold(tmp_path: Any) -> None:
+    """What earlier runs recorded and did not deliver is on the desks at once after a start
+    (read through dialer_core.client.pending_events, the outbox's owner)."""
+    from console_world import t
+
+    from dialer_core.client import OperatorClient, pending_events
+    from ledger import Signer
+
+    outbox = tmp_path / "op01.outbox"
+    assert pending_events(outbox) == []  # no file yet
+    with OperatorClient(
+        "http://127.0.0.1:1", Signer.generate("op01"), outbox, clock=lambda: t("2026-09-24 10:00")
+    ) as client:
+        first = client.record("access.login", {"person": "op01", "terminal": "console01", "success": True})
+        second = client.record("access.logout", {"person": "op01", "terminal": "console01"})
+    assert [e["id"] for e in pending_events(outbox)] == [first, second]
