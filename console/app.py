@@ -244,6 +244,16 @@ class Console:
         if role not in self.board.roles(person):
             self._failed(person)
             return f"{ROLES.get(role, role)}として指定されていません。"
+        if role not in self.board.roles(person, in_ledger=True):
+            self.board.refresh(force=True)  # it may have been delivered since the last look
+        if role not in self.board.roles(person, in_ledger=True):
+            # The designation still waits in the manager's outbox: signed in now, this sign-in
+            # could reach the ledger before it (outboxes deliver independently).
+            self._failed(person)
+            return (
+                f"{ROLES.get(role, role)}としての指定がまだ台帳に届いていません。"
+                "数秒待ってから（台帳サービスが止まっている場合は復旧してから）もう一度サインインしてください。"
+            )
         writer = self._writer_for(signer)
         self.record(
             writer, "access.login", {"person": person, "terminal": self.config.terminal, "success": True}
@@ -698,6 +708,11 @@ def create_app(console: Console) -> Starlette:
             return page(
                 request, "error.html", 409, message="承認済みのトークスクリプトがないため発信できません。"
             )
+        missing = console.board.not_ready(session.person)
+        if missing:  # STAFF-READY: trained and pledged before the first call
+            what = "・".join({"trained": "研修の修了", "pledged": "誓約書の提出"}[m] for m in missing)
+            message = f"{what}が記録されていないため、発信できません。管理者に確認してください。"
+            return page(request, "error.html", 409, message=message)
         try:
             await console.loop.ready(session.seat, session.person)
         except LoopError as exc:

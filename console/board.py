@@ -174,10 +174,12 @@ class Board:
 
     # -- staff ------------------------------------------------------------------------
 
-    def roles(self, person: str) -> set[str]:
+    def roles(self, person: str, *, in_ledger: bool = False) -> set[str]:
+        """The roles `person` holds; with `in_ledger`, by the ledger's entries only (not what
+        still waits in an outbox)."""
         held: set[str] = set()
         for e in self.events("staff.designated", "staff.revoked"):
-            if e.data.get("person") != person:
+            if e.data.get("person") != person or (in_ledger and e.index is None):
                 continue
             if e.type == "staff.designated":
                 held.add(e.data["role"])
@@ -226,6 +228,18 @@ class Board:
                     if d["key"] in p["keys"]:
                         p["keys"].remove(d["key"])
         return sorted(people.values(), key=lambda p: p["person"])
+
+    def not_ready(self, person: str) -> list[str]:
+        """What STAFF-READY still asks of `person` before their first call: `trained` (a
+        staff.trained) and `pledged` (a staff.pledged)."""
+        mine = {
+            e.type for e in self.events("staff.trained", "staff.pledged") if e.data.get("person") == person
+        }
+        return [
+            what
+            for what, kind in (("trained", "staff.trained"), ("pledged", "staff.pledged"))
+            if kind not in mine
+        ]
 
     def registered_keys(self) -> dict[str, str]:
         """key id -> holder, for keys registered and not revoked."""

@@ -805,6 +805,7 @@ def test_the_manager_revokes_a_key_through_the_ledger_service_and_its_sessions_e
     key = json.loads((world.config.keys / "op98.sealed").read_text())["key"]
     # While what the key signed has not reached the ledger, it is not revoked (appended after
     # the revocation, it would count as signed with a revoked key).
+    world.wait_delivered()  # the designation is in the ledger before op98 signs in
     world.stop_service()
     try:
         operator, _csrf = sign_in(world, "op98", "operator", "s02")
@@ -997,3 +998,57 @@ def test_the_board_starts_with_what_the_outboxes_still_hold(tmp_path: Any) -> No
         first = client.record("access.login", {"person": "op01", "terminal": "console01", "success": True})
         second = client.record("access.logout", {"person": "op01", "terminal": "console01"})
     assert [e["id"] for e in pending_events(outbox)] == [first, second]
+
+
+def test_a_new_operator_signs_in_once_designated_in_the_ledger_and_calls_once_trained_and_pledged(
+    world: World,
+) -> None:
+    from console_world import FAST
+
+    from console.keystore import write_sealed
+    from ledger import Signer
+
+    assert world.loop is not None
+    write_sealed(world.config.keys / "op97.sealed", Signer.generate("op97"), "op97-passphrase", **FAST)
+    PASSPHRASES["op97"] = "op97-passphrase"
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    assert (
+        manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op97"}).status_code
+        == 303
+    )
+    world.stop_service()
+    try:  # the designation waits in the manager's outbox
+        fields = {"csrf": csrf, "person": "op97", "role": "operator", "action": "designate"}
+        assert manager.post("/manager/staff", data=fields).status_code == 303
+        client = http_client(world)
+        OPEN.append(client)
+        pre = csrf_of(client.get("/signin").text)
+        data = {
+            "csrf": pre,
+            "person": "op97",
+            "passphrase": "op97-passphrase",
+            "role": "operator",
+            "seat": "s02",
+        }
+        early = client.post("/signin", data=data)
+        assert early.status_code == 401
+        assert "オペレータとしての指定がまだ台帳に届いていません。" in early.text
+    finally:
+        world.start_service()
+    world.wait_delivered()
+    board = world.loop.board
+    board.pause("s02", "offline")
+    operator, op_csrf = sign_in(world, "op97", "operator", "s02")
+    refused = operator.post("/op/ready", data={"csrf": op_csrf})
+    assert refused.status_code == 409
+    assert "研修の修了・誓約書の提出が記録されていないため、発信できません。" in refused.text
+    assert board.get("s02")["state"] == "offline"  # nothing was dialled for op97
+    for course in ("laws_manual", "privacy", "phone"):
+        trained = {"csrf": csrf, "action": "trained", "person": "op97", "course": course}
+        assert manager.post("/manager/staff", data=trained).status_code == 303
+    pledged = {"csrf": csrf, "action": "pledged", "person": "op97", "sha256": "cd" * 32, "to": "city01"}
+    assert manager.post("/manager/staff", data=pledged).status_code == 303
+    assert operator.post("/op/ready", data={"csrf": op_csrf}).status_code == 303
+    assert board.get("s02")["operator"] == "op97"
+    operator.post("/op/pause", data={"csrf": op_csrf})
+    board.pause("s02", "offline")
