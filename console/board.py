@@ -231,14 +231,12 @@ class Board:
 
     def not_ready(self, person: str) -> list[str]:
         """What STAFF-READY still asks of `person` before their first call: `trained` (a
-        staff.trained) and `pledged` (a staff.pledged)."""
-        mine = {
-            e.type for e in self.events("staff.trained", "staff.pledged") if e.data.get("person") == person
-        }
+        staff.trained) and `pledged` (a staff.pledged). One type at a time: each is a short list
+        (a page asks on every 受付開始)."""
         return [
             what
             for what, kind in (("trained", "staff.trained"), ("pledged", "staff.pledged"))
-            if kind not in mine
+            if not any(e.data.get("person") == person for e in self.events(kind))
         ]
 
     def registered_keys(self) -> dict[str, str]:
