@@ -91,7 +91,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "role": {
         "operator": "オペレーター",
-        "manager": "責任者",
+        "manager": "管理者",  # the contract: 運営管理者兼業務責任者（以下「管理者」）
         "custodian": "個人情報管理者",
         "city": "市職員",
     },
