@@ -493,7 +493,7 @@ def create_app(console: Console) -> Starlette:
         KINDS=KINDS,
         CATEGORY_JA=CATEGORY_JA,
     )
-    env.filters["hm"] = lambda d: d.astimezone(TOKYO).strftime("%m/%d %H:%M") if d else ""
+    env.filters["hm"] = lambda d: present.when_ja(d) if d else ""  # 9月24日（木）10:00, JST
     # A deadline at midnight is "by the end of" the day before: 2026年9月25日（金）中.
     env.filters["by_day"] = lambda d: (
         f"{present.day_ja((d.astimezone(TOKYO) - timedelta(seconds=1)).date())}中"
