@@ -78,6 +78,12 @@ class Report:
     checked: bool = True
     latest_note: str | None = None  # the newest stored checkpoint, verified (where to start next time)
 
+    @property
+    def exit_code(self) -> int:
+        """0 everything holds, 1 the ledger fails verification, 2 it could not be checked
+        (docs/verification.md, as PolicyReport.exit_code)."""
+        return 0 if self.ok else 1 if self.checked else 2
+
     def summary(self) -> str:
         if not self.checked:
             return f"COULD NOT CHECK: {self.reason}"

@@ -29,8 +29,6 @@ from ledger.witness_client import COSIGNED, add_witness, cosign
 from ledger.witnessed import verify_policy
 
 from ._common import (
-    EXIT_COULD_NOT_CHECK,
-    EXIT_FAILS,
     clock_from,
     could_not_check,
     key_option,
@@ -263,7 +261,7 @@ def ledger_verify(
             )
     click.echo(report.summary())
     if not report.ok:
-        sys.exit(EXIT_FAILS if report.checked else EXIT_COULD_NOT_CHECK)
+        sys.exit(report.exit_code)
     if policy_file is not None:
         with could_not_check():
             policy = load_policy(policy_file)
@@ -286,7 +284,7 @@ def ledger_backup(db: str, dest: str) -> None:
     report = verify_ledger(dest)
     click.echo(f"{dest}: {report.summary()}")
     if not report.ok:
-        sys.exit(EXIT_FAILS if report.checked else EXIT_COULD_NOT_CHECK)
+        sys.exit(report.exit_code)
 
 
 @ledger.command("tiles")
