@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from .present import jst_month_sql, jst_sql
+from .present import jst_month_sql, jst_prefix_sql
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def examined(conn: sqlite3.Connection, rules: list[str], month: str, size: int) 
     monthly: dict[str, tuple[int, int, int]] = {
         t: (n, days, cases)
         for t, n, days, cases in conn.execute(
-            f"SELECT type, count(*), count(DISTINCT substr({jst_sql('at')}, 1, 10)), count(DISTINCT case_ref)"
+            f"SELECT type, count(*), count(DISTINCT {jst_prefix_sql('at', 10)}), count(DISTINCT case_ref)"
             f" FROM entries WHERE idx < ? AND {jst_month_sql('at')} = ? GROUP BY type",
             (size, month),
         )

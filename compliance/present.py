@@ -271,9 +271,19 @@ def jst_sql(column: str) -> str:
     return f"datetime({column}, '+9 hours')"
 
 
+def jst_prefix_sql(column: str, length: int) -> str:
+    """SQL for the first `length` characters of an `at` column's Asia/Tokyo wall time
+    (`2026-09` with 7, `2026-09-30` with 10). Text already at +09:00 is read as it stands:
+    datetime() on every row made a month's filter 2.5x slower on a million rows."""
+    return (
+        f"(CASE WHEN {column} LIKE '%+09:00' THEN substr({column}, 1, {length})"
+        f" ELSE substr({jst_sql(column)}, 1, {length}) END)"
+    )
+
+
 def jst_month_sql(column: str) -> str:
     """SQL for the Asia/Tokyo month (`2026-09`) of an `at` column (see jst_sql)."""
-    return f"substr({jst_sql(column)}, 1, 7)"
+    return jst_prefix_sql(column, 7)
 
 
 def jst_month(value: datetime | str) -> str:
