@@ -76,7 +76,7 @@ class Simulator:
     """Both adapters, from one seeded random source: the same seed gives the same months."""
 
     seed: int = 1
-    answer_rate: float | None = None  # a rehearsal's fixed share of answered calls (1.0: every call)
+    answer_rate: float | None = None  # a rehearsal's share of answered calls, machines included (1.0: all)
     rng: random.Random = field(init=False)
     _invalid: dict[str, bool] = field(default_factory=dict)
 
@@ -108,7 +108,8 @@ class Simulator:
                 "answered", rng.randrange(5, 25), at + timedelta(seconds=rng.randrange(60, 400))
             )
         roll = rng.random()
-        if roll < 0.60:
+        if roll < 0.60 or (0.70 <= roll < 0.95 and self.answer_rate is not None):
+            # (with a fixed answer_rate an answering machine counts as answered: the rest ring out)
             ring = rng.randrange(35, 46)
             return DialResult("no_answer", ring, at + timedelta(seconds=ring + 2))
         if roll < 0.70:
@@ -182,9 +183,11 @@ class SimulatedPhone:
         no_answer_s: int = 35,
         max_call_s: float = 1800.0,
         lock: threading.Lock | None = None,
+        pace: float = 1.0,
     ) -> None:
         self.simulator, self.clock = simulator, clock
         self.ring_s, self.no_answer_s, self.max_call_s = ring_s, no_answer_s, max_call_s
+        self.pace = pace  # wall seconds per simulated second of an unanswered call's ringing (tests)
         self._lock = lock or threading.Lock()
         self._hung = threading.Event()
 
@@ -208,8 +211,10 @@ class SimulatedPhone:
         # A voicemail box answers like a person: the operator hears it and says which it was.
         answers = drawn.result in ("answered", "voicemail")
         ring_for = self.ring_s if answers else max(drawn.ring_s, self.no_answer_s)
-        if self._hung.wait(ring_for) or not answers:  # the operator gave up, or nobody answers
-            ring = time.monotonic() - rang
+        if self._hung.wait(ring_for if answers else ring_for * self.pace) or not answers:
+            # the operator gave up, or nobody answers: ringing as long as it lasted
+            ring = (time.monotonic() - rang) / (1.0 if answers else self.pace)
+            ring = ring_for if not answers and not self._hung.is_set() else ring
             result = "no_answer" if ring >= self.no_answer_s else "unavailable"
             return DialResult(result, round(ring), self.clock())
         answered = self.clock()

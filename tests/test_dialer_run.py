@@ -195,3 +195,24 @@ def test_the_sample_configuration_loads(tmp_path: Path) -> None:
     assert cfg.api_token == "t0ken" and cfg.sip.ring_timeout_s == 40
     assert cfg.seats == {"s01": ("127.0.0.1", 4444), "s02": ("127.0.0.1", 4445)}
     assert cfg.lines[0]["guide_s"] == 20 and cfg.seat_callback_uris["s02"].startswith("sip:s02-cb@")
+
+
+def test_the_rehearsal_phone_rings_answers_and_ends_when_the_operator_hangs_up() -> None:
+    """`[telephony] kind = "simulator", realtime = true`: calls take real time, as a SIP seat's do."""
+    from dialer_core.adapters import SimulatedPhone, Simulator
+
+    clock = lambda: datetime.now(TOKYO)  # noqa: E731
+    seen: list[str] = []
+    every = SimulatedPhone(Simulator(seed=3, answer_rate=1.0), clock, ring_s=0.3)
+    threading.Timer(0.8, every.hangup).start()  # the console hangs up once the outcome is recorded
+    started = time.monotonic()
+    answered = every.dial("09011112222", clock(), progress=lambda state, info: seen.append(state))
+    took = time.monotonic() - started
+    assert answered.result == "answered" and answered.answered_at is not None
+    assert seen == ["ringing", "connected"] and 0.7 < took < 5
+    assert answered.ended_at > answered.answered_at
+    nobody = SimulatedPhone(Simulator(seed=3, answer_rate=0.0), clock, pace=0.005)  # 40 s ring: 0.2 s
+    results = [nobody.dial(f"0901111000{i}", clock()) for i in range(8)]
+    assert {r.result for r in results} <= {"no_answer", "busy", "unavailable", "invalid"}
+    assert all(r.ring_s >= 35 for r in results if r.result == "no_answer")  # never under the ring time
+    assert any(r.result == "no_answer" for r in results)
