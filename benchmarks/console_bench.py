@@ -1,18 +1,23 @@
 """The operators' console under 200 simulated operators, over HTTP, against one console process.
 
-    .venv/bin/python benchmarks/console_bench.py [--operators 200] [--calls 3]
+    .venv/bin/python benchmarks/console_bench.py [--operators 200] [--calls 3] [--talk-seconds 6]
 
-One `kansa console serve` process; the ledger service and the dialling loop's seats
-(dialer_core.seats with simulated phones that answer at once) in this process. Each simulated
-operator signs in, presses ready, and works its calls as the browser would: the waiting page,
-the long poll of the seat, the resident's page (access.viewed made durable first), the
-classification, the outcome form. Prints p50/p95/max of
+One `kansa console serve` process; the ledger service in this process; the dialling loop's
+seats (dialer_core.seats with simulated phones that answer at once) in a process of their
+own. Each simulated operator signs in, presses ready, and works its calls as the browser
+would: the waiting page, the long poll of the seat, the resident's page (access.viewed made
+durable first), the talk and wrap-up (--talk-seconds on average: a 3-minute call compressed
+30 times by default; 0 for a saturation test), the classification, the outcome form. Prints
+the pace and the offered load, calls/s, the load average, the CPU per call of the console
+and of the seats, and p50/p95/max of
 
 - ready -> call shown: from pressing ready (or the previous outcome's answer) until the
   resident's page arrived (target < 100 ms at 200 operators);
 - submit -> recorded: the outcome form's POST until its answer (signed and durable in the
   operator's outbox; target < 100 ms);
 - outbox lag: from that answer until the ledger service received the event (`received`).
+
+Figures and what they mean: docs/console.md, "Speed".
 """
 
 from __future__ import annotations
