@@ -39,6 +39,27 @@ def test_keys_new_with_a_passphrase_writes_only_a_sealed_key(tmp_path: Path) -> 
     )
 
 
+def test_keys_new_creates_the_keys_folder_as_docs_console_md_writes_it(tmp_path: Path) -> None:
+    """`kansa keys new --holder op07 --passphrase --out keys/op07.sealed` in a fresh folder."""
+    done = subprocess.run(
+        [EXE, "keys", "new", "--holder", "op07", "--passphrase", "--out", "keys/op07.sealed"],
+        input="長いパスフレーズ 7\n長いパスフレーズ 7\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_sealed(tmp_path / "keys" / "op07.sealed", "長いパスフレーズ 7").name == "op07"
+    plain = subprocess.run(
+        [EXE, "keys", "new", "--holder", "op08", "--out", "more/keys/op08.key"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert (tmp_path / "more" / "keys" / "op08.key").stat().st_mode & 0o777 == 0o600
+
+
 def test_console_serve_answers_the_sign_in_page(tmp_path: Path) -> None:
     world = build_world(tmp_path / "w")
     port = free_port()

@@ -43,6 +43,7 @@ def keys_new(holder: str, out: str | None, by: str, passphrase: bool) -> None:
 
             secret = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
             path = Path(out or f"{holder}.sealed")
+            path.parent.mkdir(parents=True, exist_ok=True)  # `--out keys/op07.sealed` in a new folder
             signer = Signer.generate(holder)
             try:
                 write_sealed(path, signer, secret)
@@ -50,6 +51,7 @@ def keys_new(holder: str, out: str | None, by: str, passphrase: bool) -> None:
                 raise click.ClickException(str(exc)) from exc
         else:
             path = Path(out or f"{holder}.key")
+            path.parent.mkdir(parents=True, exist_ok=True)
             signer = new_key(holder, path)
         click.echo(json.dumps(key_registration(signer, by=by, now=now()), ensure_ascii=False))
         click.echo(f"key file: {path.resolve()} (mode 0600)", err=True)
