@@ -229,6 +229,9 @@ class Console:
 
     def sign_in(self, person: str, passphrase: str, role: str, seat: str) -> Session | str:
         """A session, or the reason (Japanese) it was refused; every attempt is logged."""
+        if role not in ROLES:  # no desk here for it (a custodian works with `kansa custody`)
+            self._failed(person)
+            return "この画面では使えない役割です。役割を一覧から選んでください。"
         signer: Signer | None = None
         try:
             signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)

@@ -1052,3 +1052,30 @@ def test_a_new_operator_signs_in_once_designated_in_the_ledger_and_calls_once_tr
     assert board.get("s02")["operator"] == "op97"
     operator.post("/op/pause", data={"csrf": op_csrf})
     board.pause("s02", "offline")
+
+
+def test_a_sign_in_in_a_role_the_console_has_no_desk_for_is_refused_and_logged_as_failed(
+    world: World,
+) -> None:
+    """A custodian works in `kansa custody`, not here: a person designated custodian who picks that
+    role (a hand-made form) gets the sign-in page again, no session, and the device logs it."""
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    fields = {"csrf": csrf, "person": "mgr01", "role": "custodian", "action": "designate"}
+    assert manager.post("/manager/staff", data=fields).status_code == 303
+    world.wait_delivered()
+    before = written_ids(world)
+    for role in ("custodian", "root"):
+        client = http_client(world)
+        OPEN.append(client)
+        pre = csrf_of(client.get("/signin").text)
+        data = {"csrf": pre, "person": "mgr01", "passphrase": PASSPHRASES["mgr01"], "role": role}
+        answer = client.post("/signin", data=data)
+        assert answer.status_code == 401, answer.text
+        assert "この画面では使えない役割です。" in answer.text
+        assert COOKIE_NAME not in answer.cookies
+    world.wait_delivered()
+    new = [e for e in world.ledger_events() if e["id"] not in before]
+    assert [(e["type"], e["actor"], e["data"]["success"]) for e in new] == [
+        ("access.login", "console01", False),
+        ("access.login", "console01", False),
+    ]
