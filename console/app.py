@@ -991,7 +991,8 @@ def create_app(console: Console) -> Starlette:
     @action("manager")
     async def manager_escalate(request: Request, session: Session, form: FormData) -> Response:
         case, reason = str(form.get("case", "")), str(form.get("reason", ""))
-        if reason not in REASONS or not case:
+        opened = any(e.data["case"] == case for e in console.board.events("case.opened"))
+        if reason not in REASONS or not opened:  # a hand-made form naming no case of the contract
             return await manager_home(request, 422, errors={"escalate": "案件と理由を選んでください。"})
         data = {"case": case, "reason": reason, "to": console.config.escalate_to}
         await run_in_threadpool(console.record, console.writer(session), "escalation.raised", data)

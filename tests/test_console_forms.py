@@ -1079,3 +1079,13 @@ def test_a_sign_in_in_a_role_the_console_has_no_desk_for_is_refused_and_logged_a
         ("access.login", "console01", False),
         ("access.login", "console01", False),
     ]
+
+
+def test_the_managers_escalation_form_refuses_a_case_that_was_never_opened(world: World) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    before = written(world)
+    for case in ("no-such-case", ""):
+        answer = manager.post("/manager/escalate", data={"csrf": csrf, "case": case, "reason": "refusal"})
+        assert answer.status_code == 422
+        assert errors_of(answer.text)["escalate"] == "案件と理由を選んでください。"
+    assert written(world) == before
