@@ -1017,6 +1017,9 @@ def create_app(console: Console) -> Starlette:
         errors: dict[str, str] = {}
         if not person:
             errors["person"] = "職員IDを入力してください。"
+        elif len(person) > 64 or "+" in person or any(c.isspace() for c in person):
+            # the id is the name of the person's key (a signed note's key name: no space, no '+')
+            errors["person"] = "職員IDは64文字以内で、空白や「+」を含めずに入力してください。"
         kind = ""
         data: dict[str, Any] = {}
         if action in ("designate", "revoke"):

@@ -1089,3 +1089,15 @@ def test_the_managers_escalation_form_refuses_a_case_that_was_never_opened(world
         assert answer.status_code == 422
         assert errors_of(answer.text)["escalate"] == "案件と理由を選んでください。"
     assert written(world) == before
+
+
+def test_the_managers_staff_form_refuses_an_id_no_key_could_carry(world: World) -> None:
+    """A person's id is their key's name: no space, no '+', at most 64 characters."""
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    before = written(world)
+    for person in ("x" * 65, "op 01", "op+01"):
+        fields = {"csrf": csrf, "person": person, "role": "operator", "action": "designate"}
+        answer = manager.post("/manager/staff", data=fields)
+        assert answer.status_code == 422
+        assert errors_of(answer.text)["person"] == "職員IDは64文字以内で、空白や「+」を含めずに入力してください。"
+    assert written(world) == before
