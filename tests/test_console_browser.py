@@ -317,7 +317,7 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     walk.fill("/city/sms", sender_id=CALLER_IDS[0])
     walk.shot("city-sms")
     walk.navigating(walk.css("form[action='/city/sms'] button").click)
-    assert "3件、2026-09-25 12:00 送信" in walk.wait_for("#sms").text
+    assert "3件、9月25日（金）12:00 送信" in walk.wait_for("#sms").text
     walk.shot("city-done")
     assert walk.errors() == []
     walk.sign_out()

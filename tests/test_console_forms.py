@@ -504,6 +504,8 @@ def test_the_city_gives_the_months_sms_list(world: World) -> None:
         },
     )
     assert answer.status_code == 303
+    # the city's page says when in its own words (no ISO date left on a page)
+    assert "2件、9月25日（金）10:00 送信、送信元 0258-39-2000" in city.get("/city").text
     world.wait_delivered()
     sms = [e for e in world.ledger_events() if e["type"] == "sms.designated"][-1]
     assert sms["actor"] == "city01"
