@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -422,6 +424,13 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     center.wait_for_events("the escalation", lambda es: count(es, "escalation.raised") == 1)
     center.stop()  # every process ends; what they held is delivered
 
+    # Nothing left behind: every outbox (the people's, the console's device, the loop's) delivered
+    # everything it recorded, and the service refused nothing.
+    root = center.world.root
+    for outbox in [*sorted((root / "outboxes").glob("*.outbox")), root / "dialer.outbox"]:
+        with closing(sqlite3.connect(outbox)) as db:
+            states = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+        assert set(states) == {"delivered"}, (outbox.name, states)
     events = center.events()
     outcomes = [e for e in events if e["type"] == "call.outcome"]
     assert len(outcomes) == 5 and len({e["id"] for e in outcomes}) == 5
