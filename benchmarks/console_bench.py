@@ -314,6 +314,7 @@ def main() -> None:
 
             async def everyone() -> None:
                 try:
+                    phase["sign-in"] = time.perf_counter()
                     tokens = await asyncio.gather(
                         *(sign_in(c, p, s) for c, p, s in zip(clients, people, seats, strict=True))
                     )
@@ -347,6 +348,7 @@ def main() -> None:
                 raise
             took = phase["done"] - phase["work"]
             rate = n * calls / took
+            print(f"sign-in: {n} operators at once in {phase['work'] - phase['sign-in']:.1f} s")
             if pace.talk:
                 print(
                     f"pace: talk and wrap-up {pace.talk:g} s a call on average (uniform "
