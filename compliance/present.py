@@ -126,6 +126,7 @@ WORDS: dict[str, dict[str, str]] = {
         "call.dialed": "架電",
         "call.outcome": "通話結果",
         "callback.received": "折り返し電話",
+        "callback.outcome": "折り返し電話の結果",
         "escalation.raised": "市への引継ぎ",
         "sms.designated": "SMS送信対象の指定",
         "sms.lookup": "キャリア判定",
