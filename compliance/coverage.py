@@ -28,6 +28,7 @@ class Reads:
 
 CALLS = ("call.dialed",)
 OUTCOMES = ("call.outcome",)
+TALKS = ("call.outcome", "callback.outcome")  # a call's outcome, and a resident's callback's
 CUSTODY = (
     "custody.received",
     "custody.imported",
@@ -47,16 +48,19 @@ READS: dict[str, Reads] = {
     "ATTEMPTS-MIN": Reads(CALLS, "架電した案件 {n} 件の番号ごとの架電回数を確認", unit="cases"),
     "ATTEMPTS-VARIED": Reads(CALLS, "架電した案件 {n} 件の架電の曜日・時間帯を確認", unit="cases"),
     "ATTEMPTS-NONWEEKDAY": Reads(CALLS, "架電した案件 {n} 件の土日祝の架電を確認", unit="cases"),
-    "COMPLETION-BASIS": Reads(OUTCOMES, "通話結果 {n} 件の完了・終了の根拠を確認"),
+    "COMPLETION-BASIS": Reads(TALKS, "通話結果 {n} 件の完了・終了の根拠を確認"),
     "STOP-HONOURED": Reads(("case.stop", "call.dialed"), "架電停止指示と架電 計 {n} 件を照合"),
     "RING-35": Reads(CALLS, "架電 {n} 件の呼出し秒数を確認"),
     "VOICEMAIL-MESSAGE": Reads(CALLS, "架電 {n} 件のうち留守番電話へのメッセージを確認"),
     "CALLBACK-APPOINTMENT": Reads(OUTCOMES, "通話結果 {n} 件の折り返し約束を確認"),
     "RECORD-EVERY-CALL": Reads(("call.dialed", "call.outcome"), "架電と通話結果 計 {n} 件を突合"),
-    "OUTCOME-HAS-CALL": Reads(("call.outcome", "call.dialed"), "通話結果と架電 計 {n} 件を突合"),
-    "MOBILE-ASKED": Reads(OUTCOMES, "通話結果 {n} 件で携帯番号の聞き取りを確認"),
+    "OUTCOME-HAS-CALL": Reads(
+        ("call.outcome", "call.dialed", "callback.outcome", "callback.received"),
+        "通話結果と架電・折り返し電話 計 {n} 件を突合",
+    ),
+    "MOBILE-ASKED": Reads(TALKS, "通話結果 {n} 件で携帯番号の聞き取りを確認"),
     "ESCALATION-REQUIRED": Reads(
-        ("call.outcome", "escalation.raised"), "通話結果と市への引継ぎ 計 {n} 件を確認"
+        ("call.outcome", "callback.outcome", "escalation.raised"), "通話結果と市への引継ぎ 計 {n} 件を確認"
     ),
     "UNSUITABLE-NOT-CALLED": Reads(
         ("case.unsuitable", "call.dialed"), "架電不適の案件と架電 計 {n} 件を照合"
@@ -107,7 +111,7 @@ READS: dict[str, Reads] = {
     "CUSTODY-DEADLINE": Reads(CUSTODY, "個人情報の受領から削除までの記録 {n} 件の期限を確認", monthly=False),
     "CUSTODY-PERSON": Reads(CUSTODY, "個人情報の取扱い {n} 件の担当者を確認", monthly=False),
     "ACCESS-LOGGED": Reads(("access.viewed", "access.login"), "個人情報の閲覧とサインイン {n} 件を確認"),
-    "SCRIPT-APPROVED": Reads(OUTCOMES, "通話結果 {n} 件のトークスクリプトの版と市の承認を確認"),
+    "SCRIPT-APPROVED": Reads(TALKS, "通話結果 {n} 件のトークスクリプトの版と市の承認を確認"),
     "STAFF-READY": Reads(
         ("staff.trained", "staff.pledged"), "従事者の研修・誓約書の記録 {n} 件を確認", monthly=False
     ),

@@ -78,7 +78,7 @@ def daily_rows(review: MonthlyReview) -> list[list[Any]]:
             by_day.setdefault(call.at.date(), Counter())[call.dialed.data["result"]] += 1
     contacts: Counter[date] = Counter()
     promises: Counter[date] = Counter()
-    for outcome in ctx.state.of("call.outcome"):
+    for outcome in ctx.state.of("call.outcome") + ctx.state.of("callback.outcome"):  # callbacks reach too
         if ctx.in_month(outcome.at) and reached(outcome.data):
             contacts[outcome.at.date()] += 1
             if outcome.data["promise"] is not None:

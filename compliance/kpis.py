@@ -1,8 +1,9 @@
 """KPIs as docs/compliance.md ("KPIs") writes them down: per case, per period, the denominator always stated.
 
 Called = cases with at least one call.dialed in the period. Reached = called
-cases with a call.outcome whose party is self, or household with
-proxy_consent. Promise = reached cases with a promise.
+cases with a call.outcome or a callback.outcome (a resident's callback) whose
+party is self, or household with proxy_consent. Promise = reached cases with a
+promise.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def cases_in(ctx: Context, months: set[str]) -> tuple[set[str], set[str], set[st
     wanted = {(int(m[:4]), int(m[5:7])) for m in months}
     called = {c.case for c in ctx.state.calls if (c.at.year, c.at.month) in wanted}
     got, promised = set(), set()
-    for outcome in ctx.state.of("call.outcome"):
+    # A resident's callback (callback.outcome) reaches the case as a call does, for a case
+    # called in the period (the rate's denominator): docs/compliance.md "KPIs".
+    for outcome in ctx.state.of("call.outcome") + ctx.state.of("callback.outcome"):
         case = outcome.data["case"]
         if case in called and (outcome.at.year, outcome.at.month) in wanted and reached(outcome.data):
             got.add(case)

@@ -42,7 +42,7 @@ class Case:
     opened: Entry | None = None  # the first listing
     openings: list[Entry] = field(default_factory=list)  # every listing, in ledger order
     calls: list[Call] = field(default_factory=list)
-    outcomes: list[Entry] = field(default_factory=list)
+    outcomes: list[Entry] = field(default_factory=list)  # call.outcome and callback.outcome, in ledger order
     stops: list[Entry] = field(default_factory=list)
     unsuitables: list[Entry] = field(default_factory=list)
     escalations: list[Entry] = field(default_factory=list)
@@ -194,6 +194,7 @@ class LedgerState:
     calls_by_id: dict[str, Call]
     by_type: dict[str, list[Entry]]
     campaigns: dict[str, Entry]  # month -> the latest campaign.scheduled
+    callbacks_by_call: dict[str, Entry] = field(default_factory=dict)  # callback.received by its `call`
 
     def of(self, kind: str) -> list[Entry]:
         return self.by_type.get(kind, [])
@@ -215,6 +216,7 @@ def derive(entries: list[Entry]) -> LedgerState:
     calls_by_id: dict[str, Call] = {}
     orphans: list[Entry] = []
     campaigns: dict[str, Entry] = {}
+    callbacks_by_call: dict[str, Entry] = {}
 
     def case(ref: str) -> Case:
         found = cases.get(ref)
@@ -241,6 +243,12 @@ def derive(entries: list[Entry]) -> LedgerState:
             elif found is None:
                 orphans.append(entry)
             case(data["case"]).outcomes.append(entry)
+        elif kind == "callback.outcome":
+            # A resident's callback: it ends the case as a call's outcome does (T §10(4)キ, N §8(4)キ).
+            case(data["case"]).outcomes.append(entry)
+        elif kind == "callback.received":
+            if data.get("call") is not None:
+                callbacks_by_call.setdefault(str(data["call"]), entry)
         elif kind == "case.stop":
             case(data["case"]).stops.append(entry)
         elif kind == "case.unsuitable":
@@ -261,4 +269,4 @@ def derive(entries: list[Entry]) -> LedgerState:
         if found is not None and found.outcome is None:
             found.outcome = outcome
             orphans.remove(outcome)
-    return LedgerState(entries, cases, calls, calls_by_id, dict(by_type), campaigns)
+    return LedgerState(entries, cases, calls, calls_by_id, dict(by_type), campaigns, callbacks_by_call)

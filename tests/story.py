@@ -140,10 +140,13 @@ class Story:
         mobile_asked: bool = False,
         requests: list[str] | None = None,
         actor: str = "op07",
+        kind: str = "call.outcome",
         **extra: Any,
     ) -> Entry:
+        if kind == "call.outcome":
+            extra["callback_at"] = t(callback_at).isoformat() if callback_at else None
         return self.add(
-            "call.outcome",
+            kind,
             at,
             actor=actor,
             case=case,
@@ -153,11 +156,36 @@ class Story:
             script=script,
             disposition=disposition,
             promise=promise,
-            callback_at=t(callback_at).isoformat() if callback_at else None,
             mobile_asked=mobile_asked,
             requests=requests or [],
             **extra,
         )
+
+    # -- residents' callbacks -----------------------------------------------------------
+
+    def callback(self, case: str | None, at: str, handled: str = "operator", queued_s: int = 5) -> str:
+        """A resident's call to the center (callback.received, by the dialing core), with its call id."""
+        self.calls += 1
+        call = f"B{self.calls}"
+        self.add(
+            "callback.received", at, actor="system", case=case, queued_s=queued_s, handled=handled, call=call
+        )
+        return call
+
+    def callback_outcome(
+        self,
+        case: str,
+        call: str,
+        at: str,
+        *,
+        party: str = "self",
+        script: str = "completed",
+        disposition: str = "completed",
+        **extra: Any,
+    ) -> Entry:
+        """The operator's record of a resident's callback: a call.outcome's fields but callback_at."""
+        fields = {"party": party, "script": script, "disposition": disposition, **extra}
+        return self.outcome(case, call, at, kind="callback.outcome", **fields)
 
     # -- judging -----------------------------------------------------------------------
 

@@ -562,6 +562,130 @@ def _staff_ready(broken: bool) -> tuple[Story, dict[str, Any]]:
     return s, {}
 
 
+# -- residents' callbacks (callback.outcome, T §10(4)キ / N §8(4)キ) ------------------
+# The same rules, on an outcome recorded for a resident who called us back.
+ON_CALLBACK: dict[str, Scenario] = {}
+
+
+def on_callback(rule: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        ON_CALLBACK[rule] = fn
+        return fn
+
+    return register
+
+
+@on_callback("COMPLETION-BASIS")
+def _callback_completion_basis(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    call = s.callback("C1", "2026-09-24 15:00")
+    # Completed on a callback: the script to the end with a household member, with (not) consent.
+    s.callback_outcome("C1", call, "2026-09-24 15:06", party="household", consent=not broken)
+    return s, {}
+
+
+@on_callback("OUTCOME-HAS-CALL")
+def _callback_outcome_has_call(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1").case("C2")
+    call = s.callback("C2" if broken else "C1", "2026-09-24 15:00")  # broken: C2's number called
+    s.callback_outcome("C1", call, "2026-09-24 15:06")
+    return s, {}
+
+
+@on_callback("MOBILE-ASKED")
+def _callback_mobile_asked(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1", [("1", "landline")])
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    call = s.callback("C1", "2026-09-24 15:00")
+    s.callback_outcome("C1", call, "2026-09-24 15:06", mobile_asked=not broken)
+    return s, {}
+
+
+@on_callback("ESCALATION-REQUIRED")
+def _callback_escalation_required(broken: bool) -> tuple[Story, dict[str, Any]]:
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-18 10:00", result="voicemail", message_left=True)  # a Friday
+    call = s.callback("C1", "2026-09-18 15:00")
+    s.callback_outcome("C1", call, "2026-09-18 15:06", requests=["tax_dispute"])
+    # The next business day after Fri 9/18 is Thu 9/24.
+    at = "2026-09-25 09:00" if broken else "2026-09-24 17:00"
+    s.add("escalation.raised", at, actor="op07", case="C1", reason="tax_dispute", to="city01", via="callback")
+    return s, {}
+
+
+@on_callback("ATTEMPTS-MIN")
+def _callback_attempts_min(broken: bool) -> tuple[Story, dict[str, Any]]:
+    """A case completed on a callback needs no more calls; one where the person was out does."""
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    call = s.callback("C1", "2026-09-24 15:00")
+    if broken:
+        s.callback_outcome(
+            "C1", call, "2026-09-24 15:03", party="other", script="not_started", disposition="absent_now"
+        )
+    else:
+        s.callback_outcome("C1", call, "2026-09-24 15:06")
+    return s, {}
+
+
+@pytest.mark.parametrize("rule", sorted(ON_CALLBACK))
+def test_the_rule_is_broken_on_a_callback(rule: str) -> None:
+    story, kw = ON_CALLBACK[rule](True)
+    found = story.broken(rule, **kw)
+    assert found, f"{rule}: no finding"
+    if rule != "ATTEMPTS-MIN":  # that one names the case and its calls; the others the callback's outcome
+        assert all(any(story.entries[i].type == "callback.outcome" for i in f.entries) for f in found)
+
+
+@pytest.mark.parametrize("rule", sorted(ON_CALLBACK))
+def test_the_near_miss_is_not_on_a_callback(rule: str) -> None:
+    story, kw = ON_CALLBACK[rule](False)
+    assert story.broken(rule, **kw) == []
+
+
+def test_a_callback_outcome_without_its_callback_is_pending_then_broken() -> None:
+    """Like a call's outcome: the loop delivers callback.received after the operator's client
+    may deliver the outcome, so a missing one is pending for 60 minutes, then a finding; one
+    naming a callback played the voice guide (never put through) is a false record."""
+    s = nhi().case("C1")
+    s.callback_outcome("C1", "B9", "2026-09-24 15:06")
+    found = [f for f in s.check(as_of="2026-09-24 16:00") if f.rule == "OUTCOME-HAS-CALL"]
+    assert [f.pending for f in found] == [True]
+    assert [f.message for f in s.broken("OUTCOME-HAS-CALL")] == ["着信 B9 の記録がない折り返し電話の結果"]
+    s = nhi().case("C1")
+    call = s.callback("C1", "2026-09-24 20:30", handled="voice_guide", queued_s=0)
+    s.callback_outcome("C1", call, "2026-09-24 20:31")
+    assert [f.message for f in s.broken("OUTCOME-HAS-CALL")] == [
+        f"着信 {call} はオペレータにつながっていない（音声案内）"
+    ]
+    s = nhi().case("C1")
+    s.callback_outcome("C1", "B1", "2026-09-24 15:06")
+    s.callback("C1", "2026-09-24 15:00")  # delivered later, arrived earlier: holds
+    assert s.broken("OUTCOME-HAS-CALL") == []
+
+
+def test_a_callback_reaches_the_case_and_its_promise_counts() -> None:
+    """KPI-CONTACT / KPI-PROMISE: a resident who calls back after our voicemail and talks is a
+    contact of a called case, with the promise made on the callback."""
+    s = nhi().case("C1").case("C2")
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    s.dial("C2", "2026-09-24 10:05", result="voicemail", message_left=True)
+    call = s.callback("C1", "2026-09-24 15:00")
+    s.callback_outcome("C1", call, "2026-09-24 15:06", promise={"date": "2026-09-30", "amount": 5000})
+    s.callback_outcome(
+        "C2",
+        s.callback("C2", "2026-09-24 16:00"),
+        "2026-09-24 16:02",
+        party="other",
+        script="not_started",
+        disposition="absent_now",
+    )
+    kpis = s.kpis()
+    assert (kpis["KPI-CONTACT"]["numerator"], kpis["KPI-CONTACT"]["denominator"]) == (1, 2)
+    assert kpis["KPI-PROMISE"]["of_reached"] == 1.0
+
+
 # -- the tests -----------------------------------------------------------------------
 
 

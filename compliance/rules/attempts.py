@@ -48,6 +48,33 @@ def month_outcomes(ctx: Context) -> list[tuple[Entry, Call | None]]:
     return found
 
 
+def outcomes_of_talks(ctx: Context) -> list[Entry]:
+    """Every outcome of a talk with a resident: our calls' (call.outcome) and residents'
+    callbacks' (callback.outcome, T §10(4)キ / N §8(4)キ), in ledger order."""
+
+    def find() -> list[Entry]:
+        both = ctx.state.of("call.outcome") + ctx.state.of("callback.outcome")
+        return sorted(both, key=lambda e: e.index)
+
+    found: list[Entry] = ctx.memo("talk-outcomes", find)
+    return found
+
+
+def month_callback_outcomes(ctx: Context) -> list[tuple[Entry, Entry | None]]:
+    """The month's callback outcomes (by their `at`), each with the callback.received it names, if any."""
+
+    def find() -> list[tuple[Entry, Entry | None]]:
+        received = ctx.state.callbacks_by_call
+        return [
+            (o, received.get(str(o.data["call"])))
+            for o in ctx.state.of("callback.outcome")
+            if ctx.in_month(o.at)
+        ]
+
+    found: list[tuple[Entry, Entry | None]] = ctx.memo("month-callback-outcomes", find)
+    return found
+
+
 def _done_in(case: Case, month: str) -> bool:
     """The month's listing needs no more calls: completed, refused, absent or stopped in the
     month, or found unsuitable in its data check."""
@@ -187,21 +214,23 @@ def attempts_nonweekday(ctx: Context) -> Iterator[Finding]:
 
 @rule("COMPLETION-BASIS")
 def completion_basis(ctx: Context) -> Iterator[Finding]:
-    for outcome in ctx.state.of("call.outcome"):
+    """A call's outcome, and a callback's (キ: a callback completes a case only as ア or イ)."""
+    for outcome in outcomes_of_talks(ctx):
         data = outcome.data
         if not ctx.in_month(outcome.at) or data["disposition"] != "completed":
             continue
         person = data["party"] == "self" or (data["party"] == "household" and data["proxy_consent"])
         if data["script"] == "completed" and person:
             continue
+        on_callback = outcome.type == "callback.outcome"
         yield ctx.finding(
             "COMPLETION-BASIS",
             case=data["case"],
             entries=[outcome.index],
-            ja=f"業務完了としたが、トークスクリプトは「{word('script', data['script'])}」、"
+            ja=f"{'折り返し電話で' if on_callback else ''}業務完了としたが、トークスクリプトは「{word('script', data['script'])}」、"
             f"応答者は「{word('party', data['party'])}」（伝言の了承：{word('bool', data['proxy_consent'])}）",
-            en=f"completed with script={data['script']}, party={data['party']},"
-            f" proxy_consent={data['proxy_consent']}",
+            en=f"completed{' on a callback' if on_callback else ''} with script={data['script']},"
+            f" party={data['party']}, proxy_consent={data['proxy_consent']}",
         )
 
 
@@ -354,6 +383,59 @@ def outcome_has_call(ctx: Context) -> Iterator[Finding]:
                 en=f"the outcome ({outcome.at:%m-%d %H:%M}) is before the call began ({call.at:%m-%d %H:%M})",
             )
 
+    yield from _callback_outcomes_have_callbacks(ctx, within)
+
+
+def _callback_outcomes_have_callbacks(ctx: Context, within: timedelta) -> Iterator[Finding]:
+    """A callback's outcome names the `call` of a `callback.received` of the same case, put
+    through to an operator, at or before it; not in the ledger yet: pending, as a call's is."""
+    for outcome, received in month_callback_outcomes(ctx):
+        data = outcome.data
+        if received is None:
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=[outcome.index],
+                ja=f"着信 {data['call']} の記録がない折り返し電話の結果",
+                en=f"a callback outcome for call {data['call']}, which was never received",
+                pending=ctx.as_of < outcome.at + within,
+            )
+            continue
+        entries = [received.index, outcome.index]
+        if received.data["case"] != data["case"]:
+            other = received.data["case"]
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=entries,
+                ja=f"着信 {data['call']} は"
+                + (
+                    f"別の案件 {other} からの折り返し電話"
+                    if other
+                    else "発信者を特定できなかった折り返し電話"
+                ),
+                en=f"callback {data['call']} was "
+                + (f"from another case, {other}" if other else "not identified"),
+            )
+        elif received.data["handled"] != "operator":
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=entries,
+                ja=f"着信 {data['call']} はオペレータにつながっていない"
+                f"（{word('callback_handled', received.data['handled'])}）",
+                en=f"callback {data['call']} was not put through to an operator ({received.data['handled']})",
+            )
+        elif received.at > outcome.at:
+            yield ctx.finding(
+                "OUTCOME-HAS-CALL",
+                case=data["case"],
+                entries=entries,
+                ja=f"折り返し電話の結果（{when_ja(outcome.at)}）が着信（{when_ja(received.at)}）より前",
+                en=f"the callback outcome ({outcome.at:%m-%d %H:%M}) is before the callback came in"
+                f" ({received.at:%m-%d %H:%M})",
+            )
+
 
 @rule("MOBILE-ASKED")
 def mobile_asked(ctx: Context) -> Iterator[Finding]:
@@ -376,7 +458,7 @@ def mobile_asked(ctx: Context) -> Iterator[Finding]:
 
 @rule("ESCALATION-REQUIRED")
 def escalation_required(ctx: Context) -> Iterator[Finding]:
-    for outcome in ctx.state.of("call.outcome"):
+    for outcome in outcomes_of_talks(ctx):
         asked = [r for r in outcome.data["requests"] if r in ESCALATING_REQUESTS]
         if not asked or not ctx.in_month(outcome.at):
             continue

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..model import Entry, Finding
 from ..present import when_ja, word
-from .attempts import month_outcomes
+from .attempts import month_callback_outcomes, month_outcomes
 from .custody import roles_at
 from .registry import rule
 
@@ -38,9 +38,12 @@ def _script_approvals(ctx: Context) -> dict[str, Entry]:
 @rule("SCRIPT-APPROVED")
 def script_approved(ctx: Context) -> Iterator[Finding]:
     approvals = _script_approvals(ctx)
-    for outcome, call in month_outcomes(ctx):
+    # A call's outcome is judged at the call's start; a resident's callback's at its arrival.
+    talks = [(o, call.at if call is not None else o.at) for o, call in month_outcomes(ctx)] + [
+        (o, received.at if received is not None else o.at) for o, received in month_callback_outcomes(ctx)
+    ]
+    for outcome, started in talks:
         data = outcome.data
-        started = call.at if call is not None else outcome.at
         version = data.get("script_version")
         if version is None:
             yield ctx.finding(
@@ -55,7 +58,9 @@ def script_approved(ctx: Context) -> Iterator[Finding]:
                 "SCRIPT-APPROVED",
                 case=data["case"],
                 entries=[outcome.index] + ([approval.index] if approval is not None else []),
-                ja=f"トークスクリプト第{version}版は架電（{when_ja(started)}）の前に甲の承認を得ていない",
+                ja=f"トークスクリプト第{version}版は"
+                f"{'折り返し電話の着信' if outcome.type == 'callback.outcome' else '架電'}"
+                f"（{when_ja(started)}）の前に甲の承認を得ていない",
                 en=f"talk script version {version} was not approved by the city before the call"
                 f" ({started:%m-%d %H:%M})",
             )
