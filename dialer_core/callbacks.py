@@ -7,7 +7,9 @@ until a seat is ready; then it is transferred (SIP REFER) to that seat's
 callback account, which answers at once, so the caller is with the operator.
 Outside the hours the voice guide is played and the line hangs up. Each call
 is one `callback.received` with `queued_s` and `handled` (`operator`,
-`voice_guide`, or `dropped` when the caller hung up while queued). The caller
+`voice_guide`, or `dropped` when the caller hung up while queued), and, when
+put through to a seat, `call`: the seats API's id of the inbound call, which
+the operator's `callback.outcome` names. The caller
 is named through the data store's keyed-hash index of numbers (`case`, or
 null when unknown); no clear number is stored.
 """
@@ -15,6 +17,7 @@ null when unknown); no clear number is stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -98,28 +101,31 @@ class CallbackLine:
         self.ctrl.command("accept")
         queued = time.monotonic()
         while time.monotonic() - queued < self.max_queue_s:
-            seat = self.board.claim_ready(
-                lambda name: Call(
-                    call=uuid7(self.clock()),
-                    direction="inbound",
-                    case=case,
-                    number=None,
-                    caller_id=None,
-                    started=self.clock().isoformat(),
-                    state="connected",
-                    queued_s=round(time.monotonic() - queued),
-                )
-            )
+            call_id = uuid7(self.clock())
+            seat = self.board.claim_ready(functools.partial(self._inbound, call_id, case, queued))
             if seat is not None:
                 queued_s = round(time.monotonic() - queued)
                 if self._transfer(seat):
-                    return self._record(at, case, queued_s, "operator", seat=seat)
+                    return self._record(at, case, queued_s, "operator", seat=seat, call=call_id)
                 self.board.release_claim(seat)
             event = self._next_event(0.2)
             if event is None or event.get("type") == "CALL_CLOSED":
                 return self._record(at, case, round(time.monotonic() - queued), "dropped")
         self._hangup()
         return self._record(at, case, round(time.monotonic() - queued), "dropped")
+
+    def _inbound(self, call_id: str, case: str | None, queued: float, _seat: str) -> Call:
+        """The seat's call for a caller put through to it (`queued`: time.monotonic() at answer)."""
+        return Call(
+            call=call_id,
+            direction="inbound",
+            case=case,
+            number=None,
+            caller_id=None,
+            started=self.clock().isoformat(),
+            state="connected",
+            queued_s=round(time.monotonic() - queued),
+        )
 
     def _transfer(self, seat: str) -> bool:
         """REFER the caller to the seat; True once the caller's leg to us has closed after it."""
@@ -145,9 +151,18 @@ class CallbackLine:
             self.ctrl.command("hangup")
 
     def _record(
-        self, at: datetime, case: str | None, queued_s: int, handled: str, **extra: Any
+        self,
+        at: datetime,
+        case: str | None,
+        queued_s: int,
+        handled: str,
+        *,
+        call: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        data = {"case": case, "queued_s": queued_s, "handled": handled}
+        data: dict[str, Any] = {"case": case, "queued_s": queued_s, "handled": handled}
+        if call is not None:  # put through to a seat: the seats API's id of the call, which the
+            data["call"] = call  # operator's callback.outcome names (OUTCOME-HAS-CALL)
         self.record("callback.received", data, at)
         self.handled.append({**data, **extra})
         return data

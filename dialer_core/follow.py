@@ -3,8 +3,9 @@
 `LedgerFollower` reads new entries with the service's `GET /v1/entries?from=&to=`
 (JSON Lines: index, leaf, leaf hash), checks each leaf's hash and that it
 chains to the one before (`prev`), and hands back the events in order.
-`Knowledge` is what the loop learns from them: completions and callback
-requests from the operators' consoles, stop orders and SMS lists from the
+`Knowledge` is what the loop learns from them: completions (of calls, and of
+residents' callbacks: `callback.outcome`) and callback requests from the
+operators' consoles, stop orders and SMS lists from the
 city, numbers ended as unusable.
 """
 
@@ -95,6 +96,12 @@ class Knowledge:
                 self.ended_numbers.add(self.calls[data["call"]])
             if data.get("callback_at") and case not in self.completed:
                 self.callbacks[case] = datetime.fromisoformat(data["callback_at"])
+        elif kind == "callback.outcome":
+            # A resident's callback completed the case (T §10(4)キ, N §8(4)キ): no more calls.
+            # Its other dispositions (absent_now, no_contact) leave the case as it was.
+            if data.get("disposition") == "completed":
+                self.completed.add(data["case"])
+                self.callbacks.pop(data["case"], None)
         elif kind == "sms.designated":
             self.sms_lists.append(data)
 

@@ -91,3 +91,21 @@ def test_knowledge_from_a_completion_ends_the_case() -> None:
     p.knowledge = k
     p.learn()
     assert p.cases["C1"].completed
+
+
+def test_knowledge_from_a_callback_that_completed_the_case_ends_it() -> None:
+    """T §10(4)キ / N §8(4)キ: a resident's callback that completed the case; one where the
+    person was out leaves the case to be called."""
+    k = Knowledge()
+    for case, disposition in (("C1", "completed"), ("C2", "absent_now")):
+        k.apply(
+            {
+                "type": "callback.outcome",
+                "at": "2026-09-20T15:00:00+09:00",
+                "data": {"case": case, "call": f"B-{case}", "disposition": disposition},
+            }
+        )
+    p = plan(3)
+    p.knowledge = k
+    p.learn()
+    assert p.cases["C1"].completed and not p.cases["C2"].completed

@@ -135,6 +135,8 @@ def test_in_hours_queued_then_connected_to_the_first_ready_seat(in_hours: Rig, t
     assert 2 <= data["queued_s"] <= 4  # answered at once, a seat ready about 3 s after the dial
     seat = rig.board.get("s01")
     assert seat["call"]["direction"] == "inbound" and seat["call"]["case"] == rig.case
+    # The seats API's id of the inbound call: the operator's callback.outcome names it.
+    assert data["call"] == seat["call"]["call"]
 
 
 def test_outside_hours_the_voice_guide(after_hours: Rig, tmp: Path) -> None:
