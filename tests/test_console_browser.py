@@ -138,7 +138,7 @@ kind = "simulator"
 seed = 7
 answer_rate = 1.0  # a training day: every call is answered
 realtime = true  # it rings, and stays connected until the operator is done
-ring_s = 1.5
+ring_s = 2
 
 [[seats]]
 name = "s01"
@@ -344,9 +344,9 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     assert walk.css("#script-version").text == SCRIPT_VERSION
     walk.shot("operator-home")
     walk.navigating(lambda: walk.keys(Keys.ENTER))  # 受付開始, from the keyboard
-    walk.wait_for("#call-state")
-    walk.shot("ringing")
+    # Each call rings 2 s before the simulated resident answers: read the ringing page at once.
     assert "回目（最低 3 回）" in walk.wait_for("#attempt").text, browser.page_source
+    walk.shot("ringing")
 
     done: list[str] = []
     for n in range(1, 6):
