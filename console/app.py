@@ -40,7 +40,7 @@ from starlette.templating import Jinja2Templates
 from compliance import present
 from contract.calendar import TOKYO
 from contract.profile import load_profile
-from dialer_core.client import OperatorClient
+from dialer_core.client import OperatorClient, pending_events
 from dialer_core.datastore import DataStore, DataStoreError
 from dialer_core.targets import CATEGORIES
 from ledger import Signer, read_key
@@ -137,6 +137,16 @@ class Console:
         self._writers_lock = threading.Lock()
         device = read_key(config.device_key)
         self.device = self._writer_for(device)
+        # Outboxes earlier runs left with events to deliver, of people not signed in here since
+        # the start: their events are signed already, so a courier of their own delivers them
+        # (until that person signs in and their writer takes the outbox over). It never records:
+        # the key it is opened with (the device's) signs nothing there.
+        self.leftover: dict[str, OperatorClient] = {
+            # (each with its own HTTP client: closing an OperatorClient closes its HTTP client)
+            path.stem: OperatorClient(config.ledger_url, device, path, clock=clock)
+            for path in sorted(config.outboxes.glob("*.outbox"))
+            if path.stem not in self.writers and pending_events(path)
+        }
         self.deliver_every = deliver_every
         self.sweep_every = sweep_every
         # (seat, person) of every operator signed in here, until the loop shows the seat offline:
@@ -196,9 +206,19 @@ class Console:
                 writer.due = True
             return left
 
+        writers = dict(self.writers)
+        for name in [name for name in self.leftover if name in writers]:
+            self.leftover.pop(name).close()  # its person signed in: their writer's courier delivers it
         # Only the outboxes written to since their last delivery (200 idle ones were a
         # thousand queries a second).
-        return sum(self._deliveries.map(deliver, [w for w in list(self.writers.values()) if w.due]))
+        pending = sum(self._deliveries.map(deliver, [w for w in writers.values() if w.due]))
+        for name, courier in list(self.leftover.items()):
+            left = courier.deliver(deadline=time.monotonic()).pending
+            if not left:  # delivered: nothing more will come into it from here
+                self.leftover.pop(name, None)
+                courier.close()
+            pending += left
+        return pending
 
     def _deliver_forever(self) -> None:
         """The courier thread: delivers the outboxes and keeps the board up to date with the
@@ -223,6 +243,8 @@ class Console:
         for writer in self.writers.values():
             writer.client.close()
             writer.courier.close()
+        for courier in self.leftover.values():
+            courier.close()
         self.documents.close()
         self.store.close()
         self.board.close()
@@ -351,11 +373,14 @@ class Console:
         with contextlib.suppress(LoopError):  # another page or the sweep told it first
             await self.loop.outcome(call.call, event_id)
 
-    def undelivered(self, whose: Callable[[Writer], bool]) -> int:
-        """Events still in the outboxes of the writers `whose` picks. A revocation (of a key or a
-        person) waits for them: outboxes deliver independently, and what they signed, appended
-        after the revocation, would count as signed by a revoked key or person (DESIGNATED-ACTOR)."""
-        return sum(w.client.pending() for w in list(self.writers.values()) if whose(w))
+    def undelivered(self, whose: Callable[[Writer], bool], holder: str) -> int:
+        """Events still in the outboxes of the writers `whose` picks, and in `holder`'s outbox left
+        by an earlier run. A revocation (of a key or a person) waits for them: outboxes deliver
+        independently, and what they signed, appended after the revocation, would count as
+        signed by a revoked key or person (DESIGNATED-ACTOR)."""
+        waiting = sum(w.client.pending() for w in list(self.writers.values()) if whose(w))
+        left = self.leftover.get(holder)
+        return waiting + (len(pending_events(left.outbox)) if left is not None else 0)
 
     def live_sessions(self) -> list[Session]:
         """The sessions that have not expired (expired ones are dropped)."""
@@ -1060,7 +1085,7 @@ def create_app(console: Console) -> Starlette:
         if errors:
             return await manager_home(request, 422, errors=errors)
         if kind == "staff.revoked":
-            waiting = console.undelivered(lambda w: w.client.actor == person)
+            waiting = console.undelivered(lambda w: w.client.actor == person, person)
             if waiting:
                 return await manager_home(request, 409, errors={"person": not_delivered(waiting)})
         await run_in_threadpool(console.record, console.writer(session), kind, data)
@@ -1088,7 +1113,8 @@ def create_app(console: Console) -> Starlette:
             if key == console.writer(session).client.signer.verifier.key_ref:
                 message = "自分がいま使っている鍵は失効させられません。別の管理者に依頼してください。"
                 return await manager_home(request, 422, errors={"keys": message})
-            waiting = console.undelivered(lambda w: w.client.signer.verifier.key_ref == key)
+            holder = key.split("+")[0]  # a key's id is its holder's name + its hash
+            waiting = console.undelivered(lambda w: w.client.signer.verifier.key_ref == key, holder)
             if waiting:
                 return await manager_home(request, 409, errors={"keys": not_delivered(waiting)})
             reason = str(form.get("reason", "")).strip() or "管理者による失効"

@@ -1103,3 +1103,37 @@ def test_the_managers_staff_form_refuses_an_id_no_key_could_carry(world: World) 
         assert answer.status_code == 422
         assert errors_of(answer.text)["person"] == "職員IDは64文字以内で、空白や「+」を含めずに入力してください。"
     assert written(world) == before
+
+
+def test_after_a_restart_what_nobody_signed_in_left_in_the_outboxes_is_delivered(
+    world: World, tmp_path: Any
+) -> None:
+    """An outbox's events are signed already: the console delivers them after a start even if
+    their signer never signs in again (before, they waited for that person's next sign-in)."""
+    from dataclasses import replace
+
+    from console.app import Console
+    from dialer_core.client import OperatorClient, pending_events
+
+    config = replace(world.config, outboxes=tmp_path / "outboxes")
+    config.outboxes.mkdir()
+    world.stop_service()  # the previous run ended with the service down
+    try:
+        with OperatorClient(
+            config.ledger_url, world.extra["people"]["op01"], config.outboxes / "op01.outbox", clock=world.clock
+        ) as client:
+            left = client.record("access.logout", {"person": "op01", "terminal": "console01"})
+    finally:
+        world.start_service()
+    fresh = Console(config, clock=world.clock)
+    try:
+        assert fresh.undelivered(lambda w: False, "op01") == 1  # a revocation of op01 waits for it
+        assert fresh.deliver_once() == 0
+        # the leftover's courier is closed once delivered; the others still deliver
+        assert fresh.leftover == {}
+        fresh.record(fresh.device, "access.login", {"person": "x", "terminal": "console01", "success": False})
+        assert fresh.deliver_once() == 0
+    finally:
+        fresh.stop()
+    assert pending_events(config.outboxes / "op01.outbox") == []
+    assert [e["actor"] for e in world.ledger_events() if e["id"] == left] == ["op01"]
