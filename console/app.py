@@ -451,6 +451,13 @@ def not_delivered(waiting: int) -> str:
     )
 
 
+def taken_message(session: Session) -> str:
+    return (
+        f"この席（{session.seat}）は別のオペレータが使用中です。"
+        "サインアウトして、ご自分の席番号でサインインし直してください。"
+    )
+
+
 def unanswered_id(call: str) -> str:
     """The id of an unanswered call's outcome: derived from the call's, so it is written once."""
     return f"unanswered-{call}"[:64]
@@ -583,6 +590,13 @@ def create_app(console: Console) -> Starlette:
             return page(request, "error.html", 403, message="この画面を使う権限がありません。")
         return session
 
+    def other_operators(request: Request, session: Session, seat: Seat) -> Response | None:
+        """The refusal when the seat is another operator's (seats are typed at sign-in): nothing
+        of its call is shown, read or done from this session."""
+        if seat.operator in (None, session.person) or seat.state == "offline":
+            return None
+        return page(request, "error.html", 409, message=taken_message(session))
+
     async def role_form(request: Request, role: str) -> tuple[Session, FormData] | Response:
         """The session and the posted form of a desk's action, or the answer refusing it."""
         session = need(request, role)
@@ -655,7 +669,9 @@ def create_app(console: Console) -> Starlette:
             return refused(request)
         if session.role == "operator":
             with contextlib.suppress(LoopError):
-                await console.loop.signout(session.seat)
+                seat = await console.loop.seat(session.seat)
+                if seat.operator in (None, session.person):  # never another operator's seat
+                    await console.loop.signout(session.seat)
         await run_in_threadpool(console.sign_out, session)
         response = RedirectResponse("/signin", 303)
         response.delete_cookie(COOKIE)
@@ -723,6 +739,8 @@ def create_app(console: Console) -> Starlette:
             seat = await console.loop.seat(session.seat)
         except LoopError as exc:
             return page(request, "op_home.html", seat=None, loop_error=exc.detail, **op_context(session))
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
         if seat.call is not None or seat.state in ("dialing", "ringing", "connected", "wrap_up"):
             return RedirectResponse("/op/call", 303)
         return page(request, "op_home.html", seat=seat, loop_error=None, **op_context(session))
@@ -756,6 +774,8 @@ def create_app(console: Console) -> Starlette:
         try:
             await console.loop.ready(session.seat, session.person)
         except LoopError as exc:
+            if exc.status == 409 and exc.code == "taken":  # another operator's seat
+                return page(request, "error.html", 409, message=taken_message(session))
             if exc.status == 409 and exc.code == "busy":  # already taking calls: show the current one
                 return RedirectResponse("/op/call", 303)
             return page(request, "error.html", 502, message=f"発信システムに接続できません（{exc.detail}）")
@@ -764,6 +784,9 @@ def create_app(console: Console) -> Starlette:
     @action("operator")
     async def op_pause(request: Request, session: Session, _form: FormData) -> Response:
         with contextlib.suppress(LoopError):
+            seat = await console.loop.seat(session.seat)
+            if (refusal := other_operators(request, session, seat)) is not None:
+                return refusal
             await console.loop.pause(session.seat)
         return RedirectResponse("/op", 303)
 
@@ -777,6 +800,8 @@ def create_app(console: Console) -> Starlette:
             seat = await console.loop.seat(session.seat, wait_version=int(raw) if raw.isdigit() else None)
         except LoopError as exc:
             return JSONResponse({"error": exc.code}, status_code=502)
+        if seat.operator not in (None, session.person) and seat.state != "offline":
+            return JSONResponse({"error": "taken"}, status_code=409)
         return JSONResponse({"state": seat.state, "version": seat.version})
 
     async def resident_for(session: Session, seat: Seat, purpose: str = "call") -> Any:
@@ -810,6 +835,8 @@ def create_app(console: Console) -> Starlette:
             seat = await console.loop.seat(session.seat)
         except LoopError as exc:
             return page(request, "error.html", 502, message=f"発信システムに接続できません（{exc.detail}）")
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
         return await render_call(request, session, seat)
 
     async def render_call(
@@ -873,6 +900,8 @@ def create_app(console: Console) -> Starlette:
     @action("operator")
     async def op_classify(request: Request, session: Session, form: FormData) -> Response:
         seat = await console.loop.seat(session.seat)
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
         if seat.call is None:
             return RedirectResponse("/op", 303)
         kind = str(form.get("kind", ""))
@@ -896,8 +925,10 @@ def create_app(console: Console) -> Starlette:
         loop is told, and the seat goes back to dialling."""
         call_id = str(form.get("call", ""))
         requests = [r for r in form.getlist("requests") if isinstance(r, str)]
+        seat = await console.loop.seat(session.seat)
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
         if requests:
-            seat = await console.loop.seat(session.seat)
             call = seat.call
             if call is None or call.call != call_id or call.direction != "inbound":
                 return page(request, "error.html", 409, message="この通話はすでに終了しています。")
@@ -949,6 +980,8 @@ def create_app(console: Console) -> Starlette:
     @action("operator")
     async def op_outcome(request: Request, session: Session, form: FormData) -> Response:
         seat = await console.loop.seat(session.seat)
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
         call = seat.call
         if call is None or call.case is None or str(form.get("call", "")) != call.call:
             return page(request, "error.html", 409, message="この通話はすでに記録済みか、終了しています。")

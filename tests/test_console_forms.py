@@ -1137,3 +1137,41 @@ def test_after_a_restart_what_nobody_signed_in_left_in_the_outboxes_is_delivered
         fresh.stop()
     assert pending_events(config.outboxes / "op01.outbox") == []
     assert [e["actor"] for e in world.ledger_events() if e["id"] == left] == ["op01"]
+
+
+def test_a_second_operator_signed_in_at_a_taken_seat_sees_and_does_nothing_of_its_call(
+    world: World, operator: tuple[httpx.Client, str]
+) -> None:
+    """The seat is typed at sign-in: someone signed in at the seat of an operator who is on a
+    call must not see that call's resident (nor log a view of it), record its outcome, or
+    pause or sign out that operator's seat."""
+    client, csrf = operator
+    call = answered_call(world, client, csrf, 5)
+    manager, mcsrf = sign_in(world, "mgr01", "manager")
+    fields = {"csrf": mcsrf, "person": "mgr01", "role": "operator", "action": "designate"}
+    assert manager.post("/manager/staff", data=fields).status_code == 303
+    world.wait_delivered()
+    intruder, icsrf = sign_in(world, "mgr01", "operator", "s01")
+    before = written(world)
+    taken = "この席（s01）は別のオペレータが使用中です。"
+    page = intruder.get("/op/call")
+    assert page.status_code == 409 and taken in page.text and "伊藤 陽子" not in page.text
+    assert intruder.get("/op/seat.json").status_code == 409
+    outcome = {"csrf": icsrf, "call": call, "party": "other", "disposition": "number_unusable"}
+    for path, data in (
+        ("/op/outcome", outcome),
+        ("/op/classify", {"csrf": icsrf, "kind": "voicemail_none"}),
+        ("/op/inbound-done", {"csrf": icsrf, "call": call}),
+        ("/op/pause", {"csrf": icsrf}),
+        ("/op/ready", {"csrf": icsrf}),
+    ):
+        answer = intruder.post(path, data=data)
+        if answer.status_code == 303:  # ready on a busy seat shows its call: refused there
+            answer = intruder.get(answer.headers["location"])
+        assert answer.status_code == 409 and taken in answer.text, path
+    intruder.post("/signout", data={"csrf": icsrf})
+    assert written(world) == before + 1  # mgr01's access.logout, nothing of the call
+    assert world.loop is not None
+    seat = world.loop.board.get("s01")
+    assert seat["operator"] == "op01" and seat["state"] != "offline"
+    assert 'id="resident"' in client.get("/op/call").text  # op01 goes on with the call
