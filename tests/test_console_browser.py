@@ -422,7 +422,8 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     walk.sign_out()
 
     center.wait_for_events("the escalation", lambda es: count(es, "escalation.raised") == 1)
-    center.stop()  # every process ends; what they held is delivered
+    center.stop()  # every process ends (SIGTERM); what they held is delivered
+    assert "kansa dialer: 5 calls" in (center.world.root / "dialer.log").read_text()  # a clean stop
 
     # Nothing left behind: every outbox (the people's, the console's device, the loop's) delivered
     # everything it recorded, and the service refused nothing.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 
 import click
@@ -34,10 +36,14 @@ def dialer_run(config: str, for_seconds: float | None, start_at: str | None) -> 
         f"seats API on {run.api.url if run.api else '-'}",
         err=True,
     )
+    # A service manager stops it with SIGTERM: the same clean stop as Ctrl-C (calls ended and
+    # recorded, the outbox's last delivery tried), not the interpreter's abrupt exit.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     try:
         end = time.monotonic() + for_seconds if for_seconds else None
-        while end is None or time.monotonic() < end:
-            time.sleep(0.2)
+        while not stopping.is_set() and (end is None or time.monotonic() < end):
+            stopping.wait(0.2)
     except KeyboardInterrupt:
         pass
     finally:
