@@ -136,14 +136,14 @@ class Console:
         self.writers: dict[str, Writer] = {}
         self._writers_lock = threading.Lock()
         device = read_key(config.device_key)
+        self._device_signer = device  # couriers are opened with it: they deliver, never sign
         self.device = self._writer_for(device)
         # Outboxes earlier runs left with events to deliver, of people not signed in here since
         # the start: their events are signed already, so a courier of their own delivers them
         # (until that person signs in and their writer takes the outbox over). It never records:
         # the key it is opened with (the device's) signs nothing there.
         self.leftover: dict[str, OperatorClient] = {
-            # (each with its own HTTP client: closing an OperatorClient closes its HTTP client)
-            path.stem: OperatorClient(config.ledger_url, device, path, clock=clock)
+            path.stem: OperatorClient(config.ledger_url, device, path, clock=clock, http=self._http)
             for path in sorted(config.outboxes.glob("*.outbox"))
             if path.stem not in self.writers and pending_events(path)
         }
@@ -180,8 +180,10 @@ class Console:
                 client = OperatorClient(
                     self.config.ledger_url, signer, outbox, clock=self.clock, http=self._http
                 )
+                # The courier only sends what is signed already: it never holds the person's key,
+                # which leaves memory with their last session (`end_session`).
                 courier = OperatorClient(
-                    self.config.ledger_url, signer, outbox, clock=self.clock, http=self._http
+                    self.config.ledger_url, self._device_signer, outbox, clock=self.clock, http=self._http
                 )
                 writer = Writer(client, courier)
                 self.writers[signer.name] = writer
@@ -208,7 +210,10 @@ class Console:
 
         writers = dict(self.writers)
         for name in [name for name in self.leftover if name in writers]:
-            self.leftover.pop(name).close()  # its person signed in: their writer's courier delivers it
+            # Its person signed in: their writer's courier delivers it. (Dropped, not closed:
+            # closing an OperatorClient closes the shared HTTP client; its outbox connection
+            # closes with it.)
+            self.leftover.pop(name)
         # Only the outboxes written to since their last delivery (200 idle ones were a
         # thousand queries a second).
         pending = sum(self._deliveries.map(deliver, [w for w in writers.values() if w.due]))
@@ -216,7 +221,6 @@ class Console:
             left = courier.deliver(deadline=time.monotonic()).pending
             if not left:  # delivered: nothing more will come into it from here
                 self.leftover.pop(name, None)
-                courier.close()
             pending += left
         return pending
 
@@ -257,7 +261,7 @@ class Console:
         if session is None:
             return None
         if self.clock() >= session.expires:
-            self.sessions.pop(session.token, None)
+            self.end_session(session)
             return None
         return session
 
@@ -320,10 +324,29 @@ class Console:
         )
 
     def sign_out(self, session: Session) -> None:
-        self.sessions.pop(session.token, None)
+        self.end_session(session, logout=True)
+
+    def end_session(self, session: Session, *, logout: bool = False) -> None:
+        """Ends the session (with `access.logout` when `logout`: signing out, or the manager
+        revoking it; not on expiry or a revocation of the person or key). The person's unsealed
+        key is dropped with their last session: what they signed stays in their outbox, and a
+        courier that holds no key of theirs delivers it."""
+        if self.sessions.pop(session.token, None) is None:
+            return  # ended already
         writer = self.writers.get(session.person)
-        if writer is not None:
+        if writer is None:
+            return
+        if logout:
             self.record(writer, "access.logout", {"person": session.person, "terminal": self.config.terminal})
+        if any(s.person == session.person for s in list(self.sessions.values())):
+            return
+        with self._writers_lock:
+            if self.writers.get(session.person) is not writer:
+                return
+            del self.writers[session.person]
+            # Not closed (closing an OperatorClient closes the shared HTTP client): dropping the
+            # recording client drops the key; its outbox connection closes with it.
+            self.leftover[session.person] = writer.courier
 
     def writer(self, session: Session) -> Writer:
         return self.writers[session.person]
@@ -387,7 +410,7 @@ class Console:
         now = self.clock()
         for session in list(self.sessions.values()):
             if now >= session.expires:
-                self.sessions.pop(session.token, None)
+                self.end_session(session)
         return list(self.sessions.values())
 
     async def sweep(self) -> None:
@@ -1127,7 +1150,7 @@ def create_app(console: Console) -> Starlette:
             # revocation it would be a finding (DESIGNATED-ACTOR). The sweep signs their seats out.
             for other in list(console.sessions.values()):
                 if other.person == person and other.role == role:
-                    console.sessions.pop(other.token, None)
+                    console.end_session(other)
         return RedirectResponse("/manager#staff", 303)
 
     @action("manager")
@@ -1171,7 +1194,7 @@ def create_app(console: Console) -> Starlette:
             for other in list(console.sessions.values()):
                 mine = console.writers.get(other.person)
                 if mine is not None and mine.client.signer.verifier.key_ref == data["key"]:
-                    console.sessions.pop(other.token, None)
+                    console.end_session(other)
         console.board.refresh(force=True)
         return RedirectResponse("/manager#keys", 303)
 
@@ -1198,11 +1221,7 @@ def create_app(console: Console) -> Starlette:
         started = str(form.get("session", ""))
         for other in list(console.sessions.values()):
             if hmac.compare_digest(session_id(other), started):
-                console.sessions.pop(other.token, None)
-                writer = console.writers.get(other.person)
-                if writer is not None:
-                    data = {"person": other.person, "terminal": console.config.terminal}
-                    await run_in_threadpool(console.record, writer, "access.logout", data)
+                await run_in_threadpool(partial(console.end_session, other, logout=True))
         return RedirectResponse("/manager#sessions", 303)
 
     # -- the city ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from contract.profile import load_profile
 from contract.staff import designated
 from dialer_core.adapters import DialResult
 from dialer_core.campaign import plan_days
+from dialer_core.client import pending_events
 from dialer_core.datastore import DataStore
 from dialer_core.seats import Planned, SeatBoard, SeatRunner, SeatsApi
 from dialer_core.targets import import_targets
@@ -264,7 +265,9 @@ class World:
         assert self.console is not None
         deadline = time.time() + timeout
         while True:
-            pending = sum(w.client.pending() for w in self.console.writers.values())
+            pending = sum(w.client.pending() for w in list(self.console.writers.values()))
+            # and the outboxes of people whose last session ended (their couriers deliver them)
+            pending += sum(len(pending_events(c.outbox)) for c in list(self.console.leftover.values()))
             if pending == 0:
                 return
             assert time.time() < deadline, f"{pending} events still in the outboxes"

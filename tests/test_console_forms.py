@@ -1175,3 +1175,55 @@ def test_a_second_operator_signed_in_at_a_taken_seat_sees_and_does_nothing_of_it
     seat = world.loop.board.get("s01")
     assert seat["operator"] == "op01" and seat["state"] != "offline"
     assert 'id="resident"' in client.get("/op/call").text  # op01 goes on with the call
+
+
+def test_a_persons_key_leaves_memory_with_their_last_session_and_what_they_signed_still_arrives(
+    world: World,
+) -> None:
+    from dialer_core.client import pending_events
+
+    """The sealed key is unlocked only for the session: after sign-out (or expiry) the console
+    holds no signer of that person; the events they signed while the service was down are still
+    delivered (by a courier that holds no key of theirs)."""
+    import gc
+
+    from ledger import Signer
+
+    assert world.console is not None
+    console = world.console
+
+    def held() -> list[Signer]:
+        return [o for o in gc.get_objects() if isinstance(o, Signer) and o.name == "op99"]
+
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    if "op99" not in console.board.registered_keys().values():  # (an earlier test may have)
+        register = {"csrf": csrf, "action": "register", "person": "op99"}
+        assert manager.post("/manager/keys", data=register).status_code == 303
+    fields = {"csrf": csrf, "person": "op99", "role": "operator", "action": "designate"}
+    assert manager.post("/manager/staff", data=fields).status_code == 303
+    world.wait_delivered()
+    PASSPHRASES["op99"] = "op99-passphrase"
+    world.stop_service()
+    try:
+        op99, op_csrf = sign_in(world, "op99", "operator", "s03")
+        assert "op99" in console.writers and held()
+        assert op99.post("/signout", data={"csrf": op_csrf}).status_code == 303
+        gc.collect()
+        assert "op99" not in console.writers
+        assert held() == [], "op99's unsealed key is still in the console's memory"
+        waiting = [e["type"] for e in pending_events(world.config.outboxes / "op99.outbox")]
+        assert waiting == ["access.login", "access.logout"]
+    finally:
+        world.start_service()
+    world.wait_delivered()
+    arrived = [(e["type"], e["actor"]) for e in world.ledger_events() if e["actor"] == "op99"]
+    assert arrived == [("access.login", "op99"), ("access.logout", "op99")]
+    # expiry drops it too
+    op99, _csrf = sign_in(world, "op99", "operator", "s03")
+    world.clock.advance(hours=10)
+    try:
+        assert op99.get("/op").headers["location"] == "/signin"
+    finally:
+        world.clock.advance(hours=-10)
+    gc.collect()
+    assert "op99" not in console.writers and held() == []
