@@ -200,6 +200,7 @@ class Console:
     def deliver_once(self) -> int:
         """One delivery round over every outbox, several at a time (the service commits what
         arrives together in one group); returns what is still pending."""
+
         def deliver(writer: Writer) -> int:
             writer.due = False  # before reading the outbox: a commit from now on sets it again
             # A deadline of now: one try per event; a failure waits for the next round.
@@ -1323,7 +1324,15 @@ def create_app(console: Console) -> Starlette:
         doc = console.documents.get(request.path_params["kind"], request.path_params["version"])
         if doc is None:
             return page(request, "error.html", 404, message="その文書はありません。")
-        return page(request, "document.html", doc=doc)
+        approval = next(
+            (
+                a
+                for a in console.board.approvals()
+                if a.data["kind"] == doc.kind and a.data["sha256"] == doc.sha256
+            ),
+            None,
+        )
+        return page(request, "document.html", doc=doc, approval=approval, home=HOME.get(session.role, "/"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

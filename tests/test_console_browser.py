@@ -304,9 +304,13 @@ def test_a_day_at_the_center(center: Center, browser: Any) -> None:
     walk.wait_for("#documents")
     walk.shot("city-desk")
     assert walk.personal_data_in_page() == []
-    row = walk.wait_for(f"form[action='/city/approve'] input[value='{SCRIPT_VERSION}']")
-    walk.navigating(row.find_element("xpath", "..").find_element("css selector", "button").click)
-    assert "承認済" in walk.wait_for("#documents").text
+    # The clerk reads the revised script before approving it.
+    walk.navigating(walk.css(f"a[href='/documents/talk_script/{SCRIPT_VERSION}']").click)
+    assert "5. 納付書の再発行を案内する" in walk.wait_for("pre.document").text
+    walk.shot("city-reads-the-script")
+    walk.navigating(walk.css("#approve-form button").click)  # approved where it was read
+    row = walk.wait_for("#documents").find_element("xpath", f".//tr[td/a[text()='{SCRIPT_VERSION}']]")
+    assert "承認済" in row.text
     # The clerk knows the city's own 案件番号; the console finds the case's reference.
     number = {r[1]: r[0] for r in RESIDENTS}
     stopped = by_name["高橋 一郎"]  # paid at the counter yesterday
