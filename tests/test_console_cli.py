@@ -105,3 +105,22 @@ port = {port}
     bad.write_text('[console]\nledger_url = "x"\n', encoding="utf-8")
     refused = subprocess.run([EXE, "console", "serve", str(bad)], capture_output=True, text=True)
     assert refused.returncode == 1 and "lacks" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_rehearsal_time_needs_its_offset(tmp_path: Path) -> None:
+    """`--start-at` of `kansa ledger serve` and `kansa console serve`: a time without its offset
+    would be read in the host's zone; it is refused in one line before anything starts."""
+    db = tmp_path / "ledger.db"
+    db.write_bytes(b"")
+    config = tmp_path / "console.toml"
+    config.write_text(
+        '[console]\nledger_url = "x"\nledger_copy = "l.db"\nloop_url = "y"\nstore = "s.db"\nkeys = "k"\n'
+        'outboxes = "o"\ndocuments = "d"\ndevice_key = "c.key"\n',
+        encoding="utf-8",
+    )
+    for args in (["ledger", "serve", str(db)], ["console", "serve", str(config)]):
+        done = subprocess.run(
+            [EXE, *args, "--start-at", "2026-09-24T10:00"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2 and "needs its offset" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
