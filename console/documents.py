@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+MAX_BYTES = 1024 * 1024  # a talk script, a manual or an FAQ as text
 KINDS = {"talk_script": "トークスクリプト", "manual": "業務マニュアル", "faq": "FAQ"}
 
 SCHEMA = """
@@ -94,6 +95,10 @@ class Documents:
         version = version.strip()
         if not version or len(version) > 40:
             raise DocumentError("版（40文字まで）を入力してください")
+        if "/" in version:  # it names the document's page, /documents/KIND/VERSION
+            raise DocumentError("版に「/」は使えません")
+        if len(raw) > MAX_BYTES:  # a talk script's steps are a checklist on every call page
+            raise DocumentError("ファイルが大きすぎます（1 MB まで）")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:

@@ -1227,3 +1227,24 @@ def test_a_persons_key_leaves_memory_with_their_last_session_and_what_they_signe
         world.clock.advance(hours=-10)
     gc.collect()
     assert "op99" not in console.writers and held() == []
+
+
+def test_a_document_that_could_not_be_shown_is_refused_and_nothing_is_loaded(tmp_path: Any) -> None:
+    """A version names the document's page (/documents/KIND/VERSION): no '/' in it; and a file
+    larger than 1 MiB is no talk script an operator could read (its steps are a checklist on
+    every call page)."""
+    from console_world import t
+
+    from console.documents import DocumentError, Documents
+
+    docs = Documents(tmp_path / "documents")
+    try:
+        for version, raw, message in (
+            ("2026/09", b"1. a\n", "版に「/」は使えません"),
+            ("BIG", b"1. a\n" * 300_000, "ファイルが大きすぎます（1 MB まで）"),
+        ):
+            with pytest.raises(DocumentError, match=re.escape(message)):
+                docs.load("talk_script", version, "s.md", raw, by="mgr01", now=t("2026-09-24 10:00"))
+        assert docs.all() == []
+    finally:
+        docs.close()
