@@ -1297,7 +1297,9 @@ def create_app(console: Console) -> Starlette:
         elif unknown and opened:
             errors["cases"] = f"このバッチにない案件があります：{'、'.join(unknown[:5])}"
         try:
-            send_at = datetime.fromisoformat(str(form.get("send_at", ""))).replace(tzinfo=TOKYO)
+            send_at = datetime.fromisoformat(str(form.get("send_at", "")))
+            # the form's datetime-local is JST; a time with its offset is that moment
+            send_at = send_at.replace(tzinfo=TOKYO) if send_at.tzinfo is None else send_at.astimezone(TOKYO)
         except ValueError:
             errors["send_at"] = "送信日時を入力してください。"
         if not sender_id:

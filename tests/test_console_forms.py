@@ -515,6 +515,12 @@ def test_the_city_gives_the_months_sms_list(world: World) -> None:
         "send_at": "2026-09-25T10:00:00+09:00",
         "sender_id": "0258-39-2000",
     }
+    # a time given with its offset (a script over HTTP) is that moment, not relabelled as JST
+    data = {"csrf": csrf, "batch": "B2026-09", "cases": world.cases[2], "sender_id": "0258-39-2000"}
+    assert city.post("/city/sms", data={**data, "send_at": "2026-09-25T03:00:00+00:00"}).status_code == 303
+    world.wait_delivered()
+    sms = [e for e in world.ledger_events() if e["type"] == "sms.designated"][-1]
+    assert sms["data"]["send_at"] == "2026-09-25T12:00:00+09:00"
 
 
 def test_an_unanswered_call_gets_its_outcome_at_once(
