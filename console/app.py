@@ -51,7 +51,16 @@ from .config import ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
 from .loop_client import LOOP_SECONDS, Call, LoopClient, LoopError, Seat
-from .outcome import DISPOSITIONS, PARTIES, REQUESTS, SCRIPTS, check_outcome
+from .outcome import (
+    CALLBACK_DISPOSITIONS,
+    DISPOSITIONS,
+    PARTIES,
+    REQUESTS,
+    SCRIPTS,
+    OutcomeForm,
+    check_callback_outcome,
+    check_outcome,
+)
 
 HERE = Path(__file__).parent
 COOKIE = "kansa_console"
@@ -559,6 +568,7 @@ def create_app(console: Console) -> Starlette:
         PARTIES=PARTIES,
         SCRIPTS=SCRIPTS,
         DISPOSITIONS=DISPOSITIONS,
+        CALLBACK_DISPOSITIONS=CALLBACK_DISPOSITIONS,
         REQUESTS=REQUESTS,
         REASONS=REASONS,
         KINDS=KINDS,
@@ -889,7 +899,15 @@ def create_app(console: Console) -> Starlette:
                     resident = await resident_for(session, seat, "callback")
                 except DataStoreError as exc:
                     return page(request, "error.html", 500, message=f"案件の情報を読めません（{exc}）")
-            return page(request, "op_inbound.html", status, resident=resident, **base)
+            script = base["script"]
+            context = {
+                "resident": resident,
+                "form": form,
+                "on_callback": True,
+                "steps": script.steps if script else [],
+                "landline_only": call.case is not None and console.board.landline_only(call.case),
+            }
+            return page(request, "op_inbound.html", status, **context, **base)
         if call is None or call.state in ("dialing", "ringing") or call.case is None:
             return page(request, "op_wait.html", **base, **call_context(seat))
         if not call.raw.get("answered_at"):
@@ -942,47 +960,93 @@ def create_app(console: Console) -> Starlette:
 
     @action("operator")
     async def op_inbound_done(request: Request, session: Session, form: FormData) -> Response:
-        """A resident's callback is over. No call.outcome: the call was never dialled, and an
-        outcome naming no `call.dialed` is a false record (OUTCOME-HAS-CALL). The resident's
-        requests are passed on at once as `escalation.raised`, signed by the operator (the role
-        table lets an operator raise one, T §9(3)); its callback.received is the loop's. Then the
-        loop is told, and the seat goes back to dialling."""
+        """A resident's callback ends without an outcome: the caller was not identified, or hung
+        up before being confirmed. Requests are refused here (nothing written): an identified
+        resident's go with the callback's outcome (`op_callback_outcome`), an unidentified
+        caller's to the manager by word of mouth. Then the loop is told, and the seat dials again."""
         call_id = str(form.get("call", ""))
-        requests = [r for r in form.getlist("requests") if isinstance(r, str)]
         seat = await console.loop.seat(session.seat)
         if (refusal := other_operators(request, session, seat)) is not None:
             return refusal
-        if requests:
+        if form.getlist("requests"):
             call = seat.call
             if call is None or call.call != call_id or call.direction != "inbound":
                 return page(request, "error.html", 409, message="この通話はすでに終了しています。")
-            message = None
-            if call.case is None:
-                message = "案件が特定できない電話の用件は、管理者に口頭で引き継いでください。"
-            elif call_id not in session.viewed:
-                message = "先に画面を開き直して、相手の方を確認してください。"
-            elif any(r not in REQUESTS for r in requests):
-                message = "申し出の種類を一覧から選び直してください。"
-            if message is not None:
-                context = {
-                    "seat": seat,
-                    "resident": session.viewed.get(call_id),
-                    "errors": {"requests": message},
-                }
-                return page(request, "op_inbound.html", 422, **context, **op_context(session))
-            writer = console.writer(session)
-            for request_ in dict.fromkeys(requests):
-                data = {
-                    "case": call.case,
-                    "reason": escalation_reason(request_),
-                    "to": console.config.escalate_to,
-                    "via": "callback",
-                }
-                await run_in_threadpool(console.record, writer, "escalation.raised", data)
+            message = (
+                "案件が特定できない電話の用件は、管理者に口頭で引き継いでください。"
+                if call.case is None
+                else "申し出は通話の記録に含め、「記録して終了」で記録してください。"
+            )
+            return await render_call(request, session, seat, 422, OutcomeForm(errors={"requests": message}))
         with contextlib.suppress(LoopError):
             await tell_recorded(session, call_id, None)
         session.viewed = {}
         return RedirectResponse("/op/call", 303)
+
+    @action("operator")
+    async def op_callback_outcome(request: Request, session: Session, form: FormData) -> Response:
+        """The outcome of an identified resident's callback (T §10(4)キ, N §8(4)キ): the same
+        talk script and fields as a call's, checked by console/outcome.py, written as one signed
+        `callback.outcome` through the operator's outbox, after the access.viewed (purpose
+        `callback`) of the page. Its requests go to the city at once as `escalation.raised`
+        (`via: callback`), as before; then the loop is told, and the seat dials again."""
+        seat = await console.loop.seat(session.seat)
+        if (refusal := other_operators(request, session, seat)) is not None:
+            return refusal
+        call = seat.call
+        call_id = str(form.get("call", ""))
+        if call is None or call.call != call_id or call.direction != "inbound" or call.case is None:
+            return page(request, "error.html", 409, message="この通話はすでに記録済みか、終了しています。")
+        if call_id not in session.viewed:  # nothing is recorded for a resident not shown (and logged)
+            return RedirectResponse("/op/call", 303)
+        script = script_context()["script"]
+        fields = outcome_fields(form)
+        checked = check_callback_outcome(
+            fields,
+            case=call.case,
+            call=call_id,
+            landline_only=console.board.landline_only(call.case),
+            last_step=len(script.steps) if script else 0,
+            now=console.clock(),
+        )
+        if script is None:
+            checked.errors["script"] = "承認済みのトークスクリプトがありません。"
+        if checked.errors or checked.data is None:
+            return await render_call(request, session, seat, 422, checked)
+        data = {**checked.data, "script_version": script.version if script else None}
+        writer = console.writer(session)
+        envelope = await console.durably(console.record, writer, "callback.outcome", data)
+        for request_ in data["requests"]:
+            raised = {
+                "case": call.case,
+                "reason": escalation_reason(request_),
+                "to": console.config.escalate_to,
+                "via": "callback",
+                "outcome": envelope["id"],
+            }
+            await console.durably(console.record, writer, "escalation.raised", raised)
+        return await recorded(request, session, call_id, envelope["id"])
+
+    async def recorded(request: Request, session: Session, call: str, event: str) -> Response:
+        """The outcome `event` of `call` is durable: the loop is told, the resident forgotten."""
+        try:
+            await tell_recorded(session, call, event)
+        except LoopError as exc:
+            return page(
+                request,
+                "error.html",
+                502,
+                message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
+            )
+        session.viewed = {}
+        return RedirectResponse("/op/call", 303)
+
+    def outcome_fields(form: FormData) -> dict[str, Any]:
+        """The posted outcome form as console/outcome.py reads it (`requests` and `step`: lists)."""
+        fields: dict[str, Any] = {k: v for k, v in form.items() if k not in ("requests", "step")}
+        fields["requests"] = form.getlist("requests")
+        fields["step"] = form.getlist("step")
+        return fields
 
     async def tell_recorded(session: Session, call: str, event: str | None) -> None:
         """Tells the loop the outcome is recorded; a call still connected is hung up first
@@ -1014,9 +1078,7 @@ def create_app(console: Console) -> Starlette:
         script = script_context()["script"]
         classification = call.classification
         kind = classification.get("kind") if isinstance(classification, dict) else classification
-        fields: dict[str, Any] = {k: v for k, v in form.items() if k not in ("requests", "step")}
-        fields["requests"] = form.getlist("requests")
-        fields["step"] = form.getlist("step")
+        fields = outcome_fields(form)
         checked = check_outcome(
             fields,
             case=call.case,
@@ -1036,17 +1098,7 @@ def create_app(console: Console) -> Starlette:
         data = {**checked.data, "script_version": script.version if script else None}
         writer = console.writer(session)
         envelope = await console.durably(console.record, writer, "call.outcome", data)
-        try:
-            await tell_recorded(session, call.call, envelope["id"])
-        except LoopError as exc:
-            return page(
-                request,
-                "error.html",
-                502,
-                message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
-            )
-        session.viewed = {}
-        return RedirectResponse("/op/call", 303)
+        return await recorded(request, session, call.call, envelope["id"])
 
     # -- the manager -----------------------------------------------------------------------
 
@@ -1363,6 +1415,7 @@ def create_app(console: Console) -> Starlette:
         Route("/op/classify", op_classify, methods=["POST"]),
         Route("/op/outcome", op_outcome, methods=["POST"]),
         Route("/op/inbound-done", op_inbound_done, methods=["POST"]),
+        Route("/op/callback-outcome", op_callback_outcome, methods=["POST"]),
         Route("/manager", manager_home),
         Route("/manager/escalate", manager_escalate, methods=["POST"]),
         Route("/manager/unanswered", manager_unanswered, methods=["POST"]),

@@ -309,8 +309,8 @@ class Board:
         return found
 
     def callback_escalations(self, day: date) -> list[Event]:
-        """Requests residents made when they called us, raised by the operator at once (no
-        call.outcome can carry them: the call was never dialled)."""
+        """Requests residents made when they called us, raised by the operator at once with the
+        callback's outcome (`via: callback`)."""
         return [
             e
             for e in self.events("escalation.raised")
@@ -347,6 +347,8 @@ class Board:
             return actor is None or e.actor == actor
 
         outcomes = [e for e in self.events("call.outcome") if mine(e)]
+        # Residents' callbacks reach cases and take promises too (compliance's KPIs count them).
+        callbacks = [e for e in self.events("callback.outcome") if mine(e)]
         dialed = self.events("call.dialed")
 
         def period(events: list[Event], today: bool) -> Iterator[Event]:
@@ -357,22 +359,24 @@ class Board:
         result: dict[str, Any] = {}
         for name, today in (("today", True), ("month", False)):
             outs = list(period(outcomes, today))
+            talks = outs + list(period(callbacks, today))
             reached = {
                 e.data["case"]
-                for e in outs
+                for e in talks
                 if e.data["party"] == "self" or (e.data["party"] == "household" and e.data["proxy_consent"])
             }
             if actor is None:
                 called = {e.data["case"] for e in period(dialed, today)}
                 calls = sum(1 for _ in period(dialed, today))
+                reached &= called  # as compliance's KPI-CONTACT: a callback counts for a called case
             else:
-                called = {e.data["case"] for e in outs}
+                called = {e.data["case"] for e in talks}
                 calls = len(outs)
             result[name] = {
                 "calls": calls,
                 "cases": len(called),
                 "contacts": len(reached),
-                "promises": len({e.data["case"] for e in outs if e.data.get("promise")}),
+                "promises": len({e.data["case"] for e in talks if e.data.get("promise")}),
                 "contact_rate": (len(reached) / len(called)) if called else None,
             }
         result["contact_target"] = self.profile.contact_target

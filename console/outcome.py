@@ -39,6 +39,12 @@ REQUESTS = {
     "stop_contact": "架電停止の希望",
 }
 REACHED = ("self", "household")
+# A resident's callback (callback.outcome, docs/events.md): キ lets it end a case only as ア/イ.
+CALLBACK_DISPOSITIONS = {
+    "completed": "完了（ご本人か承諾を得た家族等に説明を最後まで伝えた）",
+    "no_contact": "未完了（説明を最後まで伝えられなかった）",
+    "absent_now": "本人に伝わっていない（本人以外の方からの電話）",
+}
 
 
 @dataclass
@@ -175,3 +181,34 @@ def check_outcome(
             "requests": requests,
         }
     return result
+
+
+def check_callback_outcome(
+    form: dict[str, Any], *, case: str, call: str, landline_only: bool, last_step: int, now: datetime
+) -> OutcomeForm:
+    """The outcome of a resident's callback: the call's form and checks (COMPLETION-BASIS,
+    MOBILE-ASKED, the promise, the requests), someone on the line (no `none`), one of the
+    callback's dispositions, and no callback time (docs/events.md `callback.outcome`)."""
+    checked = check_outcome(
+        form,
+        case=case,
+        call=call,
+        voicemail=False,
+        landline_only=landline_only,
+        last_step=last_step,
+        now=now,
+        in_period=lambda _moment: True,
+    )
+    errors = checked.errors
+    if form.get("party") == "none":
+        errors["party"] = "折り返し電話では、電話をくださった方を選んでください。"
+    disposition = form.get("disposition", "")
+    if disposition in DISPOSITIONS and disposition not in CALLBACK_DISPOSITIONS and "disposition" not in errors:
+        errors["disposition"] = "折り返し電話で記録できる結果は「完了」「未完了」「本人に伝わっていない」だけです。"
+    if str(form.get("callback_at", "")).strip():
+        errors["callback_at"] = "折り返し電話では日時の約束は記録しません。改めてお電話いただくようご案内ください。"
+    if errors or checked.data is None:
+        checked.data = None
+        return checked
+    checked.data = {k: v for k, v in checked.data.items() if k != "callback_at"}
+    return checked

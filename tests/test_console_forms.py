@@ -555,8 +555,8 @@ def test_an_unanswered_call_gets_its_outcome_at_once(
 
 
 def put_inbound(world: World, seat: str, case: str | None) -> str:
-    """A resident's callback handed to the seat, as the loop's callback line does (its
-    callback.received is the loop's). Returns the call id."""
+    """A resident's callback handed to the seat, and its callback.received with the call's id,
+    as the loop's callback line (dialer_core/callbacks.py) does. Returns the call id."""
     from dialer_core.seats import Call
 
     assert world.loop is not None
@@ -567,6 +567,8 @@ def put_inbound(world: World, seat: str, case: str | None) -> str:
     call.queued_s = 12
     board.start(seat, call, None)
     board.recorded(seat, release=False)
+    data = {"case": case, "queued_s": 12, "handled": "operator", "call": call_id}
+    world.loop.record("callback.received", data, world.clock())
     return call_id
 
 
@@ -588,12 +590,26 @@ def test_a_residents_callback_shows_who_it_is_after_the_view_is_recorded(world: 
     (viewed,) = [e for e in bodies if e["type"] == "access.viewed"]
     assert viewed["actor"] == "op01"
     assert viewed["data"] == {"person": "op01", "case": case, "purpose": "callback"}
-    # the resident asks for installments and no more calls: both go to the city at once, and no
-    # call.outcome is written (the call was never dialled: OUTCOME-HAS-CALL)
+    # the resident asks for installments and no more calls: they are recorded with the callback's
+    # outcome (tests/test_console_callbacks.py), not by ending the call without one
     board.progress("s02", "ended")
-    answer = client.post(
+    refused = client.post(
         "/op/inbound-done",
         data={"csrf": csrf, "call": call_id, "requests": ["installment", "stop_contact"]},
+    )
+    assert refused.status_code == 422 and written_ids(world) - before == new
+    assert errors_of(refused.text) == {"requests": "申し出は通話の記録に含め、「記録して終了」で記録してください。"}
+    # both go to the city at once, with the callback.outcome (no call.outcome: never dialled)
+    answer = client.post(
+        "/op/callback-outcome",
+        data={
+            "csrf": csrf,
+            "call": call_id,
+            "party": "self",
+            "step": ["1", "2"],
+            "disposition": "no_contact",
+            "requests": ["installment", "stop_contact"],
+        },
     )
     assert answer.status_code == 303
     assert board.get("s02")["call"] is None and board.get("s02")["state"] == "ready"
@@ -606,6 +622,8 @@ def test_a_residents_callback_shows_who_it_is_after_the_view_is_recorded(world: 
     }
     assert all(e["data"]["to"] == "city01" for e in raised)
     assert not [e for e in events if e["type"] == "call.outcome"]
+    (outcome,) = [e for e in events if e["type"] == "callback.outcome"]
+    assert (outcome["data"]["call"], outcome["data"]["disposition"]) == (call_id, "no_contact")
     manager, _csrf = sign_in(world, "mgr01", "manager")
     desk = manager.get("/manager").text
     section = desk[desk.index('id="callback-escalations"') :]
@@ -619,8 +637,8 @@ def test_an_unidentified_callers_requests_are_refused_and_nothing_is_shown(world
     client, csrf = sign_in(world, "op01", "operator", "s02")
     assert world.loop is not None
     board = world.loop.board
-    before = written(world)
     call_id = put_inbound(world, "s02", None)
+    before = written(world)  # after the loop's callback.received
     page = client.get("/op/call").text
     assert "番号から特定できません" in page and 'name="requests"' not in page
     answer = client.post("/op/inbound-done", data={"csrf": csrf, "call": call_id, "requests": "complaint"})

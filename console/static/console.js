@@ -42,7 +42,9 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.altKey || event.metaKey || typing(event)) { return; }
-    var ready = document.getElementById("ready") || document.getElementById("inbound-done");
+    // Enter ends an unidentified caller's callback; an identified one's records its outcome (#record).
+    var ready = document.getElementById("ready") ||
+      (document.getElementById("record") ? null : document.getElementById("inbound-done"));
     if (ready && event.key === "Enter") { event.preventDefault(); ready.click(); return; }
     var button = document.querySelector("#classify-form button[data-key='" + event.key + "']");
     if (button) { event.preventDefault(); button.click(); return; }

@@ -1,0 +1,218 @@
+"""A resident's callback recorded on the console over plain HTTP (T §10(4)キ, N §8(4)キ).
+
+A resident we left a voicemail for calls back; the loop puts them through to a seat and
+writes `callback.received` with the inbound call's id. Once the view (purpose `callback`)
+is durable the operator gets the call's outcome form (the talk script's checklist, the
+same fields); a refused form answers 422 in Japanese and writes nothing; an accepted one is
+one signed `callback.outcome` in the operator's outbox, its requests escalated at once. A
+callback that completed the case ends the loop's calls to it, and `kansa check` finds
+nothing wrong in the ledger. Real ledger service, seats API and console over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from console_world import MONTH, World, build_world
+from processes import EXE
+from test_console_forms import OPEN, answered_call, errors_of, put_inbound, sign_in, written_ids
+
+from contract.profile import load_profile
+from dialer_core.campaign import plan_days
+from dialer_core.follow import Knowledge
+from dialer_core.realtime import CallerIds, SeatPlan
+from dialer_core.scheduler import CaseProgress, NumberProgress, Scheduler
+from ledger import Ledger
+
+ALL_STEPS = ["1", "2", "3", "4", "5"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(tmp_path_factory.mktemp("console-callbacks"))
+    w.start(answer_after=0.05)
+    yield w
+    w.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
+def voicemail_then_callback(world: World, case_index: int) -> tuple[httpx.Client, str, str, str]:
+    """op01 calls the resident and leaves the scripted message; the resident calls back and is
+    put through to the seat. Returns (client, csrf, case, the inbound call's id)."""
+    client, csrf = sign_in(world, "op01", "operator", "s01")
+    call = answered_call(world, client, csrf, case_index, kind="voicemail_left")
+    fields = {"csrf": csrf, "call": call, "party": "none", "script": "not_started", "disposition": "no_contact"}
+    assert client.post("/op/outcome", data=fields).status_code == 303
+    world.clock.advance(hours=3)
+    case = world.cases[case_index]
+    assert world.loop is not None
+    deadline = time.time() + 10
+    while world.loop.board.get("s01")["call"] is not None:  # the loop frees the seat
+        assert time.time() < deadline
+        time.sleep(0.02)
+    inbound = put_inbound(world, "s01", case)
+    return client, csrf, case, inbound
+
+
+def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> None:
+    assert world.loop is not None
+    board = world.loop.board
+    client, csrf, case, inbound = voicemail_then_callback(world, 0)  # 佐藤 太郎, a mobile number
+    before = written_ids(world)
+    page = client.get("/op/call").text
+    assert "住民からの折り返し電話" in page and "佐藤 太郎" in page
+    # the outcome form: the approved talk script's checklist and the events.md field names
+    assert 'action="/op/callback-outcome"' in page and page.count('name="step"') == len(ALL_STEPS)
+    for name in ("party", "proxy_consent", "script", "disposition", "promise_date", "promise_amount"):
+        assert f'name="{name}"' in page
+    assert 'name="callback_at"' not in page  # no callback time on a callback (docs/events.md)
+    assert 'value="refused"' not in page and 'value="completed"' in page
+
+    # Refused: "completed" without the script to its end, a promise without a date, the
+    # disposition a callback cannot have: 422, each message beside its field, nothing written.
+    refused = client.post(
+        "/op/callback-outcome",
+        data={
+            "csrf": csrf,
+            "call": inbound,
+            "party": "self",
+            "step": ["1", "2"],
+            "disposition": "completed",
+            "promise_amount": "12000",
+            "callback_at": "2026-09-25T10:00",
+        },
+    )
+    assert refused.status_code == 422
+    assert errors_of(refused.text) == {
+        "disposition": "「完了」はトークスクリプトを最後まで伝えた場合だけ選べます。",
+        "promise_date": "納付予定日を入力してください。",
+        "callback_at": "折り返し電話では日時の約束は記録しません。改めてお電話いただくようご案内ください。",
+    }
+    assert "何も記録していません" in refused.text and "佐藤 太郎" in refused.text
+    other = client.post(
+        "/op/callback-outcome",
+        data={"csrf": csrf, "call": inbound, "party": "self", "step": ALL_STEPS, "disposition": "refused"},
+    )
+    assert other.status_code == 422
+    assert errors_of(other.text) == {
+        "disposition": "折り返し電話で記録できる結果は「完了」「未完了」「本人に伝わっていない」だけです。"
+    }
+    assert len(written_ids(world) - before) == 1  # only the page's access.viewed
+
+    # Recorded: the person, the script to the end, a promise, an installment request.
+    answer = client.post(
+        "/op/callback-outcome",
+        data={
+            "csrf": csrf,
+            "call": inbound,
+            "party": "self",
+            "step": ALL_STEPS,
+            "disposition": "completed",
+            "promise_date": "2026-09-30",
+            "promise_amount": "48000",
+            "requests": "installment",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    assert board.get("s01")["call"] is None and board.get("s01")["state"] == "ready"
+    world.wait_delivered()
+    events = world.ledger_events()
+    new = [e for e in events if e["id"] not in before]
+    (outcome,) = [e for e in new if e["type"] == "callback.outcome"]
+    assert outcome["actor"] == "op01"
+    assert outcome["data"] == {
+        "case": case,
+        "call": inbound,
+        "party": "self",
+        "proxy_consent": False,
+        "script": "completed",
+        "disposition": "completed",
+        "promise": {"date": "2026-09-30", "amount": 48000},
+        "mobile_asked": False,
+        "requests": ["installment"],
+        "script_version": "TS-2026-09",
+    }
+    (view,) = [e for e in new if e["type"] == "access.viewed"]
+    assert view["data"] == {"person": "op01", "case": case, "purpose": "callback"}
+    assert view["_index"] < outcome["_index"] and view["at"] <= outcome["at"]
+    (raised,) = [e for e in new if e["type"] == "escalation.raised"]
+    assert raised["actor"] == "op01"
+    assert raised["data"] == {
+        "case": case,
+        "reason": "installment",
+        "to": "city01",
+        "via": "callback",
+        "outcome": outcome["id"],
+    }
+    assert not [e for e in new if e["type"] == "call.outcome"]
+    # the operator's own day counts the callback's contact and promise (the voicemail is a call)
+    home = client.get("/op").text
+    assert '<dd id="fig-contacts">1</dd>' in home and '<dd id="fig-promises">1</dd>' in home
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+    desk = manager.get("/manager").text
+    assert f'data-case="{case}" data-reason="installment"' in desk[desk.index('id="callback-escalations"') :]
+
+    # The loop, following this ledger, does not call the case again; another case it does.
+    profile = load_profile("nagaoka-nhi-2026")
+    scheduler = Scheduler(profile, plan_days(profile, MONTH), rng=random.Random(3))
+    control = world.cases[3]
+    cases = {c: CaseProgress(c, {"1": NumberProgress("1", "mobile")}) for c in (case, control)}
+    ids = CallerIds(minimum=2)
+    for e in events:
+        ids.apply(e)
+    knowledge = Knowledge()
+    knowledge.apply_all(events)
+    plan = SeatPlan(scheduler, cases, lambda c, n: f"phone-of-{c}", knowledge=knowledge, caller_ids=ids)
+    now = max(s.at for s in plan.queue) + timedelta(minutes=1)
+    planned = []
+    while (next_call := plan("s01", now)) is not None:
+        planned.append(next_call.case)
+    assert planned == [control]
+    assert cases[case].completed and not cases[control].completed
+
+
+def test_kansa_check_finds_nothing_wrong_after_the_callbacks(world: World) -> None:
+    """The voicemail, the callback, its outcome and the escalation of the test above, and a
+    callback where a household member called without taking the message: no violation."""
+    assert world.loop is not None
+    client, csrf, case, inbound = voicemail_then_callback(world, 4)  # 渡辺 健太
+    assert "渡辺 健太" in client.get("/op/call").text
+    fields = {
+        "csrf": csrf,
+        "call": inbound,
+        "party": "household",
+        "step": ["1", "2"],
+        "disposition": "absent_now",
+    }
+    assert client.post("/op/callback-outcome", data=fields).status_code == 303
+    # Two hours on, the manager signs in: the outcomes' 60 minutes to find their callbacks
+    # (OUTCOME-HAS-CALL) are over by the ledger's latest entry, so nothing is left pending.
+    world.clock.advance(hours=2)
+    sign_in(world, "mgr01", "manager")
+    world.wait_delivered()
+    outcomes = [e for e in world.ledger_events() if e["type"] == "callback.outcome"]
+    assert [(e["data"]["case"], e["data"]["disposition"]) for e in outcomes][-1] == (case, "absent_now")
+    with Ledger.open(world.ledger_path, key_path=world.key_path) as led:
+        led.sign_checkpoint(now=world.clock())
+    done = subprocess.run(
+        [EXE, "check", str(world.ledger_path), "--month", MONTH, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    findings = json.loads(done.stdout)["findings"]
+    assert [f for f in findings if not f["pending"]] == []
+    assert [f["rule"] for f in findings if f["rule"] in ("OUTCOME-HAS-CALL", "COMPLETION-BASIS")] == []
