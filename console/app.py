@@ -69,9 +69,9 @@ ROLES = {"operator": "オペレータ", "manager": "管理者", "city": "市職�
 HOME = {"operator": "/op", "manager": "/manager", "city": "/city"}
 BANDS = ("午前（9–12時）", "午後（12–17時）", "夜間（17–20時）")
 REASONS = {
-    "installment": "分割納付の相談",
+    "installment": "分割納付の希望",
     "refusal": "納付拒否",
-    "tax_dispute": "賦課内容への不服",
+    "tax_dispute": "賦課内容についての疑義",
     "complaint": "苦情",
     "callback_outside_period": "期間外の折り返し希望",
     "other": "その他（架電停止の希望など）",

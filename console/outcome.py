@@ -32,9 +32,9 @@ DISPOSITIONS = {
     "absent_now": "不在（本人が外出中）",
 }
 REQUESTS = {
-    "installment": "分割納付の相談",
+    "installment": "分割納付の希望",
     "refusal": "納付拒否",
-    "tax_dispute": "賦課内容への不服",
+    "tax_dispute": "賦課内容についての疑義",
     "complaint": "苦情",
     "stop_contact": "架電停止の希望",
 }

@@ -283,6 +283,8 @@ def test_a_promise_without_an_amount_is_refused_and_every_error_shows_at_once(
     )
     assert answer.status_code == 422
     assert errors_of(answer.text) == {"promise_amount": "納付の約束には金額が必要です。"}
+    # the requests in the contract's words (T 5(3): 分割納付の希望、納税拒否、課税内容についての疑義)
+    assert "分割納付の希望" in answer.text and "賦課内容についての疑義" in answer.text
     answer = client.post(
         "/op/outcome",
         data={
