@@ -91,9 +91,14 @@ class _Connections:
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the seats API is reached over http://host:port, not {url!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
+        # A wrong address is told on each request (LoopError, as an unreachable loop), not at
+        # the console's start: the desks work without the loop.
+        self._problem = (
+            None
+            if parts.scheme == "http" and parts.hostname
+            else f"the seats API is reached over http://host:port, not {url!r}"
+        )
+        self.host, self.port = parts.hostname or "", parts.port or 80
         self.base = parts.path.rstrip("/")
         self.timeout = timeout
         self._head = f"Host: {parts.netloc}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -102,6 +107,8 @@ class _Connections:
     async def request(
         self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
     ) -> tuple[int, bytes]:
+        if self._problem:
+            raise ConnectionError(self._problem)
         target = self.base + path + (f"?{urlencode(params)}" if params else "")
         head = f"{method} {target} HTTP/1.1\r\n{self._head}"
         payload = b""

@@ -102,3 +102,16 @@ def test_an_unreachable_loop_is_a_loop_error() -> None:
         await client.close()
 
     asyncio.run(once())
+
+
+def test_a_wrong_address_is_a_loop_error_on_each_request() -> None:
+    """Not an error at the console's start: the desks work without the loop."""
+
+    async def once() -> None:
+        client = LoopClient("127.0.0.1:8780", "tok")  # no http://
+        with pytest.raises(LoopError) as wrong:
+            await client.seat("s01")
+        assert wrong.value.status == 0 and "http://host:port" in wrong.value.detail
+        await client.close()
+
+    asyncio.run(once())
