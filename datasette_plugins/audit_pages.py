@@ -240,9 +240,10 @@ def describe(event: dict[str, Any], bands: list[tuple[str, str]] | None = None) 
         if d.get("message_left"):
             text += "、留守番電話にメッセージ"
         return text
-    if t == "call.outcome":
+    if t in ("call.outcome", "callback.outcome"):
+        on_callback = "折り返し電話の結果：" if t == "callback.outcome" else ""
         parts = [
-            f"相手：{word('party', d.get('party'))}",
+            f"{on_callback}相手：{word('party', d.get('party'))}",
             f"処理：{word('disposition', d.get('disposition'))}",
         ]
         if d.get("promise"):
@@ -275,7 +276,9 @@ def describe(event: dict[str, Any], bands: list[tuple[str, str]] | None = None) 
     if t == "escalation.raised":
         return f"市（{d.get('to')}）へ引継ぎ：{word('request', d.get('reason'))}"
     if t == "callback.received":
-        return f"折り返し電話（待ち {d.get('queued_s')} 秒、{word('callback_handled', d.get('handled'))}）"
+        call = f"、着信 {d['call']}" if d.get("call") else ""
+        handled = word("callback_handled", d.get("handled"))
+        return f"折り返し電話（待ち {d.get('queued_s')} 秒、{handled}{call}）"
     if t == "access.viewed":
         return f"{d.get('person')} が個人情報を閲覧（目的：{word('purpose', d.get('purpose'))}）"
     return word("event", t)
@@ -409,6 +412,16 @@ def attempts_rows_from(
         r[0]
         for r in conn.execute("SELECT case_ref FROM entries WHERE type = 'case.stop' AND idx < ?", (size,))
     }
+    # Cases a resident's callback completed this month (T §10(4)キ, N §8(4)キ).
+    by_callback = {
+        r[0]
+        for r in conn.execute(
+            f"""SELECT case_ref FROM entries WHERE type = 'callback.outcome' AND idx < :size
+                AND json_extract(leaf, '$.event.data.disposition') = 'completed'
+                AND {jst_month_sql("at")} = :month""",
+            {"size": size, "month": month},
+        )
+    }
     groups: dict[tuple[str, str], list[Any]] = {}
     for c in calls:
         groups.setdefault((c[1], c[2]), []).append(c)
@@ -421,6 +434,8 @@ def attempts_rows_from(
         last = dispositions[-1] if dispositions else None
         if last in ("completed", "refused", "absent_long", "number_unusable", "stopped"):
             why = word("disposition", last)
+        elif case in by_callback:
+            why = "折り返し電話で完了"
         elif case in stops:
             why = "市の架電停止指示"
         else:

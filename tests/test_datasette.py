@@ -570,6 +570,44 @@ def test_attempts_count_days_and_bands_in_jst_whatever_the_offset() -> None:
     assert (row["attempts"], row["days"], row["bands"], row["weekend"]) == (2, 2, 2, 1)
 
 
+def test_a_case_completed_on_a_residents_callback_reads_so() -> None:
+    """The attempts page says why a number with one call needs no more (T §10(4)キ, N §8(4)キ);
+    the case page words the callback and its outcome."""
+    from datasette_plugins.audit_pages import attempts_rows_from, describe
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE entries (idx INTEGER, type TEXT, case_ref TEXT, at TEXT, leaf TEXT)")
+    events = [
+        ("call.dialed", "2026-09-24T10:00:00+09:00", {"number": "n1", "call": "k1", "result": "voicemail"}),
+        ("call.outcome", "2026-09-24T10:01:00+09:00", {"call": "k1", "disposition": "no_contact"}),
+        ("callback.received", "2026-09-24T15:00:00+09:00", {"call": "b1", "handled": "operator"}),
+        ("callback.outcome", "2026-09-24T15:06:00+09:00", {"call": "b1", "disposition": "completed"}),
+    ]
+    for idx, (kind, at, data) in enumerate(events):
+        leaf = json.dumps({"event": {"type": kind, "at": at, "data": {"case": "c1", **data}}})
+        conn.execute("INSERT INTO entries VALUES (?, ?, 'c1', ?, ?)", (idx, kind, at, leaf))
+    bands = [("09:00", "12:00"), ("12:00", "17:00"), ("17:00", "20:00")]
+    (row,) = attempts_rows_from(conn, "2026-09", 4, bands)
+    assert (row["attempts"], row["why"]) == (1, "折り返し電話で完了")
+    assert attempts_rows_from(conn, "2026-09", 3, bands)[0]["why"] == ""  # before the outcome
+    outcome = {
+        "case": "c1",
+        "call": "b1",
+        "party": "self",
+        "disposition": "completed",
+        "promise": {"date": "2026-09-30", "amount": 48000},
+        "requests": [],
+    }
+    assert describe({"type": "callback.outcome", "data": outcome}) == (
+        "折り返し電話の結果：相手：本人、処理：完了（本人等に説明済み）、"
+        "納付の了承（2026年9月30日（水）、48,000 円）"
+    )
+    received = {"case": "c1", "queued_s": 12, "handled": "operator", "call": "b1"}
+    assert describe({"type": "callback.received", "data": received}) == (
+        "折り返し電話（待ち 12 秒、オペレーターが対応、着信 b1）"
+    )
+
+
 def test_stored_queries_take_month_weekday_and_hour_in_tokyo_whatever_the_offset() -> None:
     """The stored queries' SQL itself, on a small entries table: a call written in UTC at
     15:30 on Wednesday 30 September is Thursday 1 October 00:30 in Tokyo."""
