@@ -17,10 +17,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
-from console_world import MONTH, World, build_world
+from browser import headless_chromium, needs_chromium, severe_logs
+from console_world import MONTH, PASSPHRASES, World, build_world
 from processes import EXE
 from test_console_forms import OPEN, answered_call, errors_of, put_inbound, sign_in, written_ids
 
@@ -216,3 +218,63 @@ def test_kansa_check_finds_nothing_wrong_after_the_callbacks(world: World) -> No
     findings = json.loads(done.stdout)["findings"]
     assert [f for f in findings if not f["pending"]] == []
     assert [f["rule"] for f in findings if f["rule"] in ("OUTCOME-HAS-CALL", "COMPLETION-BASIS")] == []
+
+
+@needs_chromium
+def test_in_the_browser_the_keyboard_records_the_callbacks_outcome(world: World) -> None:
+    """Headless chromium: the operator ticks the script's steps (the script's state follows),
+    picks the person, presses 1 for 完了 and Enter: the outcome is recorded (Enter does not end
+    the callback without one), and the page had no console error."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    assert world.loop is not None
+    case = world.cases[3]  # 田中 美咲
+    with headless_chromium(world.root / "profile", "--window-size=1400,1300", "--lang=ja-JP") as driver:
+
+        def wait_for(css: str) -> Any:
+            deadline = time.time() + 20
+            while not (found := driver.find_elements(By.CSS_SELECTOR, css)):
+                assert time.time() < deadline, f"{css} never appeared on {driver.current_url}"
+                time.sleep(0.05)
+            return found[0]
+
+        driver.get(f"{world.url}/signin")
+        driver.find_element(By.ID, "person").send_keys("op01")
+        driver.find_element(By.ID, "passphrase").send_keys(PASSPHRASES["op01"])
+        Select(driver.find_element(By.ID, "role")).select_by_value("operator")
+        driver.find_element(By.ID, "seat").send_keys("s02")
+        driver.find_element(By.ID, "signin-submit").click()
+        wait_for("#ready")
+        inbound = put_inbound(world, "s02", case)
+        driver.get(f"{world.url}/op/call")
+        wait_for("#callback-form")
+        assert driver.find_element(By.ID, "resident-name").text.startswith("田中 美咲")
+        for step in driver.find_elements(By.CSS_SELECTOR, "#checklist input[name=step]"):
+            step.click()
+        assert driver.find_element(By.CSS_SELECTOR, "input[name=script][value=completed]").is_selected()
+        driver.find_element(By.CSS_SELECTOR, "input[name=party][value=self]").click()
+        driver.find_element(By.CSS_SELECTOR, "h1").click()  # away from the inputs, as the keys are
+        ActionChains(driver).send_keys("1").perform()
+        assert driver.find_element(By.CSS_SELECTOR, "input[name=disposition][value=completed]").is_selected()
+        shots = world.root / "shots"
+        shots.mkdir(exist_ok=True)
+        driver.save_screenshot(str(shots / "callback-outcome.png"))
+        ActionChains(driver).send_keys("\n").perform()
+        deadline = time.time() + 20
+        while driver.find_elements(By.CSS_SELECTOR, "#callback-form"):  # recorded: the page moves on
+            assert time.time() < deadline, "the outcome was never recorded"
+            time.sleep(0.05)
+        assert [e for e in severe_logs(driver)] == []
+    world.wait_delivered()
+    (outcome,) = [
+        e for e in world.ledger_events() if e["type"] == "callback.outcome" and e["data"]["call"] == inbound
+    ]
+    assert outcome["actor"] == "op01" and outcome["data"]["case"] == case
+    assert (outcome["data"]["party"], outcome["data"]["script"], outcome["data"]["disposition"]) == (
+        "self",
+        "completed",
+        "completed",
+    )
+    world.loop.board.pause("s02", "offline")
