@@ -1119,6 +1119,7 @@ def create_app(console: Console) -> Starlette:
             "escalations": sorted(escalations, key=lambda e: (e.raised is not None, e.deadline)),
             "callbacks": console.board.callbacks_on(today),
             "inbound": console.board.inbound_callbacks(today),
+            "callback_results": console.board.callback_results(),
             "callback_escalations": console.board.callback_escalations(today),
             "figures": console.board.figures(today),
             "reports": console.board.reports_due(today),

@@ -339,6 +339,10 @@ class Board:
     def inbound_callbacks(self, day: date) -> list[Event]:
         return [e for e in self.events("callback.received") if e.at.date() == day]
 
+    def callback_results(self) -> dict[str, Event]:
+        """Each resident's callback's outcome (callback.outcome) by the inbound call's id."""
+        return {str(e.data["call"]): e for e in self.events("callback.outcome")}
+
     def figures(self, day: date, *, actor: str | None = None) -> dict[str, Any]:
         """Calls, contacts and promises of a day and of its month (an operator's own with `actor`)."""
         month = f"{day:%Y-%m}"

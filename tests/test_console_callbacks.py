@@ -166,6 +166,15 @@ def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> Non
     manager, _csrf = sign_in(world, "mgr01", "manager")
     desk = manager.get("/manager").text
     assert f'data-case="{case}" data-reason="installment"' in desk[desk.index('id="callback-escalations"') :]
+    # the day's inbound callbacks, each with its outcome (callback.received: once the board has
+    # read it from the ledger)
+    t0 = time.time()
+    while f'<tr data-call="{inbound}">' not in desk:
+        assert time.time() < t0 + 20, "the desk never listed the callback"
+        time.sleep(0.2)
+        desk = manager.get("/manager").text
+    row = desk[desk.index(f'<tr data-call="{inbound}">') :]
+    assert row[: row.index("</tr>")].endswith('<td class="callback-result">完了（op01）</td>')
 
     # The loop, following this ledger, does not call the case again; another case it does.
     profile = load_profile("nagaoka-nhi-2026")
