@@ -26,6 +26,7 @@ from contract.calendar import month_of
 from .kpis import cases_in, reached
 from .present import date_ja, month_ja, word
 from .review import MonthlyReview, numbers_called
+from .state import CASE_ENDING
 
 RESULTS = ("answered", "no_answer", "busy", "voicemail", "unavailable", "invalid")
 RESULT_JA = {r: word("result", r) for r in RESULTS}
@@ -110,9 +111,17 @@ def _jst(moment: datetime) -> datetime:
 def number_results(review: MonthlyReview) -> Sheet:
     """(イ) The month's per-number results list."""
     rows = []
-    for ref, number, kind, calls in numbers_called(review.ctx):
+    ctx = review.ctx
+    for ref, number, kind, calls in numbers_called(ctx):
         last = calls[-1]
         outcome = last.outcome.data if last.outcome else {}
+        # A resident's callback belongs to the case, not a number: it shows on each of its rows.
+        talks = [c.outcome.data for c in calls if c.outcome] + [
+            o.data for o in ctx.state.cases[ref].outcomes if o.type == "callback.outcome" and ctx.in_month(o.at)
+        ]
+        disposition = word("disposition", outcome["disposition"]) if "disposition" in outcome else "—"
+        if outcome.get("disposition") not in CASE_ENDING and any(t["disposition"] == "completed" for t in talks):
+            disposition = f"{word('disposition', 'completed')}（折り返し電話）"
         rows.append(
             [
                 ref,
@@ -122,9 +131,9 @@ def number_results(review: MonthlyReview) -> Sheet:
                 len(calls),
                 _jst(last.at),
                 RESULT_JA.get(last.dialed.data["result"], last.dialed.data["result"]),
-                word("disposition", outcome["disposition"]) if "disposition" in outcome else "—",
-                "○" if any(c.outcome and reached(c.outcome.data) for c in calls) else "",
-                "○" if any(c.outcome and c.outcome.data.get("promise") for c in calls) else "",
+                disposition,
+                "○" if any(reached(t) for t in talks) else "",
+                "○" if any(t.get("promise") for t in talks) else "",
             ]
         )
     headers = [

@@ -686,6 +686,31 @@ def test_a_callback_reaches_the_case_and_its_promise_counts() -> None:
     assert kpis["KPI-PROMISE"]["of_reached"] == 1.0
 
 
+def test_the_monthly_reports_number_list_shows_a_callbacks_completion_contact_and_promise() -> None:
+    """(イ) 番号別結果: the number's last call was a voicemail; the resident's callback completed
+    the case with a promise, so its row says so (not 不通 with no contact)."""
+    from types import SimpleNamespace
+
+    from compliance.context import Context
+    from compliance.deliverables import number_results
+    from compliance.model import Entry
+    from compliance.present import word
+    from compliance.state import derive
+
+    s = nhi().case("C1")
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    s.callback_outcome(
+        "C1",
+        s.callback("C1", "2026-09-24 15:00"),
+        "2026-09-24 15:06",
+        promise={"date": "2026-09-30", "amount": 5000},
+    )
+    entries: list[Entry] = s.entries
+    ctx = Context(load_profile("nagaoka-nhi-2026"), derive(entries), "2026-09", t("2027-06-01 00:00"))
+    (row,) = number_results(SimpleNamespace(ctx=ctx)).rows  # type: ignore[arg-type]
+    assert row[7:] == [f"{word('disposition', 'completed')}（折り返し電話）", "○", "○"]
+
+
 # -- the tests -----------------------------------------------------------------------
 
 
