@@ -287,12 +287,14 @@ class Board:
     # -- the manager's desk ----------------------------------------------------------------
 
     def escalations(self) -> list[Escalation]:
-        """Every matter an outcome passed to the manager, with its deadline and whether it was raised."""
+        """Every matter an outcome (of a call, or of a resident's callback) passed to the manager,
+        with its deadline and whether it was raised. A callback's are raised by the operator with
+        the outcome; one the console could not write (stopped in between) waits here."""
         raised: dict[tuple[str, str], list[Event]] = defaultdict(list)
         for e in self.events("escalation.raised"):
             raised[(e.data["case"], e.data["reason"])].append(e)
         found: list[Escalation] = []
-        for outcome in self.events("call.outcome"):
+        for outcome in self.events("call.outcome", "callback.outcome"):
             d = outcome.data
             reasons = [r for r in d.get("requests", []) if r in DESK_REQUESTS]
             callback = d.get("callback_at")

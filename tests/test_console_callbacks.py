@@ -166,6 +166,10 @@ def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> Non
     manager, _csrf = sign_in(world, "mgr01", "manager")
     desk = manager.get("/manager").text
     assert f'data-case="{case}" data-reason="installment"' in desk[desk.index('id="callback-escalations"') :]
+    # and among the matters the outcomes passed on, already raised (no button)
+    listed = desk[desk.index('id="escalations"') : desk.index('id="callback-escalations"')]
+    row = listed[listed.index(f'data-case="{case}" data-reason="installment"') :]
+    assert row[: row.index("</tr>")].count("済（") == 1
     # the day's inbound callbacks, each with its outcome (callback.received: once the board has
     # read it from the ledger)
     t0 = time.time()
