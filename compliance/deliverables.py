@@ -178,6 +178,8 @@ def monthly_report(review: MonthlyReview) -> Deliverable:
         ["SMS送信件数", volume.get("sms_sent"), None],
         ["SMS送信の見送り件数", volume.get("sms_blocked"), None],
         ["折り返し電話の件数", callbacks.get("value"), None],
+        ["　うち通話結果を記録した件数", sum(callbacks.get("outcomes", {}).values()), None],
+        ["折り返し電話で完了した案件数", callbacks.get("completed_cases"), None],
     ]
     daily = [*days, ["合計", *total]]
     return Deliverable(

@@ -107,6 +107,12 @@ def compute_kpis(ctx: Context) -> dict[str, Any]:
     by_handler: dict[str, int] = {}
     for entry in callbacks:
         by_handler[entry.data["handled"]] = by_handler.get(entry.data["handled"], 0) + 1
+    # What the operators recorded for residents' callbacks (callback.outcome), and the cases
+    # a callback completed (T §10(4)キ, N §8(4)キ): the report counts them beside the calls.
+    talks = [e for e in ctx.state.of("callback.outcome") if ctx.in_month(e.at)]
+    by_disposition: dict[str, int] = {}
+    for entry in talks:
+        by_disposition[entry.data["disposition"]] = by_disposition.get(entry.data["disposition"], 0) + 1
     callback_kpi = {
         "numerator": len(callbacks),
         "denominator": None,
@@ -116,6 +122,8 @@ def compute_kpis(ctx: Context) -> dict[str, Any]:
         "in_hours": len(in_hours),
         "out_of_hours": len(callbacks) - len(in_hours),
         "handled": by_handler,
+        "outcomes": by_disposition,
+        "completed_cases": len({e.data["case"] for e in talks if e.data["disposition"] == "completed"}),
     }
     return {
         "KPI-CONTACT": contact,

@@ -684,6 +684,12 @@ def test_a_callback_reaches_the_case_and_its_promise_counts() -> None:
     kpis = s.kpis()
     assert (kpis["KPI-CONTACT"]["numerator"], kpis["KPI-CONTACT"]["denominator"]) == (1, 2)
     assert kpis["KPI-PROMISE"]["of_reached"] == 1.0
+    callbacks = kpis["KPI-CALLBACKS"]
+    assert (callbacks["value"], callbacks["outcomes"], callbacks["completed_cases"]) == (
+        2,
+        {"completed": 1, "absent_now": 1},
+        1,
+    )
 
 
 def test_the_monthly_reports_number_list_shows_a_callbacks_completion_contact_and_promise() -> None:
