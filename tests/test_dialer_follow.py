@@ -71,6 +71,36 @@ def test_follows_new_entries_and_learns_from_them(served: tuple[Server, Signer])
             mobile_asked=False,
             requests=[],
         ),
+        # a resident's callback that completed C4 (T §10(4)キ, N §8(4)キ), and one that did not
+        event(
+            "callback.received", at=now, actor="system", case="C4", queued_s=3, handled="operator", call="B1"
+        ),
+        event(
+            "callback.outcome",
+            at=now,
+            case="C4",
+            call="B1",
+            party="self",
+            proxy_consent=False,
+            script="completed",
+            disposition="completed",
+            promise=None,
+            mobile_asked=False,
+            requests=[],
+        ),
+        event(
+            "callback.outcome",
+            at=now,
+            case="C5",
+            call="B2",
+            party="household",
+            proxy_consent=False,
+            script="incomplete",
+            disposition="absent_now",
+            promise=None,
+            mobile_asked=False,
+            requests=[],
+        ),
     ]
     for ev in posted:
         response = httpx.post(f"{server.url}/v1/events", json=body(op, ev))
@@ -80,6 +110,6 @@ def test_follows_new_entries_and_learns_from_them(served: tuple[Server, Signer])
     knowledge = Knowledge()
     knowledge.apply_all(events)
     assert knowledge.callbacks == {"C1": datetime.fromisoformat("2026-09-25T18:00:00+09:00")}
-    assert set(knowledge.stopped) == {"C2"} and knowledge.completed == {"C3"}
+    assert set(knowledge.stopped) == {"C2"} and knowledge.completed == {"C3", "C4"}
     assert follower.poll() == []
     follower.close()
