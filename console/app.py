@@ -47,7 +47,7 @@ from ledger import Signer, read_key
 from ledger.key_requests import sign_key_request
 
 from .board import Board, escalation_reason
-from .config import ConsoleConfig
+from .config import ConfigError, ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
 from .loop_client import LOOP_SECONDS, Call, LoopClient, LoopError, Seat
@@ -145,6 +145,11 @@ class Console:
         self.writers: dict[str, Writer] = {}
         self._writers_lock = threading.Lock()
         device = read_key(config.device_key)
+        if device.name != config.device:  # it signs failed sign-ins as `device`: never as another
+            raise ConfigError(
+                f"device_key {config.device_key} holds the key of {device.name!r}, not of the device"
+                f" {config.device!r} (set device = {device.name!r}, or name the device's own key)"
+            )
         self._device_signer = device  # couriers are opened with it: they deliver, never sign
         self.device = self._writer_for(device)
         # Outboxes earlier runs left with events to deliver, of people not signed in here since

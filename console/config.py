@@ -22,13 +22,11 @@ class ConsoleConfig:
     outboxes: Path  # one outbox per person who signed in here, and the device's own
     documents: Path  # talk scripts, manuals and FAQs as loaded by the manager
     device_key: Path  # the console's own key (signs failed sign-ins), registered to `device`
-    device: str = "console01"
+    device: str = "console01"  # the holder of device_key, as registered in the ledger
     terminal: str = "console01"
     profile: str = "nagaoka-nhi-2026"
-    results: Path | None = None
-    loop_token_file: Path | None = (
-        None  # the seats API's bearer token (else $KANSA_LOOP_TOKEN)  # the compliance results database (kansa check --store)
-    )
+    results: Path | None = None  # the compliance results database (kansa check --results)
+    loop_token_file: Path | None = None  # the seats API's bearer token (else $KANSA_LOOP_TOKEN)
     escalate_to: str = "city01"  # who `escalation.raised` names in `to`
     session_minutes: int = 9 * 60
     host: str = "127.0.0.1"

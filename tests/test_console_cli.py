@@ -105,6 +105,15 @@ port = {port}
     bad.write_text('[console]\nledger_url = "x"\n', encoding="utf-8")
     refused = subprocess.run([EXE, "console", "serve", str(bad)], capture_output=True, text=True)
     assert refused.returncode == 1 and "lacks" in refused.stderr and "Traceback" not in refused.stderr
+    # `device` names the holder of `device_key` (who signs failed sign-ins): a key of someone
+    # else is refused in one line rather than signing as them
+    other = tmp_path / "other-device.toml"
+    other.write_text(config.read_text().replace("port =", 'device = "console02"\nport ='), encoding="utf-8")
+    refused = subprocess.run(
+        [EXE, "console", "serve", str(other)], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "device_key" in refused.stderr and "console01" in refused.stderr and "console02" in refused.stderr
 
 
 def test_a_rehearsal_time_needs_its_offset(tmp_path: Path) -> None:
