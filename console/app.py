@@ -1115,10 +1115,13 @@ def create_app(console: Console) -> Starlette:
         today = now.date()
         escalations = console.board.escalations()
         registered = console.board.registered_keys()
-        sealed = []
+        sealed, unreadable = [], []
         for path in sorted(console.config.keys.glob("*.sealed")):
-            info = json.loads(path.read_text())
-            sealed.append({**info, "registered": info.get("key") in registered})
+            info = sealed_info(path)
+            if info is None:
+                unreadable.append(path.name)
+            else:
+                sealed.append({**info, "registered": info["key"] in registered})
         docs = documents_with_approvals()
         context = {
             "escalations": sorted(escalations, key=lambda e: (e.raised is not None, e.deadline)),
@@ -1131,6 +1134,7 @@ def create_app(console: Console) -> Starlette:
             "violations": violations(console, f"{today:%Y-%m}"),
             "staff": console.board.staff(),
             "sealed": sealed,
+            "unreadable_keys": unreadable,
             "documents": docs,
             "sessions": sorted(console.sessions.values(), key=lambda s: s.started),
             "orphans": sorted(console.orphans.values(), key=lambda o: o[2].started or ""),
@@ -1220,7 +1224,12 @@ def create_app(console: Console) -> Starlette:
         if action == "register":
             if not person or "/" in person or not path.exists():
                 return await manager_home(request, 422, errors={"keys": "その職員の鍵ファイルがありません。"})
-            info = json.loads(path.read_text())
+            info = sealed_info(path)
+            if info is None:
+                message = (
+                    "その職員の鍵ファイルを読めません（kansa keys new --passphrase で作り直してください）。"
+                )
+                return await manager_home(request, 422, errors={"keys": message})
             kind = "key.registered"
             data = {"key": info["key"], "public_key": info["public_key"], "holder": info["holder"]}
         else:
@@ -1439,6 +1448,20 @@ def create_app(console: Console) -> Starlette:
     app = Starlette(routes=routes, middleware=[Middleware(_Headers)], lifespan=lifespan)
     app.state.console = console
     return app
+
+
+def sealed_info(path: Path) -> dict[str, Any] | None:
+    """The public part of a sealed key file (holder, key, public_key), or None when the file is
+    not one (a stray or damaged file in the keys folder must not take the manager's desk down)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(k), str) for k in ("holder", "key", "public_key")
+    ):
+        return None
+    return info
 
 
 def session_id(session: Session) -> str:

@@ -600,7 +600,9 @@ def test_a_residents_callback_shows_who_it_is_after_the_view_is_recorded(world: 
         data={"csrf": csrf, "call": call_id, "requests": ["installment", "stop_contact"]},
     )
     assert refused.status_code == 422 and written_ids(world) - before == new
-    assert errors_of(refused.text) == {"requests": "申し出は通話の記録に含め、「記録して終了」で記録してください。"}
+    assert errors_of(refused.text) == {
+        "requests": "申し出は通話の記録に含め、「記録して終了」で記録してください。"
+    }
     # both go to the city at once, with the callback.outcome (no call.outcome: never dialled)
     answer = client.post(
         "/op/callback-outcome",
@@ -1127,7 +1129,10 @@ def test_the_managers_staff_form_refuses_an_id_no_key_could_carry(world: World) 
         fields = {"csrf": csrf, "person": person, "role": "operator", "action": "designate"}
         answer = manager.post("/manager/staff", data=fields)
         assert answer.status_code == 422
-        assert errors_of(answer.text)["person"] == "職員IDは64文字以内で、空白や「+」を含めずに入力してください。"
+        assert (
+            errors_of(answer.text)["person"]
+            == "職員IDは64文字以内で、空白や「+」を含めずに入力してください。"
+        )
     assert written(world) == before
 
 
@@ -1146,7 +1151,10 @@ def test_after_a_restart_what_nobody_signed_in_left_in_the_outboxes_is_delivered
     world.stop_service()  # the previous run ended with the service down
     try:
         with OperatorClient(
-            config.ledger_url, world.extra["people"]["op01"], config.outboxes / "op01.outbox", clock=world.clock
+            config.ledger_url,
+            world.extra["people"]["op01"],
+            config.outboxes / "op01.outbox",
+            clock=world.clock,
         ) as client:
             left = client.record("access.logout", {"person": "op01", "terminal": "console01"})
     finally:
@@ -1274,3 +1282,23 @@ def test_a_document_that_could_not_be_shown_is_refused_and_nothing_is_loaded(tmp
         assert docs.all() == []
     finally:
         docs.close()
+
+
+def test_a_key_file_that_is_not_a_sealed_key_does_not_take_the_managers_desk_down(world: World) -> None:
+    bad = world.config.keys / "op55.sealed"
+    bad.write_text("not a sealed key\n", encoding="utf-8")
+    try:
+        manager, csrf = sign_in(world, "mgr01", "manager")
+        desk = manager.get("/manager")
+        assert desk.status_code == 200
+        assert "読めない鍵ファイル：op55.sealed" in desk.text
+        before = written(world)
+        answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op55"})
+        assert answer.status_code == 422
+        assert (
+            errors_of(answer.text)["keys"]
+            == "その職員の鍵ファイルを読めません（kansa keys new --passphrase で作り直してください）。"
+        )
+        assert written(world) == before
+    finally:
+        bad.unlink()
