@@ -1230,6 +1230,11 @@ def create_app(console: Console) -> Starlette:
                     "その職員の鍵ファイルを読めません（kansa keys new --passphrase で作り直してください）。"
                 )
                 return await manager_home(request, 422, errors={"keys": message})
+            if info["holder"] != person:  # the file's name is whose key the desk says it is
+                message = (
+                    f"鍵ファイル {path.name} は {info['holder']} の鍵です。ファイル名と持ち主が一致しません。"
+                )
+                return await manager_home(request, 422, errors={"keys": message})
             kind = "key.registered"
             data = {"key": info["key"], "public_key": info["public_key"], "holder": info["holder"]}
         else:

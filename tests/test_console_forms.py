@@ -1302,3 +1302,27 @@ def test_a_key_file_that_is_not_a_sealed_key_does_not_take_the_managers_desk_dow
         assert written(world) == before
     finally:
         bad.unlink()
+
+
+def test_a_sealed_key_filed_under_another_persons_name_is_not_registered(world: World) -> None:
+    """keys/op56.sealed holding a key of mgr01: registering "op56" would give mgr01 a second
+    key nobody asked for (the desk registers the file's holder)."""
+    from console_world import FAST
+
+    from console.keystore import write_sealed
+    from ledger import Signer
+
+    stray = world.config.keys / "op56.sealed"
+    write_sealed(stray, Signer.generate("mgr01"), "stray-passphrase", **FAST)
+    try:
+        manager, csrf = sign_in(world, "mgr01", "manager")
+        before = written(world)
+        answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op56"})
+        assert answer.status_code == 422
+        assert (
+            errors_of(answer.text)["keys"]
+            == "鍵ファイル op56.sealed は mgr01 の鍵です。ファイル名と持ち主が一致しません。"
+        )
+        assert written(world) == before
+    finally:
+        stray.unlink()
