@@ -1284,45 +1284,47 @@ def test_a_document_that_could_not_be_shown_is_refused_and_nothing_is_loaded(tmp
         docs.close()
 
 
-def test_a_key_file_that_is_not_a_sealed_key_does_not_take_the_managers_desk_down(world: World) -> None:
-    bad = world.config.keys / "op55.sealed"
-    bad.write_text("not a sealed key\n", encoding="utf-8")
-    try:
-        manager, csrf = sign_in(world, "mgr01", "manager")
-        desk = manager.get("/manager")
-        assert desk.status_code == 200
-        assert "読めない鍵ファイル：op55.sealed" in desk.text
-        before = written(world)
-        answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op55"})
-        assert answer.status_code == 422
-        assert (
-            errors_of(answer.text)["keys"]
-            == "その職員の鍵ファイルを読めません（kansa keys new --passphrase で作り直してください）。"
-        )
-        assert written(world) == before
-    finally:
-        bad.unlink()
-
-
-def test_a_sealed_key_filed_under_another_persons_name_is_not_registered(world: World) -> None:
-    """keys/op56.sealed holding a key of mgr01: registering "op56" would give mgr01 a second
-    key nobody asked for (the desk registers the file's holder)."""
+def _stray_key(path: Any, holder: str) -> None:
     from console_world import FAST
 
     from console.keystore import write_sealed
     from ledger import Signer
 
-    stray = world.config.keys / "op56.sealed"
-    write_sealed(stray, Signer.generate("mgr01"), "stray-passphrase", **FAST)
+    write_sealed(path, Signer.generate(holder), "stray-passphrase", **FAST)
+
+
+@pytest.mark.parametrize(
+    ("person", "make", "message"),
+    [
+        # not a sealed key at all: listed as unreadable; the desk used to answer 500
+        (
+            "op55",
+            lambda path: path.write_text("not a sealed key\n", encoding="utf-8"),
+            "その職員の鍵ファイルを読めません（kansa keys new --passphrase で作り直してください）。",
+        ),
+        # keys/op56.sealed holding a key of mgr01: registering it would give mgr01 a second key
+        (
+            "op56",
+            lambda path: _stray_key(path, "mgr01"),
+            "鍵ファイル op56.sealed は mgr01 の鍵です。ファイル名と持ち主が一致しません。",
+        ),
+    ],
+)
+def test_a_key_file_the_desk_cannot_register_is_refused_and_the_desk_stays_up(
+    world: World, person: str, make: Callable[[Any], object], message: str
+) -> None:
+    path = world.config.keys / f"{person}.sealed"
+    make(path)
     try:
         manager, csrf = sign_in(world, "mgr01", "manager")
+        desk = manager.get("/manager")
+        assert desk.status_code == 200
+        if person == "op55":
+            assert "読めない鍵ファイル：op55.sealed" in desk.text
         before = written(world)
-        answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": "op56"})
+        answer = manager.post("/manager/keys", data={"csrf": csrf, "action": "register", "person": person})
         assert answer.status_code == 422
-        assert (
-            errors_of(answer.text)["keys"]
-            == "鍵ファイル op56.sealed は mgr01 の鍵です。ファイル名と持ち主が一致しません。"
-        )
+        assert errors_of(answer.text)["keys"] == message
         assert written(world) == before
     finally:
-        stray.unlink()
+        path.unlink()
