@@ -71,9 +71,14 @@ def unseal(raw: bytes, passphrase: str) -> Signer:
         sealed = json.loads(raw)
         if sealed.get("format") != FORMAT or sealed.get("kdf") != "argon2id":
             raise SealedKeyError("not a sealed Kansa key")
-        key = _derive(
-            passphrase, base64.b64decode(sealed["salt"]), int(sealed["opslimit"]), int(sealed["memlimit"])
-        )
+        opslimit, memlimit = int(sealed["opslimit"]), int(sealed["memlimit"])
+        if (
+            opslimit > nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+            or memlimit > nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+        ):
+            # read from the file: never more than libsodium's "sensitive" (1 GiB) at a sign-in
+            raise SealedKeyError(f"Argon2id limits beyond the sensitive ones ({opslimit}, {memlimit} bytes)")
+        key = _derive(passphrase, base64.b64decode(sealed["salt"]), opslimit, memlimit)
         line = nacl.secret.SecretBox(key).decrypt(base64.b64decode(sealed["box"])).decode()
         return Signer.parse(line)
     except nacl.exceptions.CryptoError as exc:

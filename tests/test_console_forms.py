@@ -1328,3 +1328,23 @@ def test_a_key_file_the_desk_cannot_register_is_refused_and_the_desk_stays_up(
         assert written(world) == before
     finally:
         path.unlink()
+
+
+def test_a_sealed_key_asking_for_more_than_argon2ids_sensitive_limits_is_refused_unopened(
+    tmp_path: Any,
+) -> None:
+    """The Argon2id limits are read from the file: a file asking for 64 GiB (a stray or hostile
+    file in the keys folder) is refused before deriving anything, not run at sign-in (where it
+    would take the console's memory, or read as a wrong passphrase)."""
+    import json as json_
+
+    import nacl.pwhash
+
+    from console.keystore import seal, unseal
+    from ledger import Signer
+
+    sealed = json_.loads(seal(Signer.generate("op57"), "op57-passphrase", opslimit=1, memlimit=8192))
+    for field, value in (("memlimit", 64 * 2**30), ("opslimit", nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE + 1)):
+        raw = json_.dumps({**sealed, field: value}).encode()
+        with pytest.raises(SealedKeyError, match="limits"):
+            unseal(raw, "op57-passphrase")
