@@ -590,6 +590,7 @@ def create_app(console: Console) -> Starlette:
     env.filters["jst"] = present.jst
     env.globals["word"] = present.word
     env.filters["day_ja"] = present.day_ja
+    env.filters["on_ja"] = present.on_ja  # 9月25日（金）
     env.filters["month_ja"] = present.month_ja
     env.filters["clause_ja"] = present.clause_ja
     env.globals["monthly_days"] = console.profile.monthly_business_days
@@ -941,8 +942,19 @@ def create_app(console: Console) -> Starlette:
             "landline_only": console.board.landline_only(call.case),
             "steps": script.steps if script else [],
             "form": form,
+            **callback_choices(),
         }
         return page(request, "op_call.html", status, **context)
+
+    def callback_choices() -> dict[str, Any]:
+        """What the callback time is picked among (CALLBACK-APPOINTMENT): the month's calling days
+        left with their hours, and nothing before now (the field's `min`, JST)."""
+        now = console.clock().astimezone(TOKYO)
+        days = [d for d in console.board.calling_days(f"{now:%Y-%m}") if d >= now.date()]
+        return {
+            "calling_days": [(d, *console.board.hours(d)) for d in days],
+            "callback_min": f"{now:%Y-%m-%dT%H:%M}",
+        }
 
     @action("operator")
     async def op_classify(request: Request, session: Session, form: FormData) -> Response:

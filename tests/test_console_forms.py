@@ -243,6 +243,16 @@ def test_a_callback_outside_the_period_without_an_escalation_is_refused(
 ) -> None:
     client, csrf = operator
     call = answered_call(world, client, csrf, 5)
+    # the form offers the month's calling days and hours left (9/20 and 9/21 are past) and
+    # takes nothing before now (no latest time: one outside the period is recorded, escalated)
+    page = client.get("/op/call").text
+    offered = re.search(r'id="calling-days">([^<]+)<', page)
+    assert offered, "the calling days are not on the form"
+    assert offered.group(1) == (
+        "今月の架電日時：9月24日（木）9:00〜20:00、9月25日（金）9:00〜20:00、9月28日（月）9:00〜20:00、"
+        "9月29日（火）9:00〜20:00、9月30日（水）9:00〜20:00（これ以外の日時はエスカレーション）"
+    )
+    assert 'id="callback_at" min="2026-09-24T10:00"' in page
     before = written(world)
     fields = {"csrf": csrf, "call": call, "party": "household", "disposition": "absent_now"}
     # Saturday 26 September is not a calling day of the month's schedule
