@@ -68,16 +68,18 @@ WORDS: dict[str, dict[str, str]] = {
         "installment_default": "分納不履行",
         "other": "その他",
     },
+    # the contract's words (T §5(3): 分割納付の希望、納税拒否、課税内容についての疑義; N: 賦課),
+    # as the console's forms say them
     "request": {
-        "installment": "分納の相談",
+        "installment": "分割納付の希望",
         "refusal": "拒否",
-        "tax_dispute": "賦課への異議",
+        "tax_dispute": "賦課内容についての疑義",
         "complaint": "苦情",
-        "stop_contact": "連絡停止の希望",
+        "stop_contact": "架電停止の希望",
         "callback_outside_period": "期間外の折り返し希望",
         "other": "その他",
     },
-    "callback_handled": {"operator": "オペレーターが対応", "voice_guide": "音声案内", "dropped": "切断"},
+    "callback_handled": {"operator": "オペレータが対応", "voice_guide": "音声ガイド", "dropped": "待ち中に切断"},
     # access.viewed purposes written by the console (call: a call we placed; callback: a
     # resident who called us) and kansa report --store (report); other purposes are free text
     # and shown as written
@@ -90,7 +92,7 @@ WORDS: dict[str, dict[str, str]] = {
         "final": "最終報告",
     },
     "role": {
-        "operator": "オペレーター",
+        "operator": "オペレータ",
         "manager": "管理者",  # the contract: 運営管理者兼業務責任者（以下「管理者」）
         "custodian": "個人情報管理者",
         "city": "市職員",

@@ -65,15 +65,12 @@ from .outcome import (
 HERE = Path(__file__).parent
 COOKIE = "kansa_console"
 PRE_COOKIE = "kansa_console_pre"
-ROLES = {"operator": "オペレータ", "manager": "管理者", "city": "市職員"}
+ROLES = {role: present.word("role", role) for role in ("operator", "manager", "city")}  # the desks here
 HOME = {"operator": "/op", "manager": "/manager", "city": "/city"}
 BANDS = ("午前（9–12時）", "午後（12–17時）", "夜間（17–20時）")
-REASONS = {
-    "installment": "分割納付の希望",
-    "refusal": "納付拒否",
-    "tax_dispute": "賦課内容についての疑義",
-    "complaint": "苦情",
-    "callback_outside_period": "期間外の折り返し希望",
+REASONS = {  # escalation.raised's reasons; a stop_contact request is raised as `other`
+    **{code: present.word("request", code) for code in REQUESTS if code != "stop_contact"},
+    "callback_outside_period": present.word("request", "callback_outside_period"),
     "other": "その他（架電停止の希望など）",
 }
 CATEGORY_JA = {code: words for words, code in CATEGORIES.items()}  # as the city's file writes them

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from compliance import present
 from contract.calendar import TOKYO
 
 PARTIES = {
@@ -32,11 +33,8 @@ DISPOSITIONS = {
     "absent_now": "不在（本人が外出中）",
 }
 REQUESTS = {
-    "installment": "分割納付の希望",
-    "refusal": "納付拒否",
-    "tax_dispute": "賦課内容についての疑義",
-    "complaint": "苦情",
-    "stop_contact": "架電停止の希望",
+    code: present.WORDS["request"][code]
+    for code in ("installment", "refusal", "tax_dispute", "complaint", "stop_contact")
 }
 REACHED = ("self", "household")
 # A resident's callback (callback.outcome, docs/events.md): キ lets it end a case only as ア/イ.

@@ -657,7 +657,7 @@ def test_a_callback_outcome_without_its_callback_is_pending_then_broken() -> Non
     call = s.callback("C1", "2026-09-24 20:30", handled="voice_guide", queued_s=0)
     s.callback_outcome("C1", call, "2026-09-24 20:31")
     assert [f.message for f in s.broken("OUTCOME-HAS-CALL")] == [
-        f"着信 {call} はオペレータにつながっていない（音声案内）"
+        f"着信 {call} はオペレータにつながっていない（音声ガイド）"
     ]
     s = nhi().case("C1")
     s.callback_outcome("C1", "B1", "2026-09-24 15:06")

@@ -604,7 +604,7 @@ def test_a_case_completed_on_a_residents_callback_reads_so() -> None:
     )
     received = {"case": "c1", "queued_s": 12, "handled": "operator", "call": "b1"}
     assert describe({"type": "callback.received", "data": received}) == (
-        "折り返し電話（待ち 12 秒、オペレーターが対応、着信 b1）"
+        "折り返し電話（待ち 12 秒、オペレータが対応、着信 b1）"
     )
 
 

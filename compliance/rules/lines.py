@@ -52,7 +52,7 @@ def callback_queue(ctx: Context) -> Iterator[Finding]:
             "CALLBACK-QUEUE",
             case=entry.data["case"],
             entries=[entry.index],
-            ja=f"時間内の折り返し電話（{when_ja(entry.at)}）をオペレーターが受けていない（{word('callback_handled', handled)}）",
+            ja=f"時間内の折り返し電話（{when_ja(entry.at)}）をオペレータが受けていない（{word('callback_handled', handled)}）",
             en=f"a callback in hours at {entry.at:%m-%d %H:%M} was {handled}, not taken by an operator",
         )
 
