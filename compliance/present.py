@@ -72,7 +72,7 @@ WORDS: dict[str, dict[str, str]] = {
     # as the console's forms say them
     "request": {
         "installment": "分割納付の希望",
-        "refusal": "拒否",
+        "refusal": "納付拒否",
         "tax_dispute": "賦課内容についての疑義",
         "complaint": "苦情",
         "stop_contact": "架電停止の希望",
