@@ -75,3 +75,70 @@ def custody_destroy(
                 f"batch {data['batch']}: key {', '.join(data['keys'])} destroyed;"
                 f" custody.destroyed is entry {entry.index}"
             )
+
+
+@custody.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--store",
+    "store_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The data store (targets.db; created by the first import).",
+)
+@click.option("--ledger", "db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--batch", required=True, help="The batch's name, e.g. B2026-09 (one per file handed over).")
+@click.option("--month", required=True, help="The campaign month the file is for, YYYY-MM.")
+@click.option("--by", required=True, help="The custodian's staff id (the actor of the custody events).")
+@click.option("--from", "received_from", required=True, help="The city's person who handed the file over.")
+@click.option("--media", required=True, help="The media's label, e.g. USB-2026-09.")
+@click.option("--transport", default="hand_delivery", show_default=True, help="How the media came.")
+@click.option("--encrypted/--not-encrypted", default=True, show_default=True, help="Was the media encrypted?")
+@key_option
+def custody_import(
+    file: str,
+    store_path: str,
+    db: str,
+    batch: str,
+    month: str,
+    by: str,
+    received_from: str,
+    media: str,
+    transport: str,
+    encrypted: bool,
+    key: str | None,
+) -> None:
+    """Import the city's target FILE (docs/targets.md) into the encrypted store and append
+    custody.received, custody.imported and one case.opened per case (by the custodian).
+
+    All or nothing: a bad row is reported with its line and nothing is imported."""
+
+    from dialer_core.datastore import DataStore, DataStoreError
+    from dialer_core.targets import TargetFileError, import_targets
+
+    with user_errors():
+        target = open_ledger(db, key, signing=True)
+        moment = now()
+        events: list[dict[str, object]] = []
+        with DataStore(store_path) as store:
+            try:
+                parsed = import_targets(
+                    file,
+                    batch=batch,
+                    month=month,
+                    store=store,
+                    append=events.extend,
+                    custodian=by,
+                    received_from=received_from,
+                    media=media,
+                    encrypted=encrypted,
+                    transport=transport,
+                    now=moment,
+                )
+            except (TargetFileError, DataStoreError) as exc:
+                raise click.ClickException(str(exc)) from exc
+            appended = target.append([Submission(e) for e in events], now=moment)
+        click.echo(
+            f"batch {batch}: {len(parsed.residents)} cases imported for {month};"
+            f" entries {appended[0].index}..{appended[-1].index}"
+        )
