@@ -8,6 +8,7 @@ post them. Only the ports are changed (free ones instead of 8730/8780/8740). Abo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -22,8 +23,15 @@ import httpx
 import pytest
 from processes import EXE, free_port
 
+from ledger import Ledger
+
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "setup.md"
+DOCUMENTS = [
+    ("talk_script", "TS-2026-09", "talk_script.md"),
+    ("manual", "M1", "manual.md"),
+    ("faq", "F1", "faq.md"),
+]
 PASSPHRASES = {"mgr01": "manager-pass-01", "city01": "city-pass-0001", "op01": "オペレータ01のパス"}
 
 
@@ -91,15 +99,20 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
         return s
 
     files = doc_files(text)
-    assert {"staff.jsonl", "campaign-2026-09.jsonl", "dialer.toml", "console.toml", "talk_script.md"} <= set(
-        files
-    )
+    assert {
+        "staff.jsonl",
+        "campaign-2026-09.jsonl",
+        "erased-2026-09.jsonl",
+        "dialer.toml",
+        "console.toml",
+        "faq.md",
+    } <= set(files)
     lines = doc_shell_lines(text)
     assert lines[0] == "mkdir centre && cd centre"
     centre = tmp_path / "centre"
     centre.mkdir()
-    for name in ("staff.jsonl", "campaign-2026-09.jsonl", "dialer.toml", "console.toml"):
-        (centre / name).write_text(ported(files[name]), encoding="utf-8")
+    for name, body in files.items():  # the page's files, as the manager writes them
+        (centre / name).write_text(ported(body), encoding="utf-8")
     shutil.copy(ROOT / "docs" / "sample-targets.csv", centre / "targets-2026-09.csv")  # the city's file
     env = dict(os.environ, PATH=f"{Path(EXE).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start: datetime | None = None
@@ -184,10 +197,9 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
             {"action": "pledged", "person": "op01", "to": "city01"},
             ("pledge", "pledge-op01.pdf", b"%PDF scan"),
         ),
-        (
-            "/manager/documents",
-            {"kind": "talk_script", "version": "TS-2026-09"},
-            ("file", "talk_script.md", files["talk_script.md"].encode()),
+        *(
+            ("/manager/documents", {"kind": kind, "version": version}, ("file", name, files[name].encode()))
+            for kind, version, name in DOCUMENTS
         ),
     ]
     for path, data, upload in steps:
@@ -200,10 +212,9 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
     # 10. the city's approval
     city, city_csrf = sign_in("city01", "city")
     assert "TS-2026-09" in city.get("/city").text
-    answer = city.post(
-        "/city/approve", data={"csrf": city_csrf, "kind": "talk_script", "version": "TS-2026-09"}
-    )
-    assert answer.status_code == 303, answer.text
+    for kind, version, _name in DOCUMENTS:
+        answer = city.post("/city/approve", data={"csrf": city_csrf, "kind": kind, "version": version})
+        assert answer.status_code == 303, answer.text
     # 11. the operator
     client, op_csrf = sign_in("op01", "operator", "s01", wait=20)
     ready = client.post("/op/ready", data={"csrf": op_csrf})
@@ -214,6 +225,26 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
         time.sleep(0.2)
     for c in (manager, city, client):
         c.close()
+    # what the desks wrote reached the ledger (the outboxes deliver in the background)
+    deadline = time.monotonic() + 20
+    while True:
+        with Ledger.open(centre / "ledger.db", readonly=True) as led:
+            events = [json.loads(leaf)["event"] for _i, leaf, _ in led.leaves()]
+        found = {(e["type"], e["actor"]) for e in events}
+        wanted = {
+            ("staff.designated", "mgr01"),
+            ("key.registered", "system"),
+            ("staff.trained", "mgr01"),
+            ("staff.pledged", "mgr01"),
+            ("document.approved", "city01"),
+            ("case.opened", "cus01"),
+            ("custody.media_erased", "cus01"),
+            ("access.login", "op01"),
+        }
+        if wanted <= found and sum(e["type"] == "document.approved" for e in events) == 3:
+            break
+        assert time.monotonic() < deadline, wanted - found
+        time.sleep(0.3)
 
 
 def test_custody_import_refuses_a_bad_file_whole(tmp_path: Path) -> None:
