@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -44,6 +45,7 @@ from dialer_core.client import OperatorClient, pending_events
 from dialer_core.datastore import DataStore, DataStoreError
 from dialer_core.targets import CATEGORIES
 from ledger import Signer, read_key
+from ledger.access import LOCKOUT_SECONDS, Failures
 from ledger.key_requests import sign_key_request
 
 from .board import Board, escalation_reason
@@ -77,6 +79,22 @@ CATEGORY_JA = {code: words for words, code in CATEGORIES.items()}  # as the city
 COURSES = {"laws_manual": "法令・業務マニュアル", "privacy": "個人情報保護", "phone": "電話応対"}
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+# A pledge scan (a PDF or an image of the signed pledge): its SHA-256 is what the ledger keeps.
+MAX_UPLOAD = 10 * 1024 * 1024
+MAX_FORM = MAX_UPLOAD + 64 * 1024  # the whole posted form: one upload and a few short fields
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused sign-in: the reason (Japanese) and the status it is answered with."""
+
+    message: str
+    status: int = 401
+    retry_after: int | None = None  # seconds, for a lock-out's 429
+
+
+class FormTooLarge(Exception):
+    """A posted form over `MAX_FORM` bytes, or with an upload over `MAX_UPLOAD` (answered 413)."""
 
 
 @dataclass
@@ -139,6 +157,21 @@ class Console:
         self.loop = loop or LoopClient(config.loop_url, _read_token(config))
         self._http = http or httpx.Client(timeout=10.0)
         self.sessions: dict[str, Session] = {}
+        # Failed sign-ins here within the window, per person id and per client address: rebuilt
+        # from this terminal's recent access.login events (ledger copy and outboxes) so that a
+        # restart does not reset them. The ledger keeps no client address: only the per-person
+        # counts survive a restart (docs/console.md, "Sign-in").
+        now = clock().timestamp()
+        self.failures = Failures.from_log(
+            (
+                (e.at.timestamp(), e.data)
+                for e in self.board.events("access.login")
+                if e.data.get("terminal") == config.terminal and now - e.at.timestamp() <= LOCKOUT_SECONDS
+            ),
+            addresses=False,
+        )
+        self._failures_lock = threading.Lock()
+        self._lockouts_logged: dict[tuple[str, str], float] = {}  # lock-out -> when it ends
         self.writers: dict[str, Writer] = {}
         self._writers_lock = threading.Lock()
         device = read_key(config.device_key)
@@ -277,36 +310,22 @@ class Console:
             return None
         return session
 
-    def sign_in(self, person: str, passphrase: str, role: str, seat: str) -> Session | str:
-        """A session, or the reason (Japanese) it was refused; every attempt is logged."""
-        if role not in ROLES:  # no desk here for it (a custodian works with `kansa custody`)
-            self._failed(person)
-            return "この画面では使えない役割です。役割を一覧から選んでください。"
-        signer: Signer | None = None
-        try:
-            signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)
-        except SealedKeyError:
-            signer = None
-        if signer is None or signer.name != person:
-            self._failed(person)
-            return "IDまたはパスフレーズが違います。"
-        registered = self.board.registered_keys()
-        if registered.get(signer.verifier.key_ref) != person:
-            self._failed(person)
-            return "この鍵は台帳に登録されていないか、失効しています。管理者に確認してください。"
-        if role not in self.board.roles(person):
-            self._failed(person)
-            return f"{ROLES.get(role, role)}として指定されていません。"
-        if role not in self.board.roles(person, in_ledger=True):
-            self.board.refresh(force=True)  # it may have been delivered since the last look
-        if role not in self.board.roles(person, in_ledger=True):
-            # The designation still waits in the manager's outbox: signed in now, this sign-in
-            # could reach the ledger before it (outboxes deliver independently).
-            self._failed(person)
-            return (
-                f"{ROLES.get(role, role)}としての指定がまだ台帳に届いていません。"
-                "数秒待ってから（台帳サービスが止まっている場合は復旧してから）もう一度サインインしてください。"
-            )
+    def sign_in(
+        self, person: str, passphrase: str, role: str, seat: str, *, address: str | None = None
+    ) -> Session | Refusal:
+        """A session, or why it was refused. Every attempt is logged, except the ones refused
+        during a lock-out (too many failures for `person`, or from the client `address`): those
+        are refused before any key is opened, and only the first of each lock-out is logged."""
+        admitted = self._admit(person[:64], address)
+        if isinstance(admitted, Refusal):
+            return admitted
+        checked = self._check(person, passphrase, role)
+        if isinstance(checked, Refusal):
+            return checked
+        signer = checked
+        with self._failures_lock:
+            self.failures.withdraw(person[:64], address, admitted)
+            self.failures.clear(person[:64])
         writer = self._writer_for(signer)
         self.record(
             writer, "access.login", {"person": person, "terminal": self.config.terminal, "success": True}
@@ -326,6 +345,67 @@ class Console:
             self.seated.add((session.seat, person))
             self._signed_out.discard(session.seat)
         return session
+
+    def _admit(self, person: str, address: str | None) -> float | Refusal:
+        """The refusal of an attempt during a lock-out (nothing tried, no Argon2id), or the time
+        the attempt was counted at: it counts as a failure while it runs (so that guesses sent
+        together cannot pass the limit) and is withdrawn if it succeeds.
+        The first refused attempt of each lock-out is logged as a failed sign-in (ACCESS-LOGGED:
+        someone kept trying); the ones after it are not, so guessing cannot flood the ledger."""
+        now = self.clock().timestamp()
+        with self._failures_lock:
+            left = self.failures.seconds_left(person, address, now)
+            if left <= 0:
+                self.failures.add(person, address, now)
+                return now
+            new = [
+                key
+                for key in self.failures.locked_keys(person, address, now)
+                if self._lockouts_logged.get(key, 0.0) <= now
+            ]
+            for key in new:
+                self._lockouts_logged[key] = now + left
+        if new:
+            self._failed(person)  # logged, not counted: no passphrase was tried
+        minutes = max(1, math.ceil(left / 60))
+        return Refusal(
+            "サインインの失敗が続いたため、しばらくサインインできません。"
+            f"{minutes}分後にもう一度お試しください。",
+            429,
+            math.ceil(left),
+        )
+
+    def _check(self, person: str, passphrase: str, role: str) -> Signer | Refusal:
+        """The person's key when the sign-in may go on, or the refusal (logged; `_admit` counted it)."""
+
+        def failed(message: str) -> Refusal:
+            self._failed(person)
+            return Refusal(message)
+
+        if role not in ROLES:  # no desk here for it (a custodian works with `kansa custody`)
+            return failed("この画面では使えない役割です。役割を一覧から選んでください。")
+        signer: Signer | None = None
+        try:
+            signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)
+        except SealedKeyError:
+            signer = None
+        if signer is None or signer.name != person:
+            return failed("IDまたはパスフレーズが違います。")
+        registered = self.board.registered_keys()
+        if registered.get(signer.verifier.key_ref) != person:
+            return failed("この鍵は台帳に登録されていないか、失効しています。管理者に確認してください。")
+        if role not in self.board.roles(person):
+            return failed(f"{ROLES.get(role, role)}として指定されていません。")
+        if role not in self.board.roles(person, in_ledger=True):
+            self.board.refresh(force=True)  # it may have been delivered since the last look
+        if role not in self.board.roles(person, in_ledger=True):
+            # The designation still waits in the manager's outbox: signed in now, this sign-in
+            # could reach the ledger before it (outboxes deliver independently).
+            return failed(
+                f"{ROLES.get(role, role)}としての指定がまだ台帳に届いていません。"
+                "数秒待ってから（台帳サービスが止まっている場合は復旧してから）もう一度サインインしてください。"
+            )
+        return signer
 
     def _failed(self, person: str) -> None:
         """A failed sign-in: no key could be unlocked, so the console's own device key signs it."""
@@ -599,10 +679,20 @@ def create_app(console: Console) -> Starlette:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     async def form_of(request: Request, session: Session | None) -> FormData | None:
-        """The posted form, if its CSRF token is this session's."""
+        """The posted form, if its CSRF token is this session's. A form declared over `MAX_FORM`
+        bytes is refused before it is read, an upload over `MAX_UPLOAD` before it is read into
+        memory (FormTooLarge: 413, nothing written)."""
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_FORM:
+            raise FormTooLarge
         form = await request.form()
         # Uploads are read into memory and their spooled files closed at once (they are small).
         uploads: dict[str, tuple[str, bytes]] = {}
+        files = [item for _, item in form.multi_items() if isinstance(item, UploadFile)]
+        if any(upload.size is None or upload.size > MAX_UPLOAD for upload in files):
+            for upload in files:
+                await upload.close()
+            raise FormTooLarge
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 uploads[name] = (value.filename or "", await value.read())
@@ -681,11 +771,17 @@ def create_app(console: Console) -> Starlette:
         person = str(form.get("person", "")).strip()
         role = str(form.get("role", "operator"))
         seat = str(form.get("seat", "")).strip()
-        result = await run_in_threadpool(console.sign_in, person, str(form.get("passphrase", "")), role, seat)
-        if isinstance(result, str):
+        address = request.client.host if request.client else "unknown"
+        result = await run_in_threadpool(
+            partial(console.sign_in, address=address), person, str(form.get("passphrase", "")), role, seat
+        )
+        if isinstance(result, Refusal):
             values = {"person": person, "role": role, "seat": seat}
             pre = request.cookies.get(PRE_COOKIE, "")
-            return page(request, "signin.html", 401, pre=pre, error=result, values=values)
+            answer = page(request, "signin.html", result.status, pre=pre, error=result.message, values=values)
+            if result.retry_after is not None:
+                answer.headers["retry-after"] = str(result.retry_after)
+            return answer
         response = RedirectResponse(HOME[result.role], 303)
         response.set_cookie(
             COOKIE,
@@ -1459,7 +1555,16 @@ def create_app(console: Console) -> Starlette:
         Route("/documents/{kind}/{version}", document_text),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_Headers)], lifespan=lifespan)
+    async def too_large(request: Request, _exc: Exception) -> Response:
+        message = f"送信されたファイルが大きすぎます（{MAX_UPLOAD // (1024 * 1024)} MB まで）。何も記録していません。"
+        return page(request, "error.html", 413, message=message)
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Headers)],
+        lifespan=lifespan,
+        exception_handlers={FormTooLarge: too_large},
+    )
     app.state.console = console
     return app
 

@@ -20,9 +20,10 @@
 - The sign-in form is parsed once, here, exactly as datasette-auth-passwords parses it;
   a form that repeats a field, or names nobody, is refused (400) and recorded.
 - After `MAX_FAILURES` failed sign-ins for one name, or `MAX_ADDRESS_FAILURES` from one
-  client address, within `LOCKOUT_SECONDS`, further attempts are refused (429) until the
-  window passes. Only wrong passwords count (not CSRF or malformed refusals); the counts
-  are rebuilt from the access log at start-up, so a restart does not reset them.
+  client address, within `LOCKOUT_SECONDS` (`ledger.access`: the console counts the same way),
+  further attempts are refused (429) until the window passes. Only wrong passwords count
+  (not CSRF or malformed refusals); the counts are rebuilt from the access log at start-up,
+  so a restart does not reset them.
 - Works around a Datasette 1.0a41 bug: a table's CSV export fails ("No item with
   that key") on tables with BLOB columns (the hashes) unless `_extra=primary_keys`
   is asked for, so the middleware asks for it on CSV requests.
@@ -31,7 +32,6 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,8 @@ from urllib.parse import parse_qsl
 
 from datasette.utils import baseconv
 from itsdangerous import BadSignature
+
+from ledger.access import LOCKOUT_SECONDS, Failures
 
 from .auditors import Auditor, plugin_config
 
@@ -50,9 +52,6 @@ ASGIApp = Callable[
 
 STATIC_PREFIXES = ("/-/static/", "/-/static-plugins/", "/favicon.ico")
 ANONYMOUS_PATHS = ("/-/login", "/-/logout")
-MAX_FAILURES = 5
-MAX_ADDRESS_FAILURES = 20
-LOCKOUT_SECONDS = 15 * 60
 MAX_BODY = 64 * 1024  # the sign-in form is a few hundred bytes; nothing here takes more
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -101,44 +100,6 @@ def _is_plain_static(scope: Scope) -> bool:
     path = scope.get("path", "")
     raw = scope.get("raw_path") or path.encode("latin-1", "replace")
     return path.startswith(STATIC_PREFIXES) and b"%" not in raw and ".." not in path
-
-
-class Failures:
-    """Failed sign-ins per name and per client address within the lock-out window."""
-
-    def __init__(self) -> None:
-        self._times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-
-    def _count(self, key: tuple[str, str], now: float) -> int:
-        times = self._times[key]
-        while times and now - times[0] > LOCKOUT_SECONDS:
-            times.popleft()
-        return len(times)
-
-    def locked(self, name: str, address: str, now: float) -> bool:
-        return (
-            self._count(("name", name), now) >= MAX_FAILURES
-            or self._count(("address", address), now) >= MAX_ADDRESS_FAILURES
-        )
-
-    def add(self, name: str, address: str, now: float) -> None:
-        self._times[("name", name)].append(now)
-        self._times[("address", address)].append(now)
-
-    def clear(self, name: str) -> None:
-        self._times.pop(("name", name), None)
-
-    @classmethod
-    def from_log(cls, logins: list[tuple[float, dict[str, Any]]]) -> Failures:
-        """Rebuilt from the access log's sign-in records: a wrong password (a failure with no
-        `reason`) counts, a success clears its name."""
-        failures = cls()
-        for at, data in logins:
-            if data.get("success"):
-                failures.clear(str(data.get("person")))
-            elif "reason" not in data:
-                failures.add(str(data.get("person")), str(data.get("terminal")), at)
-        return failures
 
 
 class _TooLarge(Exception):

@@ -7,6 +7,7 @@ lands) and the console, each served by uvicorn over loopback, on one simulated c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from console_world import PASSPHRASES, World, build_world, http_client
 
+from console.app import MAX_FORM, MAX_UPLOAD
 from console.keystore import SealedKeyError, read_sealed
 from ledger import Ledger
 
@@ -460,6 +462,28 @@ def test_the_manager_records_training_and_refuses_a_pledge_without_its_scan(worl
     )
     assert ok.status_code == 303
     assert written(world) == before + 1
+
+
+def test_a_pledge_scan_over_the_limit_is_refused_before_it_is_read_and_nothing_is_written(
+    world: World,
+) -> None:
+    manager, csrf = sign_in(world, "mgr01", "manager")
+    before = written_ids(world)
+    fields = {"csrf": csrf, "action": "pledged", "person": "op02", "to": "市収納課 山田"}
+    for size in (MAX_UPLOAD + 1, MAX_FORM + 1):  # the upload over its limit; the whole form over its
+        scan = {"pledge": ("pledge.pdf", b"%PDF" + b"0" * (size - 4), "application/pdf")}
+        answer = manager.post("/manager/staff", data=fields, files=scan)
+        assert answer.status_code == 413
+        assert "送信されたファイルが大きすぎます（10 MB まで）。何も記録していません。" in answer.text
+    assert written_ids(world) == before
+    small = b"%PDF-1.4 signed pledge"
+    ok = manager.post(
+        "/manager/staff", data=fields, files={"pledge": ("pledge.pdf", small, "application/pdf")}
+    )
+    assert ok.status_code == 303
+    world.wait_delivered()
+    [new] = [e for e in world.ledger_events() if e["id"] in written_ids(world) - before]
+    assert new["type"] == "staff.pledged" and new["data"]["sha256"] == hashlib.sha256(small).hexdigest()
 
 
 def test_sessions_expire_and_the_manager_can_revoke_one(world: World) -> None:

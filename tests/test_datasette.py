@@ -20,9 +20,9 @@ from datasette.utils import baseconv
 from compliance import load_profile
 from datasette_plugins import make_datasette
 from datasette_plugins.access_log import default_access_log_path
-from datasette_plugins.middleware import MAX_FAILURES
 from kansa.cli import main
 from ledger import Ledger, verify_inclusion, verify_ledger
+from ledger.access import MAX_FAILURES
 from ledger.note import b64decode
 
 

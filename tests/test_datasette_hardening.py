@@ -20,7 +20,8 @@ from auditor_site import PASSWORD, access_entries, build_site
 from processes import Served
 
 from datasette_plugins.auditors import add_auditor, default_auditors_path, remove_auditor
-from datasette_plugins.middleware import MAX_ADDRESS_FAILURES, MAX_BODY, MAX_FAILURES
+from datasette_plugins.middleware import MAX_BODY
+from ledger.access import MAX_ADDRESS_FAILURES, MAX_FAILURES
 
 
 @pytest.fixture(scope="module")
