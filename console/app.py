@@ -91,6 +91,7 @@ class Refusal:
     message: str
     status: int = 401
     retry_after: int | None = None  # seconds, for a lock-out's 429
+    guess: bool = True  # False once the passphrase opened the key: not counted towards a lock-out
 
 
 class FormTooLarge(Exception):
@@ -321,6 +322,9 @@ class Console:
             return admitted
         checked = self._check(person, passphrase, role)
         if isinstance(checked, Refusal):
+            if not checked.guess:
+                with self._failures_lock:
+                    self.failures.withdraw(person[:64], address, admitted)
             return checked
         signer = checked
         with self._failures_lock:
@@ -378,9 +382,9 @@ class Console:
     def _check(self, person: str, passphrase: str, role: str) -> Signer | Refusal:
         """The person's key when the sign-in may go on, or the refusal (logged; `_admit` counted it)."""
 
-        def failed(message: str) -> Refusal:
+        def failed(message: str, *, guess: bool = True) -> Refusal:
             self._failed(person)
-            return Refusal(message)
+            return Refusal(message, guess=guess)
 
         if role not in ROLES:  # no desk here for it (a custodian works with `kansa custody`)
             return failed("この画面では使えない役割です。役割を一覧から選んでください。")
@@ -393,9 +397,11 @@ class Console:
             return failed("IDまたはパスフレーズが違います。")
         registered = self.board.registered_keys()
         if registered.get(signer.verifier.key_ref) != person:
-            return failed("この鍵は台帳に登録されていないか、失効しています。管理者に確認してください。")
+            return failed(
+                "この鍵は台帳に登録されていないか、失効しています。管理者に確認してください。", guess=False
+            )
         if role not in self.board.roles(person):
-            return failed(f"{ROLES.get(role, role)}として指定されていません。")
+            return failed(f"{ROLES.get(role, role)}として指定されていません。", guess=False)
         if role not in self.board.roles(person, in_ledger=True):
             self.board.refresh(force=True)  # it may have been delivered since the last look
         if role not in self.board.roles(person, in_ledger=True):
@@ -403,7 +409,8 @@ class Console:
             # could reach the ledger before it (outboxes deliver independently).
             return failed(
                 f"{ROLES.get(role, role)}としての指定がまだ台帳に届いていません。"
-                "数秒待ってから（台帳サービスが止まっている場合は復旧してから）もう一度サインインしてください。"
+                "数秒待ってから（台帳サービスが止まっている場合は復旧してから）もう一度サインインしてください。",
+                guess=False,
             )
         return signer
 

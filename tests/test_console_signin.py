@@ -98,6 +98,15 @@ def test_a_success_clears_the_persons_count(world: World) -> None:
     assert attempt(world, "op01", PASSPHRASES["op01"]).status_code == 303
 
 
+def test_refusals_after_the_passphrase_opened_the_key_do_not_lock_the_person_out(world: World) -> None:
+    """Not designated in the role (or the designation not yet in the ledger: a person retries
+    until it arrives): logged as failed sign-ins, but not guesses."""
+    for _ in range(MAX_FAILURES + 2):
+        answer = attempt(world, "op01", PASSPHRASES["op01"], "manager")
+        assert answer.status_code == 401 and "管理者として指定されていません。" in answer.text
+    assert attempt(world, "op01", PASSPHRASES["op01"]).status_code == 303
+
+
 def test_a_restarted_console_keeps_the_lock_out(world: World) -> None:
     for _ in range(MAX_FAILURES):
         assert attempt(world, "city01", "wrong-pass", "city").status_code == 401
