@@ -262,6 +262,11 @@ def test_custody_import_refuses_a_bad_file_whole(tmp_path: Path) -> None:
         [EXE, "custody", "import", "bad.csv", *args], cwd=tmp_path, env=env, capture_output=True
     )
     assert done.returncode == 1 and "5行目" in done.stderr.decode(), done.stderr.decode()
+    nobody = [*args[:-6], "--by", "", *args[-4:]]  # no custodian named: refused before the store
+    done = subprocess.run(
+        [EXE, "custody", "import", "bad.csv", *nobody], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert done.returncode == 2 and not (tmp_path / "targets.db.imported-pending.jsonl").exists()
     export = subprocess.run(
         [EXE, "ledger", "export", "ledger.db"], cwd=tmp_path, env=env, capture_output=True
     )

@@ -116,6 +116,8 @@ def custody_import(
     from dialer_core.datastore import DataStore, DataStoreError
     from dialer_core.targets import TargetFileError, import_targets
 
+    if not all(v.strip() for v in (batch, month, by, received_from, media, transport)):
+        raise click.UsageError("--batch, --month, --by, --from, --media and --transport may not be empty")
     with user_errors():
         target = open_ledger(db, key, signing=True)
         moment = now()
@@ -137,7 +139,20 @@ def custody_import(
                 )
             except (TargetFileError, DataStoreError) as exc:
                 raise click.ClickException(str(exc)) from exc
+        # The store has the batch now: its events must not be lost if the append fails. They are
+        # kept beside the store until the ledger has them, for `kansa ledger append`.
+        pending = Path(f"{store_path}.imported-pending.jsonl")
+        pending.write_text(
+            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8"
+        )
+        try:
             appended = target.append([Submission(e) for e in events], now=moment)
+        except Exception as exc:
+            raise click.ClickException(
+                f"batch {batch} is in the store but its events could not be appended ({exc}); they are"
+                f" kept in {pending}: append them with `kansa ledger append {db} {pending}`"
+            ) from exc
+        pending.unlink()
         click.echo(
             f"batch {batch}: {len(parsed.residents)} cases imported for {month};"
             f" entries {appended[0].index}..{appended[-1].index}"
