@@ -389,10 +389,14 @@ class Console:
         if role not in ROLES:  # no desk here for it (a custodian works with `kansa custody`)
             return failed("この画面では使えない役割です。役割を一覧から選んでください。")
         signer: Signer | None = None
-        try:
-            signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)
-        except SealedKeyError:
-            signer = None
+        # The id names the key file: one no file in the keys folder can have (a path, a NUL,
+        # too long for a name) is an unknown id, not a server error.
+        named = 0 < len(person) <= 64 and not person.startswith(".")
+        if named and not any(c in person for c in "/\\\0"):
+            try:
+                signer = read_sealed(self.config.keys / f"{person}.sealed", passphrase)
+            except SealedKeyError:
+                signer = None
         if signer is None or signer.name != person:
             return failed("IDまたはパスフレーズが違います。")
         registered = self.board.registered_keys()

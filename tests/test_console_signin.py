@@ -137,3 +137,13 @@ def test_many_person_ids_from_one_address_lock_the_address_out(world: World) -> 
     assert written_ids(world) == after
     world.clock.advance(seconds=LOCKOUT_SECONDS + 1)
     assert attempt(world, "mgr01", PASSPHRASES["mgr01"], "manager").status_code == 303
+
+
+@pytest.mark.parametrize("person", ["op01\x00", "o" * 300, "../keys/op01"])
+def test_an_odd_person_id_is_a_failed_sign_in_not_a_500(world: World, person: str) -> None:
+    """The person id names the key file: one no file can have (a NUL, too long for a file
+    name, a path) is refused as any unknown id is (401, logged), not a server error."""
+    response = attempt(world, person, "wrong-pass")
+    assert response.status_code == 401
+    assert "IDまたはパスフレーズが違います。" in response.text
+    assert failed_logins(world, person[:64])
