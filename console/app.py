@@ -108,6 +108,8 @@ class Session:
     expires: datetime
     seat: str
     viewed: dict[str, Any] = field(default_factory=dict)  # call id -> the resident shown for it
+    # call id -> its outcome's event id once written ("" while it is written): never a second one
+    outcomes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -1120,6 +1122,8 @@ def create_app(console: Console) -> Starlette:
             return page(request, "error.html", 409, message="この通話はすでに記録済みか、終了しています。")
         if call_id not in session.viewed:  # nothing is recorded for a resident not shown (and logged)
             return RedirectResponse("/op/call", 303)
+        if (again := await outcome_again(request, session, call_id)) is not None:
+            return again
         script = script_context()["script"]
         fields = outcome_fields(form)
         checked = check_callback_outcome(
@@ -1136,7 +1140,7 @@ def create_app(console: Console) -> Starlette:
             return await render_call(request, session, seat, 422, checked)
         data = {**checked.data, "script_version": script.version if script else None}
         writer = console.writer(session)
-        envelope = await console.durably(console.record, writer, "callback.outcome", data)
+        envelope = await write_outcome(session, call_id, writer, "callback.outcome", data)
         for request_ in data["requests"]:
             raised = {
                 "case": call.case,
@@ -1147,6 +1151,29 @@ def create_app(console: Console) -> Starlette:
             }
             await console.durably(console.record, writer, "escalation.raised", raised)
         return await recorded(request, session, call_id, envelope["id"])
+
+    async def outcome_again(request: Request, session: Session, call: str) -> Response | None:
+        """A second post of `call`'s outcome writes nothing: once written, the loop is told again
+        (the operator's retry after 502 記録しましたが、…); while written (a second click), 409."""
+        event = session.outcomes.get(call)
+        if event is None:
+            return None
+        if not event:
+            return page(request, "error.html", 409, message="この通話の結果を記録しています。")
+        return await recorded(request, session, call, event)
+
+    async def write_outcome(
+        session: Session, call: str, writer: Writer, kind: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Writes `call`'s outcome, noted on the session before the first await (`outcome_again`)."""
+        session.outcomes = {call: ""}
+        try:
+            envelope = await console.durably(console.record, writer, kind, data)
+        except BaseException:
+            session.outcomes = {}
+            raise
+        session.outcomes[call] = envelope["id"]
+        return envelope
 
     async def recorded(request: Request, session: Session, call: str, event: str) -> Response:
         """The outcome `event` of `call` is durable: the loop is told, the resident forgotten."""
@@ -1160,6 +1187,7 @@ def create_app(console: Console) -> Starlette:
                 message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
             )
         session.viewed = {}
+        session.outcomes = {}
         return RedirectResponse("/op/call", 303)
 
     def outcome_fields(form: FormData) -> dict[str, Any]:
@@ -1196,6 +1224,8 @@ def create_app(console: Console) -> Starlette:
             return page(request, "error.html", 409, message="この通話はすでに記録済みか、終了しています。")
         if call.call not in session.viewed:
             return RedirectResponse("/op/call", 303)
+        if (again := await outcome_again(request, session, call.call)) is not None:
+            return again
         script = script_context()["script"]
         classification = call.classification
         kind = classification.get("kind") if isinstance(classification, dict) else classification
@@ -1218,7 +1248,7 @@ def create_app(console: Console) -> Starlette:
             return await render_call(request, session, seat, 422, checked)
         data = {**checked.data, "script_version": script.version if script else None}
         writer = console.writer(session)
-        envelope = await console.durably(console.record, writer, "call.outcome", data)
+        envelope = await write_outcome(session, call.call, writer, "call.outcome", data)
         return await recorded(request, session, call.call, envelope["id"])
 
     # -- the manager -----------------------------------------------------------------------

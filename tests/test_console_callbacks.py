@@ -26,6 +26,7 @@ from console_world import MONTH, PASSPHRASES, World, build_world
 from processes import EXE
 from test_console_forms import OPEN, answered_call, errors_of, put_inbound, sign_in, written_ids
 
+from console.loop_client import LoopError
 from contract.profile import load_profile
 from dialer_core.campaign import plan_days
 from dialer_core.follow import Knowledge
@@ -231,6 +232,44 @@ def test_kansa_check_finds_nothing_wrong_after_the_callbacks(world: World) -> No
     findings = json.loads(done.stdout)["findings"]
     assert [f for f in findings if not f["pending"]] == []
     assert [f["rule"] for f in findings if f["rule"] in ("OUTCOME-HAS-CALL", "COMPLETION-BASIS")] == []
+
+
+def test_an_outcome_posted_again_after_the_loop_failed_to_hear_of_it_is_written_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome is durable when telling the loop fails (502: 記録しましたが、…); posting the
+    form again (the operator's retry) tells the loop, and writes neither the callback.outcome
+    nor its escalation a second time."""
+    assert world.console is not None and world.loop is not None
+    client, csrf, case, inbound = voicemail_then_callback(world, 2)
+    assert 'action="/op/callback-outcome"' in client.get("/op/call").text
+    before = written_ids(world)
+    loop = world.console.loop
+    real = loop.outcome
+    failures = [LoopError(0, "unreachable", "接続できません")]
+
+    async def once_unreachable(call: str, event: str | None) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(call, event)
+
+    monkeypatch.setattr(loop, "outcome", once_unreachable)
+    fields = {
+        "csrf": csrf,
+        "call": inbound,
+        "party": "self",
+        "step": ALL_STEPS,
+        "disposition": "completed",
+        "requests": "refusal",
+    }
+    first = client.post("/op/callback-outcome", data=fields)
+    assert first.status_code == 502 and "記録しましたが" in first.text
+    again = client.post("/op/callback-outcome", data=fields)
+    assert again.status_code == 303, again.text
+    assert world.loop.board.get("s01")["call"] is None
+    world.wait_delivered()
+    new = [e for e in world.ledger_events() if e["id"] not in before]
+    assert sorted(e["type"] for e in new) == ["callback.outcome", "escalation.raised"]
 
 
 @needs_chromium
