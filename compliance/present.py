@@ -42,6 +42,13 @@ WORDS: dict[str, dict[str, str]] = {
         "no_contact": "不完了（応答なし・留守電・一時不通）",
         "absent_now": "不完了（本人不在）",
     },
+    # a resident's callback (callback.outcome): the resident called and talked, so its
+    # no_contact is not 応答なし・留守電 (as the console's form says them, shortened)
+    "callback_disposition": {
+        "completed": "完了（本人等に説明済み）",
+        "no_contact": "不完了（説明を最後まで伝えられず）",
+        "absent_now": "不完了（本人以外からの電話で本人に伝わらず）",
+    },
     "party": {"self": "本人", "household": "同一世帯の方", "other": "その他の方", "none": "相手なし"},
     "script": {"completed": "説明を完了", "incomplete": "説明の途中", "not_started": "説明に入らず"},
     "severity": {"violation": "違反", "judgement": "判断", "info": "参考", "pending": "期限前"},

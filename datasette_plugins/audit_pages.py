@@ -244,7 +244,7 @@ def describe(event: dict[str, Any], bands: list[tuple[str, str]] | None = None) 
         on_callback = "折り返し電話の結果：" if t == "callback.outcome" else ""
         parts = [
             f"{on_callback}相手：{word('party', d.get('party'))}",
-            f"処理：{word('disposition', d.get('disposition'))}",
+            f"処理：{word('callback_disposition' if on_callback else 'disposition', d.get('disposition'))}",
         ]
         if d.get("promise"):
             parts.append(f"納付の了承（{day_ja(d['promise']['date'])}、{d['promise']['amount']:,} 円）")

@@ -602,6 +602,14 @@ def test_a_case_completed_on_a_residents_callback_reads_so() -> None:
         "折り返し電話の結果：相手：本人、処理：完了（本人等に説明済み）、"
         "納付の了承（2026年9月30日（水）、48,000 円）"
     )
+    # the resident called and talked: a callback's no_contact is not 応答なし・留守電
+    talked = {**outcome, "party": "household", "disposition": "no_contact", "promise": None}
+    assert describe({"type": "callback.outcome", "data": talked}) == (
+        "折り返し電話の結果：相手：同一世帯の方、処理：不完了（説明を最後まで伝えられず）"
+    )
+    absent = {**talked, "disposition": "absent_now"}
+    described = describe({"type": "callback.outcome", "data": absent})
+    assert "処理：不完了（本人以外からの電話で本人に伝わらず）" in described
     received = {"case": "c1", "queued_s": 12, "handled": "operator", "call": "b1"}
     assert describe({"type": "callback.received", "data": received}) == (
         "折り返し電話（待ち 12 秒、オペレータが対応、着信 b1）"
