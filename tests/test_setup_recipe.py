@@ -2,9 +2,11 @@
 pressing 受付開始. The shell lines of steps 1–11 run as real processes (`kansa` from this venv,
 passphrases typed on stdin); the `&` lines (`kansa ledger serve`, `kansa dialer run` on the
 simulator, `kansa console serve`, all with `--start-at`) are started in the background; the
-files (`staff.jsonl`, `campaign-2026-09.jsonl`, `dialer.toml`, `console.toml`, the talk script)
-are taken from the page's blocks. The desk steps (9–11) are done over plain HTTP, as the forms
-post them. Only the ports are changed (free ones instead of 8730/8780/8740). About 15 s."""
+bootstrap's, the month's and the erasure's events are commands (`kansa staff`, `kansa campaign`,
+`kansa custody erased`); the files (`dialer.toml`, `console.toml`, the talk script) are taken
+from the page's blocks; the city's file and the pledge's scan are stand-ins. The desk steps
+(9–11) are done over plain HTTP, as the forms post them. Only the ports are changed (free ones
+instead of 8730/8780/8740). About 15 s."""
 
 from __future__ import annotations
 
@@ -99,14 +101,8 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
         return s
 
     files = doc_files(text)
-    assert {
-        "staff.jsonl",
-        "campaign-2026-09.jsonl",
-        "erased-2026-09.jsonl",
-        "dialer.toml",
-        "console.toml",
-        "faq.md",
-    } <= set(files)
+    assert {"dialer.toml", "console.toml", "talk_script.md", "faq.md"} <= set(files)
+    assert not any(name.endswith(".jsonl") for name in files)  # no event written by hand
     lines = doc_shell_lines(text)
     assert lines[0] == "mkdir centre && cd centre"
     centre = tmp_path / "centre"
@@ -114,6 +110,7 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
     for name, body in files.items():  # the page's files, as the manager writes them
         (centre / name).write_text(ported(body), encoding="utf-8")
     shutil.copy(ROOT / "docs" / "sample-targets.csv", centre / "targets-2026-09.csv")  # the city's file
+    (centre / "pledge-mgr01.pdf").write_bytes(b"%PDF the manager's signed pledge")  # its scan
     env = dict(os.environ, PATH=f"{Path(EXE).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start: datetime | None = None
     wall = time.monotonic()
@@ -158,7 +155,8 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
         )
         assert done.returncode == 0, f"{command}\n{done.stderr.decode()}"
         ran.append(command)
-    assert any(r.startswith("kansa custody import") for r in ran)
+    for done_first in ("kansa staff designate", "kansa campaign schedule", "kansa custody import"):
+        assert any(r.startswith(done_first) for r in ran), done_first
     assert [r for r in ran if r in ("kansa ledger serve", "kansa dialer run", "kansa console serve")] == [
         "kansa ledger serve",
         "kansa dialer run",
@@ -233,6 +231,10 @@ def test_the_setup_recipe_brings_an_operator_to_ready(
         found = {(e["type"], e["actor"]) for e in events}
         wanted = {
             ("staff.designated", "mgr01"),
+            ("staff.designated", "system"),  # the bootstrap's (step 4)
+            ("staff.pledged", "system"),
+            ("campaign.scheduled", "mgr01"),  # step 5
+            ("callerid.registered", "mgr01"),
             ("key.registered", "system"),
             ("staff.trained", "mgr01"),
             ("staff.pledged", "mgr01"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .auditor import auditor
+from .campaign import campaign
 from .check import check
 from .client import client
 from .console import console
@@ -16,6 +17,7 @@ from .keys import keys
 from .ledger import ledger
 from .report import report
 from .serve import serve
+from .staff import staff
 from .witness import witness
 
 
@@ -25,7 +27,22 @@ def main() -> None:
     """Kansa (監査): a verifiable ledger and contract checks for payment-reminder call centers."""
 
 
-for command in (ledger, keys, client, check, demo, custody, serve, auditor, report, witness, console, dialer):
+for command in (
+    ledger,
+    keys,
+    client,
+    check,
+    demo,
+    custody,
+    serve,
+    auditor,
+    report,
+    witness,
+    console,
+    dialer,
+    staff,
+    campaign,
+):
     main.add_command(command)
 
 __all__ = ["main"]

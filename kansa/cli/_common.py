@@ -140,3 +140,78 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+def at_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--at",
+        default=None,
+        help=f"When {what}: an RFC 3339 time with its offset (default: now). A rehearsal gives a time"
+        " before its --start-at.",
+    )
+
+
+def moment_of(at: str | None) -> datetime:
+    """`--at` as a time with an offset, or the wall clock; anything else is one usage line."""
+    if at is None:
+        return now()
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise click.BadParameter(f"{at!r} is not an RFC 3339 time with its offset", param_hint="--at")
+    return moment
+
+
+def ledger_or_print() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--ledger DB` (append there, signed with its key) or `--print` (the event lines, for
+    `kansa ledger append` or a service); one of the two."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = key_option(f)
+        f = click.option(
+            "--print", "print_only", is_flag=True, help="Print the event lines instead of appending them."
+        )(f)
+        return click.option(
+            "--ledger",
+            "db",
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="The ledger to append to, signed with its key.",
+        )(f)
+
+    return decorate
+
+
+def record(events: list[dict[str, Any]], db: str | None, key: str | None, print_only: bool) -> None:
+    """Appends the events to the ledger (one line each: type and entry index), or prints them.
+
+    Printed events are checked against the ledger's vocabulary too, so a bad line is refused here."""
+    import json
+
+    from ledger import AppendError, EventError, Submission, load_vocabulary
+
+    if print_only == (db is not None):
+        raise click.UsageError("give either --ledger DB or --print")
+    with user_errors():
+        if db is None:
+            vocabulary = load_vocabulary()
+            for event in events:
+                try:
+                    vocabulary.validate(event)
+                except EventError as exc:
+                    raise click.ClickException(f"{event['type']}: {exc}") from exc
+                click.echo(json.dumps(event, ensure_ascii=False))
+            return
+        target = open_ledger(db, key, signing=True)
+        try:
+            appended = target.append([Submission(e) for e in events], now=now())
+        except AppendError as exc:
+            raise click.ClickException(f"{exc}; nothing was appended") from exc
+        finally:
+            target.close()
+        for event, entry in zip(events, appended, strict=True):
+            click.echo(
+                f"{event['type']} {event['data'].get('person', '')}".rstrip() + f": entry {entry.index}"
+            )

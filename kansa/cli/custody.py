@@ -9,12 +9,38 @@ import click
 
 from ledger import Submission
 
-from ._common import key_option, now, open_ledger, user_errors
+from ._common import at_option, key_option, ledger_or_print, moment_of, now, open_ledger, record, user_errors
 
 
 @click.group()
 def custody() -> None:
     """Data custody: the encrypted target data store."""
+
+
+@custody.command("erased")
+@click.argument("batch")
+@click.option("--media", required=True, help="The media's label, e.g. USB-2026-09 (as imported).")
+@click.option("--method", default="overwrite", show_default=True, help="How it was erased.")
+@click.option("--by", required=True, help="The custodian's staff id (the event's actor).")
+@at_option("the media was erased")
+@ledger_or_print()
+def custody_erased(
+    batch: str,
+    media: str,
+    method: str,
+    by: str,
+    at: str | None,
+    db: str | None,
+    print_only: bool,
+    key: str | None,
+) -> None:
+    """Append custody.media_erased: the media BATCH came on was erased after the import."""
+    from ledger.event import envelope
+
+    if not all(v.strip() for v in (batch, media, method, by)):
+        raise click.UsageError("BATCH, --media, --method and --by may not be empty")
+    data = {"batch": batch, "media": media, "method": method}
+    record([envelope("custody.media_erased", by, data, moment_of(at))], db, key, print_only)
 
 
 @custody.command("destroy")

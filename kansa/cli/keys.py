@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import now, user_errors
+from ._common import at_option, moment_of, user_errors
 
 
 @click.group()
@@ -29,13 +29,15 @@ def keys() -> None:
     is_flag=True,
     help="Seal the key under a passphrase (asked twice) for the console's sign-in: HOLDER.sealed.",
 )
-def keys_new(holder: str, out: str | None, by: str, passphrase: bool) -> None:
+@at_option("the key was made (its key.registered)")
+def keys_new(holder: str, out: str | None, by: str, passphrase: bool, at: str | None) -> None:
     """Write a new key file (0600) and print its key.registered event for the manager to append.
 
     With --passphrase the key is sealed (Argon2id + SecretBox) and never written in clear; put
     the file in the console's keys folder and the manager registers it from their desk."""
     from dialer_core.client import key_registration, new_key
 
+    moment = moment_of(at)
     with user_errors():
         if passphrase:
             from console.keystore import SealedKeyError, write_sealed
@@ -53,5 +55,5 @@ def keys_new(holder: str, out: str | None, by: str, passphrase: bool) -> None:
             path = Path(out or f"{holder}.key")
             path.parent.mkdir(parents=True, exist_ok=True)
             signer = new_key(holder, path)
-        click.echo(json.dumps(key_registration(signer, by=by, now=now()), ensure_ascii=False))
+        click.echo(json.dumps(key_registration(signer, by=by, now=moment), ensure_ascii=False))
         click.echo(f"key file: {path.resolve()} (mode 0600)", err=True)
