@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.event import envelope
+from ledger.vocabulary import EventError, load_vocabulary
 
 from .datastore import DataStore, DataStoreError, Resident, new_ref
 
@@ -219,6 +220,26 @@ def import_targets(
     the same number."""
     raw = Path(path).read_bytes()
     parsed = parse_targets(raw)
+    received = {
+        "batch": batch,
+        "media": media,
+        "sha256": parsed.sha256,
+        "records": len(parsed.residents),
+        "from": received_from,
+        "encrypted": encrypted,
+        "transport": transport,
+    }
+    imported = {"batch": batch, "records": len(parsed.residents), "sha256": parsed.sha256}
+    # What the ledger would refuse (a month 2026-9, a batch of 65 characters) is refused before
+    # the store takes the batch: its events could never be appended afterwards either.
+    vocabulary = load_vocabulary()
+    opened = {"case": "C0", "batch": batch, "month": month, "category": "other", "numbers": []}
+    trial = (("custody.received", received), ("custody.imported", imported), ("case.opened", opened))
+    for kind, data in trial:
+        try:
+            vocabulary.validate(envelope(kind, custodian, data, now))
+        except EventError as exc:
+            raise TargetFileError([f"{kind} {exc}"]) from exc
     _key_id, placed = store.add_batch(batch, month, parsed.residents)
     kinds = {
         new.case_ref: parsed.kinds[old.case_ref] for old, new in zip(parsed.residents, placed, strict=True)
@@ -228,26 +249,7 @@ def import_targets(
     def event(kind: str, actor: str, data: dict[str, Any]) -> dict[str, Any]:
         return envelope(kind, actor, data, now, event_id=new_id() if new_id is not None else None)
 
-    events = [
-        event(
-            "custody.received",
-            custodian,
-            {
-                "batch": batch,
-                "media": media,
-                "sha256": parsed.sha256,
-                "records": len(parsed.residents),
-                "from": received_from,
-                "encrypted": encrypted,
-                "transport": transport,
-            },
-        ),
-        event(
-            "custody.imported",
-            custodian,
-            {"batch": batch, "records": len(parsed.residents), "sha256": parsed.sha256},
-        ),
-    ]
+    events = [event("custody.received", custodian, received), event("custody.imported", custodian, imported)]
     for resident in parsed.residents:
         numbers = [
             {"ref": ref, "kind": kind}

@@ -160,6 +160,30 @@ def test_a_broken_file_imports_nothing(tmp_path: Path, ledger_signer) -> None:
     assert led.size == 0 and store.batches() == []
 
 
+@pytest.mark.parametrize(("option", "value"), [("month", "2026-9"), ("batch", "B" * 65), ("media", "")])
+def test_what_the_ledger_would_refuse_is_refused_before_the_store_takes_the_batch(
+    tmp_path: Path, ledger_signer, option: str, value: str
+) -> None:
+    """kansa custody import --month 2026-9 put the batch in the store, then the ledger refused
+    its events (data.month: must be a month YYYY-MM), and would refuse them again."""
+    led = Ledger.create(tmp_path / "ledger.db", origin=ORIGIN, signer=ledger_signer, now=NOW)
+    store = DataStore(tmp_path / "store.db")
+    given = {"batch": "B2026-09", "month": "2026-09", "media": "USB-1", option: value}
+    with pytest.raises(TargetFileError, match=option):
+        import_targets(
+            target_file(tmp_path),
+            **given,
+            store=store,
+            append=lambda events: led.append([Submission(e) for e in events], now=NOW),
+            custodian="cus01",
+            received_from="city01",
+            encrypted=True,
+            transport="hand_delivery",
+            now=datetime(2026, 9, 1, 10, tzinfo=UTC),
+        )
+    assert led.size == 0 and store.batches() == []
+
+
 def test_destroying_a_batch_makes_it_unreadable_and_the_ledger_still_verifies(
     tmp_path: Path, ledger_signer
 ) -> None:
