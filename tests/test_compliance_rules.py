@@ -665,6 +665,16 @@ def test_a_callback_outcome_without_its_callback_is_pending_then_broken() -> Non
     assert s.broken("OUTCOME-HAS-CALL") == []
 
 
+def test_a_callback_outcome_without_its_script_version_says_callback() -> None:
+    """SCRIPT-APPROVED on a callback's outcome names it as one (it said 架電結果: no call was made)."""
+    s = nhi().case("C1")
+    for kind in ("manual", "faq", "talk_script"):
+        approve(s, kind, "2026-09-10 09:00")
+    s.callback_outcome("C1", s.callback("C1", "2026-09-24 15:00"), "2026-09-24 15:06")
+    found = [f.message for f in s.broken("SCRIPT-APPROVED")]
+    assert found == ["折り返し電話の結果に使用したトークスクリプトの版（script_version）がない"]
+
+
 def test_a_callback_reaches_the_case_and_its_promise_counts() -> None:
     """KPI-CONTACT / KPI-PROMISE: a resident who calls back after our voicemail and talks is a
     contact of a called case, with the promise made on the callback."""

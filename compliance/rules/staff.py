@@ -50,7 +50,8 @@ def script_approved(ctx: Context) -> Iterator[Finding]:
                 "SCRIPT-APPROVED",
                 case=data["case"],
                 entries=[outcome.index],
-                ja="架電結果に使用したトークスクリプトの版（script_version）がない",
+                ja=f"{'折り返し電話の結果' if outcome.type == 'callback.outcome' else '架電結果'}"
+                "に使用したトークスクリプトの版（script_version）がない",
                 en="the outcome does not name the talk script it followed (script_version)",
             )
         elif (approval := approvals.get(str(version))) is None or approval.at > started:
