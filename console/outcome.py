@@ -8,6 +8,8 @@ in Japanese and names its field; a form with any error writes nothing.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -37,6 +39,10 @@ REQUESTS = {
     for code in ("installment", "refusal", "tax_dispute", "complaint", "stop_contact")
 }
 REACHED = ("self", "household")
+# A promised amount in yen: ASCII digits once normalised, at most 10 (under 10 billion yen), so
+# that int() takes it and the ledger's integer range holds it ('²' and 5000 nines were a 500,
+# 20 nines an event the ledger refuses).
+AMOUNT = re.compile(r"[0-9]{1,10}")
 # A resident's callback (callback.outcome, docs/events.md): キ lets it end a case only as ア/イ.
 CALLBACK_DISPOSITIONS = {
     "completed": "完了（ご本人か承諾を得た家族等に説明を最後まで伝えた）",
@@ -111,7 +117,8 @@ def check_outcome(
 
     promise = None
     raw_date = str(form.get("promise_date", "")).strip()
-    raw_amount = str(form.get("promise_amount", "")).strip().replace(",", "")
+    # full-width digits and commas as typed with a Japanese IME; ASCII digits after that
+    raw_amount = unicodedata.normalize("NFKC", str(form.get("promise_amount", ""))).strip().replace(",", "")
     if raw_date or raw_amount:
         if party not in REACHED:
             errors["promise_date"] = "納付の約束は、本人か家族等と話した場合だけ記録できます。"
@@ -129,7 +136,7 @@ def check_outcome(
         amount = None
         if not raw_amount:
             errors["promise_amount"] = "納付の約束には金額が必要です。"
-        elif not raw_amount.isdigit() or int(raw_amount) <= 0:
+        elif not AMOUNT.fullmatch(raw_amount) or int(raw_amount) <= 0:
             errors["promise_amount"] = "金額は1円以上の整数（円）で入力してください。"
         else:
             amount = int(raw_amount)
@@ -141,10 +148,10 @@ def check_outcome(
     if raw_callback:
         try:
             moment = datetime.fromisoformat(raw_callback)
-        except ValueError:
+            moment = moment.replace(tzinfo=TOKYO) if moment.tzinfo is None else moment.astimezone(TOKYO)
+        except (ValueError, OverflowError):  # OverflowError: year 9999 with an offset west of Tokyo
             errors["callback_at"] = "折り返しの日時が読めません。"
         else:
-            moment = moment.replace(tzinfo=TOKYO) if moment.tzinfo is None else moment.astimezone(TOKYO)
             if moment <= now:
                 errors["callback_at"] = "折り返しの日時が過去です。"
             elif not in_period(moment) and not _checkbox(form.get("escalate_callback")):
