@@ -79,7 +79,12 @@ def daily_rows(review: MonthlyReview) -> list[list[Any]]:
             by_day.setdefault(call.at.date(), Counter())[call.dialed.data["result"]] += 1
     contacts: Counter[date] = Counter()
     promises: Counter[date] = Counter()
-    for outcome in ctx.state.of("call.outcome") + ctx.state.of("callback.outcome"):  # callbacks reach too
+    # A resident's callback reaches a case as a call does, for a case called in the month (as the
+    # KPIs count it, docs/compliance.md "KPIs").
+    called = {c.case for c in ctx.state.calls if ctx.in_month(c.at)}
+    for outcome in ctx.state.of("call.outcome") + ctx.state.of("callback.outcome"):
+        if outcome.type == "callback.outcome" and outcome.data["case"] not in called:
+            continue
         if ctx.in_month(outcome.at) and reached(outcome.data):
             contacts[outcome.at.date()] += 1
             if outcome.data["promise"] is not None:

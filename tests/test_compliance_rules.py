@@ -727,6 +727,29 @@ def test_the_monthly_reports_number_list_shows_a_callbacks_completion_contact_an
     assert row[7:] == [f"{word('disposition', 'completed')}（折り返し電話）", "○", "○"]
 
 
+def test_the_daily_report_counts_a_callbacks_contact_for_a_case_called_in_the_month_only() -> None:
+    """The daily report counts callbacks' contacts and promises as the KPIs do (docs/compliance.md
+    "KPIs"): C1, called this month, calls back and promises; C2, last called in August, calls
+    back on the same day and promises too, and is left out (it counted: 2 contacts, 2 promises)."""
+    from types import SimpleNamespace
+
+    from compliance.context import Context
+    from compliance.deliverables import daily_rows
+    from compliance.state import derive
+
+    s = nhi().case("C1").case("C2")
+    s.dial("C2", "2026-08-20 10:00", result="voicemail", message_left=True)
+    s.dial("C1", "2026-09-24 10:00", result="voicemail", message_left=True)
+    promise = {"date": "2026-09-30", "amount": 5000}
+    for case, at in (("C1", "2026-09-24 15:00"), ("C2", "2026-09-24 16:00")):
+        s.callback_outcome(case, s.callback(case, at), at[:-2] + "06", promise=promise)
+    ctx = Context(load_profile("nagaoka-nhi-2026"), derive(s.entries), "2026-09", t("2027-06-01 00:00"))
+    rows = {row[0].isoformat(): row for row in daily_rows(SimpleNamespace(ctx=ctx, month="2026-09"))}  # type: ignore[arg-type]
+    assert rows["2026-09-24"][-2:] == [1, 1]
+    kpis = s.kpis()
+    assert (kpis["KPI-CONTACT"]["numerator"], kpis["KPI-PROMISE"]["numerator"]) == (1, 1)
+
+
 # -- the tests -----------------------------------------------------------------------
 
 
