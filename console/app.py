@@ -1596,6 +1596,12 @@ def create_app(console: Console) -> Starlette:
         Route("/documents/{kind}/{version}", document_text),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    async def loop_unreachable(request: Request, exc: Exception) -> Response:
+        """The loop refused or was unreachable where a page did not say so itself (the operator's
+        forms ask it for the seat first): said as the call page says it, not a server error."""
+        detail = exc.detail if isinstance(exc, LoopError) else str(exc)
+        return page(request, "error.html", 502, message=f"発信システムに接続できません（{detail}）")
+
     async def too_large(request: Request, _exc: Exception) -> Response:
         message = f"送信されたファイルが大きすぎます（{MAX_UPLOAD // (1024 * 1024)} MB まで）。何も記録していません。"
         return page(request, "error.html", 413, message=message)
@@ -1604,7 +1610,7 @@ def create_app(console: Console) -> Starlette:
         routes=routes,
         middleware=[Middleware(_Headers)],
         lifespan=lifespan,
-        exception_handlers={FormTooLarge: too_large},
+        exception_handlers={FormTooLarge: too_large, LoopError: loop_unreachable},
     )
     app.state.console = console
     return app

@@ -272,6 +272,26 @@ def test_an_outcome_posted_again_after_the_loop_failed_to_hear_of_it_is_written_
     assert sorted(e["type"] for e in new) == ["callback.outcome", "escalation.raised"]
 
 
+@pytest.mark.parametrize("path", ["/op/callback-outcome", "/op/inbound-done", "/op/outcome", "/op/classify"])
+def test_a_form_posted_while_the_loop_is_unreachable_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The operator's forms ask the loop for the seat first: unreachable, that is a page saying so
+    (502, as the call page says it), not a server error; nothing is written."""
+    assert world.console is not None
+    client, csrf = sign_in(world, "op01", "operator", "s01")
+    before = written_ids(world)
+
+    async def unreachable(*_args: Any, **_kw: Any) -> Any:
+        raise LoopError(0, "unreachable", "接続できません")
+
+    monkeypatch.setattr(world.console.loop, "seat", unreachable)
+    answer = client.post(path, data={"csrf": csrf, "call": "x1", "kind": "person"})
+    assert answer.status_code == 502
+    assert "発信システムに接続できません（接続できません）" in answer.text
+    assert written_ids(world) == before
+
+
 @needs_chromium
 def test_in_the_browser_the_keyboard_records_the_callbacks_outcome(world: World) -> None:
     """Headless chromium: the operator ticks the script's steps (the script's state follows),
