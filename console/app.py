@@ -1134,14 +1134,11 @@ def create_app(console: Console) -> Starlette:
             last_step=len(script.steps) if script else 0,
             now=console.clock(),
         )
-        if script is None:
-            checked.errors["script"] = "承認済みのトークスクリプトがありません。"
-        if checked.errors or checked.data is None:
-            return await render_call(request, session, seat, 422, checked)
-        data = {**checked.data, "script_version": script.version if script else None}
-        writer = console.writer(session)
-        envelope = await write_outcome(session, call_id, writer, "callback.outcome", data)
-        for request_ in data["requests"]:
+        written = await write_checked(request, session, seat, "callback.outcome", checked, script)
+        if isinstance(written, Response):
+            return written
+        writer, envelope = written
+        for request_ in envelope["data"]["requests"]:
             raised = {
                 "case": call.case,
                 "reason": escalation_reason(request_),
@@ -1161,6 +1158,21 @@ def create_app(console: Console) -> Starlette:
         if not event:
             return page(request, "error.html", 409, message="この通話の結果を記録しています。")
         return await recorded(request, session, call, event)
+
+    async def write_checked(
+        request: Request, session: Session, seat: Seat, kind: str, checked: OutcomeForm, script: Any
+    ) -> Response | tuple[Writer, dict[str, Any]]:
+        """The checked outcome form of the seat's call written as `kind` with the approved talk
+        script's version (the person's writer and the envelope), or the form again with its
+        errors (422, nothing written)."""
+        if script is None:
+            checked.errors["script"] = "承認済みのトークスクリプトがありません。"
+        if checked.errors or checked.data is None:
+            return await render_call(request, session, seat, 422, checked)
+        assert seat.call is not None
+        data = {**checked.data, "script_version": script.version}
+        writer = console.writer(session)
+        return writer, await write_outcome(session, seat.call.call, writer, kind, data)
 
     async def write_outcome(
         session: Session, call: str, writer: Writer, kind: str, data: dict[str, Any]
@@ -1242,14 +1254,10 @@ def create_app(console: Console) -> Starlette:
         )
         if kind is None:
             checked.errors["kind"] = "先に通話の種類（本人・家族等／留守番電話）を選んでください。"
-        if script is None:
-            checked.errors["script"] = "承認済みのトークスクリプトがありません。"
-        if checked.errors or checked.data is None:
-            return await render_call(request, session, seat, 422, checked)
-        data = {**checked.data, "script_version": script.version if script else None}
-        writer = console.writer(session)
-        envelope = await write_outcome(session, call.call, writer, "call.outcome", data)
-        return await recorded(request, session, call.call, envelope["id"])
+        written = await write_checked(request, session, seat, "call.outcome", checked, script)
+        if isinstance(written, Response):
+            return written
+        return await recorded(request, session, call.call, written[1]["id"])
 
     # -- the manager -----------------------------------------------------------------------
 
