@@ -34,10 +34,21 @@ class Failures:
         self._times: dict[tuple[str, str], deque[float]] = defaultdict(deque)
 
     def _live(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._times[key]
+        """The key's failures within the window; a key with none is not kept (every id a guesser
+        tries is looked up, even from a locked-out address: it must not stay in memory)."""
+        times = self._times.get(key)
+        if times is None:
+            return deque()
         while times and now - times[0] > self.window:
             times.popleft()
+        if not times:
+            del self._times[key]
         return times
+
+    def tracked(self) -> int:
+        """How many names and addresses are held (each with a failure in the window, or one
+        whose failures have not been looked at since the window passed)."""
+        return len(self._times)
 
     def _limits(self, name: str, address: str | None) -> list[tuple[tuple[str, str], int]]:
         keys = [(("name", name), self.max_failures)]
