@@ -1091,10 +1091,14 @@ def create_app(console: Console) -> Starlette:
         seat = await console.loop.seat(session.seat)
         if (refusal := other_operators(request, session, seat)) is not None:
             return refusal
-        if form.getlist("requests"):
-            call = seat.call
-            if call is None or call.call != call_id or call.direction != "inbound":
+        call = seat.call
+        if call is None or call.call != call_id or call.direction != "inbound":
+            # Not this seat's callback (ended already, or another seat's id): the loop is told
+            # nothing, since it would release whichever seat holds that call.
+            if form.getlist("requests"):
                 return page(request, "error.html", 409, message="この通話はすでに終了しています。")
+            return RedirectResponse("/op/call", 303)
+        if form.getlist("requests"):
             message = (
                 "案件が特定できない電話の用件は、管理者に口頭で引き継いでください。"
                 if call.case is None

@@ -272,6 +272,20 @@ def test_an_outcome_posted_again_after_the_loop_failed_to_hear_of_it_is_written_
     assert sorted(e["type"] for e in new) == ["callback.outcome", "escalation.raised"]
 
 
+def test_ending_a_callback_without_an_outcome_ends_only_this_seats_callback(world: World) -> None:
+    """記録せずに終了 posted with another seat's call id (a stale or leaked page) tells the loop
+    nothing: that seat's callback stays on it, unrecorded (it was released, marked recorded)."""
+    assert world.loop is not None
+    board = world.loop.board
+    client, csrf = sign_in(world, "op01", "operator", "s01")
+    other = put_inbound(world, "s02", world.cases[1])
+    answer = client.post("/op/inbound-done", data={"csrf": csrf, "call": other})
+    assert answer.status_code == 303
+    held = board.get("s02")["call"]
+    assert held is not None and held["call"] == other
+    board.outcome(other, None)  # the seat's own operator ends it
+
+
 @pytest.mark.parametrize("path", ["/op/callback-outcome", "/op/inbound-done", "/op/outcome", "/op/classify"])
 def test_a_form_posted_while_the_loop_is_unreachable_says_so(
     world: World, monkeypatch: pytest.MonkeyPatch, path: str
