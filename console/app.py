@@ -1155,12 +1155,13 @@ def create_app(console: Console) -> Starlette:
 
     async def outcome_again(request: Request, session: Session, call: str) -> Response | None:
         """A second post of `call`'s outcome writes nothing: once written, the loop is told again
-        (the operator's retry after 502 記録しましたが、…); while written (a second click), 409."""
+        (the operator's retry after 502 記録しましたが、…); while written (a second click, whose
+        answer is the one the browser shows), the call page, where the first one's result is."""
         event = session.outcomes.get(call)
         if event is None:
             return None
         if not event:
-            return page(request, "error.html", 409, message="この通話の結果を記録しています。")
+            return RedirectResponse("/op/call", 303)
         return await recorded(request, session, call, event)
 
     async def write_checked(

@@ -16,6 +16,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -267,6 +268,34 @@ def test_an_outcome_posted_again_after_the_loop_failed_to_hear_of_it_is_written_
     again = client.post("/op/callback-outcome", data=fields)
     assert again.status_code == 303, again.text
     assert world.loop.board.get("s01")["call"] is None
+    world.wait_delivered()
+    new = [e for e in world.ledger_events() if e["id"] not in before]
+    assert sorted(e["type"] for e in new) == ["callback.outcome", "escalation.raised"]
+
+
+def test_an_outcome_posted_twice_at_once_is_written_once(world: World) -> None:
+    """A double click: two posts of the same form at the same time write one callback.outcome
+    and its escalation. The second answers with the call page while the first is written, or,
+    if the first was through before it read the seat, 409 すでに記録済み."""
+    assert world.loop is not None
+    client, csrf, case, inbound = voicemail_then_callback(world, 5)
+    assert 'action="/op/callback-outcome"' in client.get("/op/call").text
+    before = written_ids(world)
+    fields = {
+        "csrf": csrf,
+        "call": inbound,
+        "party": "self",
+        "step": ALL_STEPS,
+        "disposition": "no_contact",
+        "requests": "complaint",
+    }
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: client.post("/op/callback-outcome", data=fields), range(2)))
+    for answer in answers:
+        assert answer.status_code == 303 or (
+            answer.status_code == 409 and "この通話はすでに記録済みか、終了しています。" in answer.text
+        )
+    assert any(a.status_code == 303 for a in answers)
     world.wait_delivered()
     new = [e for e in world.ledger_events() if e["id"] not in before]
     assert sorted(e["type"] for e in new) == ["callback.outcome", "escalation.raised"]
