@@ -116,7 +116,7 @@ READS: dict[str, Reads] = {
         ("staff.trained", "staff.pledged"), "従事者の研修・誓約書の記録 {n} 件を確認", monthly=False
     ),
     "DESIGNATED-ACTOR": Reads(
-        ("call.dialed", "call.outcome", "access.viewed"), "記録 {n} 件の担当者の指名を確認"
+        ("call.dialed", "call.outcome", "callback.outcome", "access.viewed"), "記録 {n} 件の担当者の指名を確認"
     ),
 }
 

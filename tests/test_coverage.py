@@ -28,6 +28,20 @@ def test_counts_the_months_calls_days_and_cases_and_lists_them() -> None:
     assert "at__startswith=2026-09" in found["CALL-HOURS"].query and "idx__lt=4" in found["CALL-HOURS"].query
 
 
+def test_the_outcomes_of_residents_callbacks_are_counted_where_their_rules_read_them() -> None:
+    """A resident's callback's outcome (callback.outcome) is an operator's record as a call's is:
+    the rules that read both count both (DESIGNATED-ACTOR counted the call's only)."""
+    conn = entries(
+        ("call.dialed", "c1", "2026-09-24T10:00:00+09:00"),
+        ("call.outcome", "c1", "2026-09-24T10:03:00+09:00"),
+        ("callback.received", "c1", "2026-09-24T15:00:00+09:00"),
+        ("callback.outcome", "c1", "2026-09-24T15:06:00+09:00"),
+    )
+    rules = ["COMPLETION-BASIS", "SCRIPT-APPROVED", "MOBILE-ASKED", "DESIGNATED-ACTOR"]
+    found = examined(conn, rules, "2026-09", 4)
+    assert [found[r].count for r in rules] == [2, 2, 2, 3]
+
+
 def test_nothing_to_examine_says_so_for_the_month_or_for_the_contract_so_far() -> None:
     found = examined(entries(), ["CALL-HOURS", "REPORT-MONTHLY", "NO-SUCH-RULE"], "2026-09", 0)
     assert found["CALL-HOURS"].text == "この月に確認する記録はありません（該当なし）"
