@@ -370,6 +370,11 @@ def test_kansa_custody_destroy_keeps_the_events_when_the_append_fails(
         assert not list(store.key_dir.glob("K*.key"))  # the batch key is shredded all the same
 
     monkeypatch.setattr(Ledger, "append", real_append)
+    # Until they are appended, no other destruction may run: its file would overwrite them.
+    refused = runner.invoke(main, ["custody", "destroy", "--contract", *args])
+    assert refused.exit_code == 1 and "holds events of an earlier run" in refused.output
+    with DataStore(tmp_path / "store.db") as store:
+        assert list(store.key_dir.glob("S*.key"))  # the contract's secret is still there
     later = runner.invoke(main, ["ledger", "append", str(db), str(pending)])
     assert later.exit_code == 0, later.output
     exported = runner.invoke(main, ["ledger", "export", str(db)]).output.splitlines()

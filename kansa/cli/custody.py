@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ledger import Submission
+from ledger import Ledger, Submission
+from ledger.store import Appended
 
 from ._common import at_option, key_option, ledger_or_print, moment_of, now, open_ledger, record, user_errors
+
+
+def _refuse_if_pending(pending: Path, db: str) -> None:
+    """An earlier run's events that never reached the ledger are in `pending`: they go first
+    (a second file would overwrite it, and the store already holds what they record)."""
+    if pending.exists():
+        raise click.ClickException(
+            f"{pending} holds events of an earlier run that the ledger does not have yet: append"
+            f" them first (`kansa ledger append {db} {pending}`), then remove the file"
+        )
+
+
+def _append_keeping(
+    target: Ledger, events: list[dict[str, Any]], pending: Path, db: str, what: str, moment: datetime
+) -> list[Appended]:
+    """Appends `events`, kept in `pending` until the ledger has them (what they record is done
+    already: keys shredded, a batch in the store), for `kansa ledger append`."""
+    lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events)
+    pending.write_text(lines, encoding="utf-8")
+    try:
+        appended = target.append([Submission(e) for e in events], now=moment)
+    except Exception as exc:
+        raise click.ClickException(
+            f"{what} but its events could not be appended ({exc}); they are kept in {pending}:"
+            f" append them with `kansa ledger append {db} {pending}`"
+        ) from exc
+    pending.unlink()
+    return list(appended)
 
 
 @click.group()
@@ -74,6 +105,8 @@ def custody_destroy(
     if whole == (batch is not None):
         raise click.UsageError("give either BATCH or --contract")
     with user_errors():
+        pending = Path(f"{store_path}.destroyed-pending.jsonl")
+        _refuse_if_pending(pending, db)
         target = open_ledger(db, key, signing=True)
         moment = now()
         with DataStore(store_path) as store:
@@ -81,20 +114,7 @@ def custody_destroy(
                 events = destroy_targets(store, batch=batch, custodian=by, now=moment)
             except DataStoreError as exc:
                 raise click.ClickException(str(exc)) from exc
-        # The keys are gone now: the events must not be lost if the append fails. They are
-        # kept beside the store until the ledger has them, for `kansa ledger append`.
-        pending = Path(f"{store_path}.destroyed-pending.jsonl")
-        lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events)
-        pending.write_text(lines, encoding="utf-8")
-        try:
-            appended = target.append([Submission(e) for e in events], now=moment)
-        except Exception as exc:
-            raise click.ClickException(
-                f"the keys were destroyed but custody.destroyed could not be appended ({exc}); "
-                f"the events are kept in {pending}: append them with "
-                f"`kansa ledger append {db} {pending}`"
-            ) from exc
-        pending.unlink()
+        appended = _append_keeping(target, events, pending, db, "the keys were destroyed", moment)
         for event, entry in zip(events, appended, strict=True):
             data = event["data"]
             click.echo(
@@ -145,6 +165,8 @@ def custody_import(
     if not all(v.strip() for v in (batch, month, by, received_from, media, transport)):
         raise click.UsageError("--batch, --month, --by, --from, --media and --transport may not be empty")
     with user_errors():
+        pending = Path(f"{store_path}.imported-pending.jsonl")
+        _refuse_if_pending(pending, db)
         target = open_ledger(db, key, signing=True)
         moment = now()
         events: list[dict[str, object]] = []
@@ -165,20 +187,7 @@ def custody_import(
                 )
             except (TargetFileError, DataStoreError) as exc:
                 raise click.ClickException(str(exc)) from exc
-        # The store has the batch now: its events must not be lost if the append fails. They are
-        # kept beside the store until the ledger has them, for `kansa ledger append`.
-        pending = Path(f"{store_path}.imported-pending.jsonl")
-        pending.write_text(
-            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8"
-        )
-        try:
-            appended = target.append([Submission(e) for e in events], now=moment)
-        except Exception as exc:
-            raise click.ClickException(
-                f"batch {batch} is in the store but its events could not be appended ({exc}); they are"
-                f" kept in {pending}: append them with `kansa ledger append {db} {pending}`"
-            ) from exc
-        pending.unlink()
+        appended = _append_keeping(target, events, pending, db, f"batch {batch} is in the store", moment)
         click.echo(
             f"batch {batch}: {len(parsed.residents)} cases imported for {month};"
             f" entries {appended[0].index}..{appended[-1].index}"
