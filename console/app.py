@@ -1282,7 +1282,14 @@ def create_app(console: Console) -> Starlette:
             else:
                 sealed.append({**info, "registered": info["key"] in registered})
         docs = documents_with_approvals()
+        waiting: list[dict[str, Any]] | None = None  # None: the loop could not be asked
+        with contextlib.suppress(LoopError):
+            waiting = [
+                {**w, "waited_s": max(0, int((now - datetime.fromisoformat(w["since"])).total_seconds()))}
+                for w in await console.loop.waiting_callbacks()
+            ]
         context = {
+            "waiting": waiting,
             "escalations": sorted(escalations, key=lambda e: (e.raised is not None, e.deadline)),
             "callbacks": console.board.callbacks_on(today),
             "inbound": console.board.inbound_callbacks(today),

@@ -242,3 +242,9 @@ class LoopClient:
 
     async def outcome(self, call: str, event: str | None) -> Seat:
         return Seat.of(await self._call("POST", f"/v1/calls/{call}/outcome", {"event": event}))
+
+    async def waiting_callbacks(self) -> list[dict[str, Any]]:
+        """The residents' callbacks queued on the center's lines, not yet put through:
+        `{"case": str | None, "since": RFC 3339, "line": str | None}`, longest-waiting first."""
+        body = await self._call("GET", "/v1/callbacks/waiting")
+        return list(body["waiting"])

@@ -56,6 +56,7 @@ class CallbackLine:
     guide_wav: Path
     guide_s: float = 20.0  # how long the voice guide plays before the line hangs up
     max_queue_s: float = 1800.0
+    name: str | None = None  # the line's name on the manager's desk ([[lines]] name)
     handled: list[dict[str, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -100,19 +101,25 @@ class CallbackLine:
         self.ctrl.command("ausrc", f"aufile,{self.message_wav}")
         self.ctrl.command("accept")
         queued = time.monotonic()
-        while time.monotonic() - queued < self.max_queue_s:
-            call_id = uuid7(self.clock())
-            seat = self.board.claim_ready(functools.partial(self._inbound, call_id, case, queued))
-            if seat is not None:
-                queued_s = round(time.monotonic() - queued)
-                if self._transfer(seat):
-                    return self._record(at, case, queued_s, "operator", seat=seat, call=call_id)
-                self.board.release_claim(seat)
-            event = self._next_event(0.2)
-            if event is None or event.get("type") == "CALL_CLOSED":
-                return self._record(at, case, round(time.monotonic() - queued), "dropped")
-        self._hangup()
-        return self._record(at, case, round(time.monotonic() - queued), "dropped")
+        # the manager's desk lists the caller while they wait (GET /v1/callbacks/waiting)
+        waiting = uuid7(self.clock())
+        self.board.waiting_add(waiting, case, self.clock(), self.name)
+        try:
+            while time.monotonic() - queued < self.max_queue_s:
+                call_id = uuid7(self.clock())
+                seat = self.board.claim_ready(functools.partial(self._inbound, call_id, case, queued))
+                if seat is not None:
+                    queued_s = round(time.monotonic() - queued)
+                    if self._transfer(seat):
+                        return self._record(at, case, queued_s, "operator", seat=seat, call=call_id)
+                    self.board.release_claim(seat)
+                event = self._next_event(0.2)
+                if event is None or event.get("type") == "CALL_CLOSED":
+                    return self._record(at, case, round(time.monotonic() - queued), "dropped")
+            self._hangup()
+            return self._record(at, case, round(time.monotonic() - queued), "dropped")
+        finally:  # put through, hung up, timed out, or the line's phone went away
+            self.board.waiting_remove(waiting)
 
     def _inbound(self, call_id: str, case: str | None, queued: float, _seat: str) -> Call:
         """The seat's call for a caller put through to it (`queued`: time.monotonic() at answer)."""

@@ -117,9 +117,10 @@ def load_config(path: Path | str) -> RunConfig:
             seats[seat["name"]] = _address(seat["ctrl"], f"seats.{seat['name']}") if kind == "sip" else None
         callback_uris = {seat["name"]: seat["callback_uri"] for seat in seats_raw if "callback_uri" in seat}
         lines = []
-        for line in raw.get("lines", []):
+        for index, line in enumerate(raw.get("lines", []), 1):
             lines.append(
                 {
+                    "name": str(line.get("name", index)),
                     "ctrl": _address(line["ctrl"], "lines"),
                     "message_wav": base / line["message_wav"],
                     "guide_wav": base / line["guide_wav"],
@@ -258,6 +259,7 @@ class Run:
                 message_wav=line["message_wav"],
                 guide_wav=line["guide_wav"],
                 guide_s=line["guide_s"],
+                name=line["name"],
             )
             self.lines.append(callback)
             self._spawn(callback.run, "callback line")

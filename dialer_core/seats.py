@@ -92,6 +92,9 @@ class SeatBoard:
         # reentrant, as the one condition's lock was: a caller may hold it over several changes
         self.lock = threading.RLock()
         self._changes = {name: threading.Condition(self.lock) for name in seats}
+        # callers queued on the center's lines, not yet put through: key -> case, since, line
+        # (references only: never the calling number)
+        self._waiting: dict[str, dict[str, Any]] = {}
 
     def _seat(self, name: str) -> Seat:
         if name not in self.seats:
@@ -125,6 +128,23 @@ class SeatBoard:
     def all(self) -> list[dict[str, Any]]:
         with self.lock:
             return [s.public() for s in self.seats.values()]
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """The callers waiting on the center's lines, longest-waiting first."""
+        with self.lock:
+            return sorted((dict(w) for w in self._waiting.values()), key=lambda w: str(w["since"]))
+
+    # -- the callback lines' side -----------------------------------------------------------
+
+    def waiting_add(self, key: str, case: str | None, since: datetime, line: str | None = None) -> None:
+        """A caller starts waiting on a line (`since`: the loop's clock, with its zone)."""
+        with self.lock:
+            self._waiting[key] = {"case": case, "since": since.isoformat(), "line": line}
+
+    def waiting_remove(self, key: str) -> None:
+        """The caller was put through, hung up or timed out."""
+        with self.lock:
+            self._waiting.pop(key, None)
 
     def ready(self, name: str, operator: str) -> dict[str, Any]:
         with self.lock:
@@ -469,6 +489,8 @@ class SeatsApi:
         match method, parts:
             case "GET", ["v1", "seats"]:
                 return {"seats": board.all()}
+            case "GET", ["v1", "callbacks", "waiting"]:
+                return {"waiting": board.waiting()}
             case "GET", ["v1", "seats", seat]:
                 wait = query.get("wait")
                 return board.get(seat, int(wait[0]) if wait else None)

@@ -1382,3 +1382,42 @@ def test_a_sealed_key_asking_for_more_than_argon2ids_sensitive_limits_is_refused
         raw = json_.dumps({**sealed, field: value}).encode()
         with pytest.raises(SealedKeyError, match="limits"):
             unseal(raw, "op57-passphrase")
+
+
+def test_the_managers_desk_shows_the_residents_callbacks_waiting_on_the_lines(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers queued on the center's lines (the loop's board, read over the seats API) are on
+    the desk with their case (不明 when unidentified) and how long they have waited by the
+    console's clock; gone once put through; an unreachable loop is said, and the desk renders."""
+    from datetime import timedelta
+
+    from processes import free_port
+
+    from console.loop_client import LoopClient
+
+    assert world.loop is not None and world.console is not None
+    board = world.loop.board
+    manager, _csrf = sign_in(world, "mgr01", "manager")
+
+    def waiting_section() -> str:
+        desk = manager.get("/manager").text
+        start = desk.index("<h3>待機中の折り返し電話</h3>")
+        return desk[start : desk.index("<h3>住民からの着信（本日）</h3>", start)]
+
+    assert "ありません。" in waiting_section()
+    case = world.cases[2]
+    board.waiting_add("w1", case, world.clock() - timedelta(seconds=150), "1")
+    board.waiting_add("w2", None, world.clock() - timedelta(seconds=42), "2")
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", waiting_section())
+    assert rows == [(case, "2 分", "1"), ("不明", "42 秒", "2")]
+    board.waiting_remove("w1")
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", waiting_section())
+    assert rows == [("不明", "42 秒", "2")] and case not in waiting_section()
+    board.waiting_remove("w2")
+    assert "ありません。" in waiting_section()
+    # the loop cannot be reached (nothing listens there): the section says so, the desk renders
+    monkeypatch.setattr(world.console, "loop", LoopClient(f"http://127.0.0.1:{free_port()}", "x", timeout=2))
+    desk = manager.get("/manager")
+    assert desk.status_code == 200 and 'id="staff"' in desk.text
+    assert "発信システムに接続できないため、待機中の折り返し電話を表示できません。" in desk.text

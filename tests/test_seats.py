@@ -108,3 +108,44 @@ def test_a_runner_told_to_stop_while_its_seat_waits_ends_at_once() -> None:
     thread.join(3)
     assert not thread.is_alive()
     assert time.monotonic() - started < 3
+
+
+def test_a_waiting_caller_is_listed_by_the_seats_api_until_removed() -> None:
+    import json
+    import urllib.request
+    from datetime import datetime, timedelta, timezone
+
+    from dialer_core.seats import SeatsApi
+
+    def waiting(api: SeatsApi, token: str = "t0ken") -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"{api.url}/v1/callbacks/waiting", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    board = SeatBoard(["s01"])
+    jst = timezone(timedelta(hours=9))
+    with SeatsApi(board, "t0ken") as api:
+        assert waiting(api) == (200, {"waiting": []})
+        assert waiting(api, "wrong")[0] == 401
+        board.waiting_add("k2", None, datetime(2026, 9, 21, 10, 16, 0, tzinfo=jst), "2")
+        board.waiting_add("k1", "c-7f3a", datetime(2026, 9, 21, 10, 15, 3, tzinfo=jst), "1")
+        assert waiting(api) == (
+            200,
+            {
+                "waiting": [  # longest-waiting first; never a number
+                    {"case": "c-7f3a", "since": "2026-09-21T10:15:03+09:00", "line": "1"},
+                    {"case": None, "since": "2026-09-21T10:16:00+09:00", "line": "2"},
+                ]
+            },
+        )
+        board.waiting_remove("k1")
+        board.waiting_remove("k1")  # twice is harmless (the line's finally)
+        later = {"case": None, "since": "2026-09-21T10:16:00+09:00", "line": "2"}
+        assert waiting(api) == (200, {"waiting": [later]})
+        board.waiting_remove("k2")
+        assert waiting(api) == (200, {"waiting": []})

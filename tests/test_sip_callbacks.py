@@ -123,10 +123,15 @@ def test_in_hours_queued_then_connected_to_the_first_ready_seat(in_hours: Rig, t
         first = events_of(caller.ctrl, 3)  # answered with the message, queued: no seat is ready
         assert any(e.get("type") == "CALL_ESTABLISHED" for e in first)
         assert rig.events == []
+        # listed as waiting for the manager's desk: the case, since when, never the number
+        [waiting] = rig.board.waiting()
+        assert waiting["case"] == rig.case and set(waiting) == {"case", "since", "line"}
+        assert "09011112222" not in str(waiting)
         rig.board.ready("s01", "op07")
         later = events_of(caller.ctrl, 4)
         established = [e for e in later if e.get("type") == "CALL_ESTABLISHED"]
         assert established and "s01-cb" in established[-1]["peeruri"]  # the caller is with the seat
+        assert rig.board.waiting() == []  # put through: no longer waiting
     finally:
         caller.stop()
     [(kind, data)] = rig.events
@@ -159,10 +164,12 @@ def test_caller_hanging_up_while_queued_is_dropped(in_hours: Rig, tmp: Path) -> 
         assert caller.ctrl is not None
         caller.ctrl.command("dial", rig.line.uri("center"))
         events_of(caller.ctrl, 2)
+        assert [w["case"] for w in rig.board.waiting()] == [rig.case]
         caller.ctrl.command("hangup")
         time.sleep(1)
     finally:
         caller.stop()
+    assert rig.board.waiting() == []  # hung up: no longer waiting
     [(_, data)] = rig.events
     assert (data["case"], data["handled"]) == (rig.case, "dropped")
 
