@@ -68,6 +68,7 @@ class Seat:
     call: Call | None = None
     after_call: str | None = None  # paused/offline asked for during a call
     hangup: Callable[[], None] | None = None
+    gone: bool = False  # the phone or console went away mid-call (lost): released once recorded
 
     def public(self) -> dict[str, Any]:
         return {
@@ -222,6 +223,7 @@ class SeatBoard:
         if seat.state == "offline":
             seat.operator = None
         seat.after_call = None
+        seat.gone = False
         self._changed(seat)
 
     def wait_ready(self, name: str, timeout: float, stop: Callable[[], bool] = lambda: False) -> bool:
@@ -280,6 +282,7 @@ class SeatBoard:
         with self.lock:
             seat = self._seat(name)
             seat.after_call = "offline"
+            seat.gone = seat.call is not None
             if seat.call is None:
                 seat.state, seat.operator = "offline", None
             self._changed(seat)
@@ -302,7 +305,9 @@ class SeatBoard:
             if seat.call is None:
                 return
             seat.call.recorded = True
-            if release or seat.call.outcome is not None or seat.after_call == "offline":
+            # A seat signed out during the call keeps it until its outcome is posted (the
+            # console's desk records an unanswered one); a seat whose phone went away does not.
+            if release or seat.call.outcome is not None or seat.gone:
                 self._release(seat)
             else:
                 self._changed(seat)

@@ -149,3 +149,31 @@ def test_a_waiting_caller_is_listed_by_the_seats_api_until_removed() -> None:
         assert waiting(api) == (200, {"waiting": [later]})
         board.waiting_remove("k2")
         assert waiting(api) == (200, {"waiting": []})
+
+
+def _ended_call(board: SeatBoard, seat: str, call_id: str) -> None:
+    from dialer_core.seats import Call
+
+    board.ready(seat, "op01")
+    board.start(seat, Call(call_id, "outbound", "C1", "1", "0258-39-1001", "2026-09-24T10:00:00+09:00"), None)
+    board.progress(seat, "ended", result="no_answer", ring_s=35, ended_at="2026-09-24T10:00:40+09:00")
+
+
+def test_a_seat_signed_out_during_a_call_keeps_it_until_its_outcome() -> None:
+    """Signed out (the console's operator left) before the loop recorded the call: the call stays
+    on the seat, in wrap_up, until an outcome is posted (the manager's desk records it); it was
+    released when recorded, so whether it waited for its outcome depended on which came first
+    (seen: test_console_forms' orphan-call test failing under load)."""
+    board = SeatBoard(["s01", "s02"])
+    _ended_call(board, "s01", "K-signout")
+    board.pause("s01", "offline")  # the console signs the seat out during the call
+    board.recorded("s01", release=False)  # call.dialed committed
+    seat = board.get("s01")
+    assert seat["state"] == "wrap_up" and seat["call"]["call"] == "K-signout"
+    board.outcome("K-signout", "unanswered-K-signout")
+    assert board.get("s01")["state"] == "offline" and board.get("s01")["call"] is None
+    # A seat whose phone went away is released once the call is recorded, as before.
+    _ended_call(board, "s02", "K-lost")
+    board.lost("s02")
+    board.recorded("s02", release=False)
+    assert board.get("s02")["state"] == "offline" and board.get("s02")["call"] is None
