@@ -1197,12 +1197,15 @@ def create_app(console: Console) -> Starlette:
         try:
             await tell_recorded(session, call, event)
         except LoopError as exc:
-            return page(
-                request,
-                "error.html",
-                502,
-                message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
-            )
+            # no_such_call: the loop holds the call no more (a second click, or a retry after the
+            # first one was told): nothing is left to tell it.
+            if exc.code != "no_such_call":
+                return page(
+                    request,
+                    "error.html",
+                    502,
+                    message=f"記録しましたが、発信システムへの通知に失敗しました（{exc.detail}）",
+                )
         session.viewed = {}
         session.outcomes = {}
         return RedirectResponse("/op/call", 303)
