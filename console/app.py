@@ -48,7 +48,7 @@ from ledger import Signer, read_key
 from ledger.access import LOCKOUT_SECONDS, Failures
 from ledger.key_requests import sign_key_request
 
-from .board import Board, escalation_reason
+from .board import REQUEST_REASONS, Board, escalation_reason
 from .config import ConfigError, ConsoleConfig
 from .documents import KINDS, DocumentError, Documents
 from .keystore import SealedKeyError, read_sealed
@@ -71,7 +71,7 @@ ROLES = {role: present.word("role", role) for role in ("operator", "manager", "c
 HOME = {"operator": "/op", "manager": "/manager", "city": "/city"}
 BANDS = ("午前（9–12時）", "午後（12–17時）", "夜間（17–20時）")
 REASONS = {  # escalation.raised's reasons; a stop_contact request is raised as `other`
-    **{code: present.word("request", code) for code in REQUESTS if code != "stop_contact"},
+    **{code: present.word("request", code) for code in REQUEST_REASONS},
     "callback_outside_period": present.word("request", "callback_outside_period"),
     "other": "その他（架電停止の希望など）",
 }

@@ -17,20 +17,23 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from compliance.rules.attempts import ESCALATING_REQUESTS
 from contract.calendar import TOKYO, add_business_days, end_of_day, is_weekday
 from contract.profile import Profile
 from dialer_core.client import pending_events
 from ledger import LedgerReader, parse_leaf
 
-# Requests that the contract says must be passed to the city (ESCALATION-REQUIRED), and
-# the others that still go to the manager's desk.
-REQUIRED_ESCALATIONS = ("installment", "refusal", "tax_dispute")
-DESK_REQUESTS = ("installment", "refusal", "tax_dispute", "complaint", "stop_contact")
+from .outcome import REQUESTS
+
+# Every request an operator can pass on goes to the manager's desk; those ESCALATION-REQUIRED
+# names (compliance's ESCALATING_REQUESTS) must reach the city. escalation.raised has a reason
+# for each request but stop_contact, which it raises as `other`.
+REQUEST_REASONS = tuple(r for r in REQUESTS if r != "stop_contact")
 
 
 def escalation_reason(request: str) -> str:
     """A resident's request as the `reason` of its escalation.raised (stop_contact is `other`)."""
-    return request if request in ("installment", "refusal", "tax_dispute", "complaint") else "other"
+    return request if request in REQUEST_REASONS else "other"
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,7 @@ class Board:
         found: list[Escalation] = []
         for outcome in self.events("call.outcome", "callback.outcome"):
             d = outcome.data
-            reasons = [r for r in d.get("requests", []) if r in DESK_REQUESTS]
+            reasons = [r for r in d.get("requests", []) if r in REQUESTS]
             callback = d.get("callback_at")
             if callback and not self.in_period(datetime.fromisoformat(callback)):
                 reasons.append("callback_outside_period")
@@ -306,7 +309,7 @@ class Board:
                 deadline = end_of_day(
                     add_business_days(outcome.at.date(), self.profile.escalation_business_days)
                 )
-                required = request in REQUIRED_ESCALATIONS or request == "callback_outside_period"
+                required = request in ESCALATING_REQUESTS or request == "callback_outside_period"
                 found.append(Escalation(d["case"], reason, outcome, deadline, required, done))
         return found
 

@@ -40,6 +40,7 @@ from typing import Any, cast
 import httpx
 from starlette.testclient import TestClient
 
+from compliance.rules.attempts import ESCALATING_REQUESTS
 from contract.calendar import TOKYO, add_business_days, month_days, previous_month
 from contract.profile import Profile
 from dialer_core.adapters import Simulator
@@ -599,10 +600,8 @@ class World:
                         {"case": slot.case, "reason": "callback_outside_period", "to": "city01"},
                         at=written + timedelta(minutes=1),
                     )
-        if outcome["requests"] and any(
-            r in ("installment", "refusal", "tax_dispute") for r in outcome["requests"]
-        ):
-            reason = next(r for r in outcome["requests"] if r in ("installment", "refusal", "tax_dispute"))
+        if any(r in ESCALATING_REQUESTS for r in outcome["requests"]):
+            reason = next(r for r in outcome["requests"] if r in ESCALATING_REQUESTS)
             self.operators[operator].record(
                 "escalation.raised",
                 {"case": slot.case, "reason": reason, "to": "city01"},
