@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from contract.calendar import end_of_day, is_weekday, month_days, month_of
 
@@ -17,6 +17,8 @@ from .model import Entry, Finding
 from .profiles import Profile
 from .rules import RULES
 from .state import LedgerState
+
+T = TypeVar("T")
 
 
 def _seconds(span: tuple[time, time]) -> tuple[int, int]:
@@ -62,11 +64,12 @@ class Context:
     def in_month(self, moment: datetime | date) -> bool:
         return (moment.year, moment.month) == self._year_month
 
-    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
         """Something derived once per check and shared by the rules that need it."""
         if key not in self._memo:
             self._memo[key] = compute()
-        return self._memo[key]
+        found: T = self._memo[key]  # a key is computed by one function, so one type
+        return found
 
     @property
     def month_end(self) -> datetime:

@@ -31,8 +31,7 @@ def _month_cases(ctx: Context) -> list[Case]:
             or (case.opened is None and any(ctx.in_month(c.at) for c in case.calls))
         ]
 
-    found: list[Case] = ctx.memo("month-cases", find)
-    return found
+    return ctx.memo("month-cases", find)
 
 
 def month_outcomes(ctx: Context) -> list[tuple[Entry, Call | None]]:
@@ -44,8 +43,7 @@ def month_outcomes(ctx: Context) -> list[tuple[Entry, Call | None]]:
             (o, calls.get(str(o.data["call"]))) for o in ctx.state.of("call.outcome") if ctx.in_month(o.at)
         ]
 
-    found: list[tuple[Entry, Call | None]] = ctx.memo("month-outcomes", find)
-    return found
+    return ctx.memo("month-outcomes", find)
 
 
 def outcomes_of_talks(ctx: Context) -> list[Entry]:
@@ -56,8 +54,7 @@ def outcomes_of_talks(ctx: Context) -> list[Entry]:
         both = ctx.state.of("call.outcome") + ctx.state.of("callback.outcome")
         return sorted(both, key=lambda e: e.index)
 
-    found: list[Entry] = ctx.memo("talk-outcomes", find)
-    return found
+    return ctx.memo("talk-outcomes", find)
 
 
 def month_callback_outcomes(ctx: Context) -> list[tuple[Entry, Entry | None]]:
@@ -71,8 +68,7 @@ def month_callback_outcomes(ctx: Context) -> list[tuple[Entry, Entry | None]]:
             if ctx.in_month(o.at)
         ]
 
-    found: list[tuple[Entry, Entry | None]] = ctx.memo("month-callback-outcomes", find)
-    return found
+    return ctx.memo("month-callback-outcomes", find)
 
 
 def _done_in(case: Case, month: str) -> bool:
