@@ -25,7 +25,7 @@ import pytest
 from browser import headless_chromium, needs_chromium, severe_logs
 from console_world import MONTH, PASSPHRASES, World, build_world
 from processes import EXE
-from test_console_forms import OPEN, answered_call, errors_of, put_inbound, sign_in, written_ids
+from test_console_forms import OPEN, STEPS, answered_call, errors_of, put_inbound, sign_in, written_ids
 
 from console.loop_client import LoopError
 from contract.profile import load_profile
@@ -34,8 +34,6 @@ from dialer_core.follow import Knowledge
 from dialer_core.realtime import CallerIds, SeatPlan
 from dialer_core.scheduler import CaseProgress, NumberProgress, Scheduler
 from ledger import Ledger
-
-ALL_STEPS = ["1", "2", "3", "4", "5"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +77,7 @@ def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> Non
     page = client.get("/op/call").text
     assert "住民からの折り返し電話" in page and "佐藤 太郎" in page
     # the outcome form: the approved talk script's checklist and the events.md field names
-    assert 'action="/op/callback-outcome"' in page and page.count('name="step"') == len(ALL_STEPS)
+    assert 'action="/op/callback-outcome"' in page and page.count('name="step"') == len(STEPS)
     for name in ("party", "proxy_consent", "script", "disposition", "promise_date", "promise_amount"):
         assert f'name="{name}"' in page
     assert 'name="callback_at"' not in page  # no callback time on a callback (docs/events.md)
@@ -108,7 +106,7 @@ def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> Non
     assert "何も記録していません" in refused.text and "佐藤 太郎" in refused.text
     other = client.post(
         "/op/callback-outcome",
-        data={"csrf": csrf, "call": inbound, "party": "self", "step": ALL_STEPS, "disposition": "refused"},
+        data={"csrf": csrf, "call": inbound, "party": "self", "step": STEPS, "disposition": "refused"},
     )
     assert other.status_code == 422
     assert errors_of(other.text) == {
@@ -123,7 +121,7 @@ def test_a_callback_completed_with_the_script_ends_the_case(world: World) -> Non
             "csrf": csrf,
             "call": inbound,
             "party": "self",
-            "step": ALL_STEPS,
+            "step": STEPS,
             "disposition": "completed",
             "promise_date": "2026-09-30",
             "promise_amount": "48000",
@@ -259,7 +257,7 @@ def test_an_outcome_posted_again_after_the_loop_failed_to_hear_of_it_is_written_
         "csrf": csrf,
         "call": inbound,
         "party": "self",
-        "step": ALL_STEPS,
+        "step": STEPS,
         "disposition": "completed",
         "requests": "refusal",
     }
@@ -297,7 +295,7 @@ def test_a_retry_whose_call_the_loop_already_let_go_is_done_not_502(
         return await real(call, event)
 
     monkeypatch.setattr(loop, "outcome", first_lost_then_beaten)
-    fields = {"csrf": csrf, "call": inbound, "party": "self", "step": ALL_STEPS, "disposition": "no_contact"}
+    fields = {"csrf": csrf, "call": inbound, "party": "self", "step": STEPS, "disposition": "no_contact"}
     assert client.post("/op/callback-outcome", data=fields).status_code == 502
     again = client.post("/op/callback-outcome", data=fields)
     assert again.status_code == 303, again.text
@@ -319,7 +317,7 @@ def test_an_outcome_posted_twice_at_once_is_written_once(world: World) -> None:
         "csrf": csrf,
         "call": inbound,
         "party": "self",
-        "step": ALL_STEPS,
+        "step": STEPS,
         "disposition": "no_contact",
         "requests": "complaint",
     }

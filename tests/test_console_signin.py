@@ -11,14 +11,13 @@ one simulated clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from console_world import PASSPHRASES, World, build_world, http_client
 from processes import ServedApp
-from test_console_forms import written_ids
+from test_console_forms import csrf_of, written_ids
 
 from console.app import Console, create_app
 from ledger.access import LOCKOUT_SECONDS, MAX_ADDRESS_FAILURES, MAX_FAILURES
@@ -42,9 +41,12 @@ def _fresh_window(world: World) -> None:
 
 def attempt(world: World, person: str, passphrase: str, role: str = "operator") -> httpx.Response:
     with http_client(world) as client:
-        match = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text)
-        assert match
-        data = {"csrf": match.group(1), "person": person, "passphrase": passphrase, "role": role}
+        data = {
+            "csrf": csrf_of(client.get("/signin").text),
+            "person": person,
+            "passphrase": passphrase,
+            "role": role,
+        }
         return client.post("/signin", data=data)
 
 
