@@ -97,10 +97,8 @@ def campaign_schedule(
     if contract is None:
         if db is None:
             raise click.UsageError("give --contract (or --ledger: its contract)")
-        with user_errors():
-            reader = read_ledger(db)
+        with user_errors(), read_ledger(db) as reader:
             contract = reader.contract
-            reader.close()
     excluded = _days(exclude, "--exclude")
     days, _ = _plan(contract, _month(month), _days(day_list, "--day"), excluded)
     data = {
